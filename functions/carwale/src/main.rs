@@ -1,0 +1,5 @@
+//! The `carwale` Lambda function: one source, the shared pipeline.
+
+fn main() -> std::process::ExitCode {
+    shared::lambda::main(&shared::source::CARWALE)
+}

@@ -1,0 +1,181 @@
+//! Mapping a decoded body into the row it becomes, through a source's declaration.
+//! Pure: no I/O, so every alias rule is tested here without a database.
+
+use serde_json::{Map, Value};
+
+use crate::error::IngestError;
+use crate::source::Source;
+
+/// The mapped columns of one accepted lead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lead {
+    pub platform: &'static str,
+    pub name: String,
+    pub phone_number: String,
+    pub car_model: Option<String>,
+    pub lead_url: Option<String>,
+    pub campaign: Option<String>,
+}
+
+/// The first alias whose value is a non-blank string or a number, trimmed.
+///
+/// Numbers are accepted because partners send phone numbers as JSON numbers; `null`,
+/// booleans, arrays and objects never count as a value, so they fall through to the next
+/// alias like a blank string does.
+pub fn first_value(body: &Map<String, Value>, aliases: &[&str]) -> Option<String> {
+    aliases.iter().find_map(|alias| match body.get(*alias)? {
+        Value::String(text) => {
+            let trimmed = text.trim();
+            (!trimmed.is_empty()).then(|| trimmed.to_owned())
+        }
+        Value::Number(number) => Some(number.to_string()),
+        _ => None,
+    })
+}
+
+/// Maps `body` into a lead, or names every missing required field in the source's order.
+pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, IngestError> {
+    let phone_number = first_value(body, source.phone_number.aliases);
+    let name = first_value(body, source.name.aliases).or_else(|| {
+        let prefix = source.default_name_prefix?;
+        phone_number
+            .as_ref()
+            .map(|phone| format!("{prefix}{phone}"))
+    });
+
+    // The contract lists missing fields name first, then phone.
+    let missing: Vec<&'static str> = [(&source.name, &name), (&source.phone_number, &phone_number)]
+        .into_iter()
+        .filter(|(_, value)| value.is_none())
+        .filter_map(|(field, _)| field.required_as)
+        .collect();
+
+    match (name, phone_number) {
+        (Some(name), Some(phone_number)) if missing.is_empty() => Ok(Lead {
+            platform: source.platform,
+            name,
+            phone_number,
+            car_model: first_value(body, source.car_model),
+            lead_url: first_value(body, source.lead_url),
+            campaign: first_value(body, source.campaign),
+        }),
+        _ => Err(IngestError::MissingFields(missing)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::{CARDEKHO, CARWALE, KNOWLARITY};
+    use serde_json::json;
+
+    fn object(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            other => panic!("not an object: {other}"),
+        }
+    }
+
+    fn missing(result: Result<Lead, IngestError>) -> Vec<&'static str> {
+        match result {
+            Err(IngestError::MissingFields(fields)) => fields,
+            other => panic!("expected missing fields, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn knowlarity_caller_id_with_default_name() {
+        let body = object(json!({"caller_id": " +917330995416 ", "uuid": "abc"}));
+        let lead = map(&KNOWLARITY, &body).unwrap();
+        assert_eq!(lead.phone_number, "+917330995416");
+        assert_eq!(lead.name, "Knowlarity Lead +917330995416");
+        assert_eq!(lead.platform, "Knowlarity");
+        assert_eq!(lead.lead_url, None);
+    }
+
+    #[test]
+    fn knowlarity_aliases_in_priority_order() {
+        let body = object(json!({
+            "caller_id": "1", "customer_number": "2", "msisdn": "3",
+            "phone": "4", "mobile": "5", "phone_number": "6"
+        }));
+        assert_eq!(map(&KNOWLARITY, &body).unwrap().phone_number, "6");
+        let body = object(json!({"caller_id": "1", "customer_number": "2"}));
+        assert_eq!(map(&KNOWLARITY, &body).unwrap().phone_number, "2");
+    }
+
+    #[test]
+    fn blank_alias_does_not_block_the_next() {
+        let body = object(json!({"phone_number": "   ", "mobile": null, "phone": "98765"}));
+        assert_eq!(map(&KNOWLARITY, &body).unwrap().phone_number, "98765");
+        let body = object(json!({"name": "", "customer_name": " Asha ", "phone": "1"}));
+        assert_eq!(map(&CARDEKHO, &body).unwrap().name, "Asha");
+    }
+
+    #[test]
+    fn numbers_count_and_other_types_do_not() {
+        let body = object(json!({"phone_number": 917330995416u64, "name": "A"}));
+        assert_eq!(map(&CARDEKHO, &body).unwrap().phone_number, "917330995416");
+        let body =
+            object(json!({"phone_number": true, "mobile": ["1"], "phone": {"n": 1}, "name": "A"}));
+        assert_eq!(missing(map(&CARDEKHO, &body)), ["phone_number"]);
+    }
+
+    #[test]
+    fn missing_fields_use_partner_names_in_order() {
+        assert_eq!(
+            missing(map(&CARDEKHO, &Map::new())),
+            ["name", "phone_number"]
+        );
+        assert_eq!(
+            missing(map(&CARWALE, &Map::new())),
+            ["customer_name", "mobile"]
+        );
+        assert_eq!(missing(map(&KNOWLARITY, &Map::new())), ["phone_number"]);
+        let body = object(json!({"customer_name": "  ", "mobile": "9"}));
+        assert_eq!(missing(map(&CARWALE, &body)), ["customer_name"]);
+        let body = object(json!({"name": "Ravi"}));
+        assert_eq!(missing(map(&KNOWLARITY, &body)), ["phone_number"]);
+    }
+
+    #[test]
+    fn carwale_prefers_its_own_names() {
+        let body = object(json!({
+            "name": "second", "customer_name": "first",
+            "phone_number": "2", "mobile": "1",
+            "car_model": "Hector", "vehicle_model": "Astor",
+            "lead_url": "b", "page_url": "a", "url": "c",
+            "utm_campaign": "diwali"
+        }));
+        let lead = map(&CARWALE, &body).unwrap();
+        assert_eq!(
+            lead,
+            Lead {
+                platform: "CarWale",
+                name: "first".into(),
+                phone_number: "1".into(),
+                car_model: Some("Astor".into()),
+                lead_url: Some("a".into()),
+                campaign: Some("diwali".into()),
+            }
+        );
+    }
+
+    #[test]
+    fn cardekho_optional_columns() {
+        let body = object(json!({
+            "name": "N", "mobile": "7", "model": "Comet EV",
+            "lead_detail_url": "https://x/1", "campaign": " c "
+        }));
+        let lead = map(&CARDEKHO, &body).unwrap();
+        assert_eq!(lead.car_model.as_deref(), Some("Comet EV"));
+        assert_eq!(lead.lead_url.as_deref(), Some("https://x/1"));
+        assert_eq!(lead.campaign.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn knowlarity_explicit_name_wins_over_default() {
+        let body = object(json!({"caller_name": "Meera", "customer_number": "5"}));
+        assert_eq!(map(&KNOWLARITY, &body).unwrap().name, "Meera");
+    }
+}

@@ -1,0 +1,25 @@
+//! The lead-ingestion pipeline shared by every source function.
+//!
+//! A request travels one way: [`http`] turns the Lambda event into headers and body
+//! bytes, [`auth`] checks the `X-API-Key`, [`payload`] decodes the body into a JSON
+//! object, [`lead`] maps it through the [`source`] declaration, and [`store`] inserts the
+//! row. Every failure is an [`error::IngestError`], turned into the contract's status and
+//! message in one place.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod lambda;
+pub mod lead;
+pub mod mask;
+pub mod migrate;
+pub mod payload;
+pub mod source;
+pub mod store;
+pub mod telemetry;
+
+pub use app::{Accepted, App};
+pub use error::IngestError;
+pub use source::Source;

@@ -1,0 +1,126 @@
+//! Helpers shared by the integration tests: apps wired like production, requests built
+//! from the event files, rows read back.
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use std::path::{Path, PathBuf};
+
+use lambda_http::{Body, Request};
+use serde_json::Value;
+use shared::auth::ApiKeys;
+use shared::source::Source;
+use shared::store::{Store, StoreSettings};
+use shared::App;
+use sqlx::postgres::PgConnectOptions;
+use sqlx::PgPool;
+
+/// The development key of a source, as `make dev` and the event files use it.
+pub fn dev_key(source: &Source) -> String {
+    format!("local-dev-{}-key", source.slug)
+}
+
+/// An app for `source` with its development key, on the production pool settings.
+pub fn app(source: &'static Source, options: PgConnectOptions) -> App {
+    App::new(
+        source,
+        ApiKeys::new([dev_key(source)]),
+        Store::connect_lazy(options, &StoreSettings::default()),
+    )
+}
+
+pub fn events_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../events")
+}
+
+/// An API Gateway event file, decoded the way the Lambda runtime decodes it.
+pub fn event_request(path: &Path) -> Request {
+    let text = std::fs::read_to_string(path)
+        .unwrap_or_else(|error| panic!("read {}: {error}", path.display()));
+    lambda_http::request::from_str(&text)
+        .unwrap_or_else(|error| panic!("{} is not an API Gateway event: {error}", path.display()))
+}
+
+/// A minimal HTTP API v2 request for tests that vary headers or body freely.
+pub fn request(api_key: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> Request {
+    let mut builder = lambda_http::http::Request::builder()
+        .method("POST")
+        .uri("https://leads.example.com/admin/mg-digital-leads/source/test");
+    if let Some(key) = api_key {
+        builder = builder.header("x-api-key", key);
+    }
+    if let Some(content_type) = content_type {
+        builder = builder.header("content-type", content_type);
+    }
+    builder.body(Body::from(body)).expect("valid test request")
+}
+
+/// What the function answered.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: String,
+    pub body: String,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.body).expect("response body is JSON")
+    }
+
+    /// The id of a 201 answer.
+    pub fn id(&self) -> i64 {
+        self.json()["id"]
+            .as_i64()
+            .expect("201 carries a numeric id")
+    }
+}
+
+pub async fn call(app: &App, request: Request) -> Answer {
+    let response = shared::http::handle(app, request).await;
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body = match response.body() {
+        Body::Text(text) => text.clone(),
+        other => panic!("expected a text body, got {other:?}"),
+    };
+    Answer {
+        status: response.status().as_u16(),
+        content_type,
+        body,
+    }
+}
+
+/// A stored row, as the CRM sees it.
+#[derive(Debug, PartialEq, sqlx::FromRow)]
+pub struct Row {
+    pub platform: Option<String>,
+    pub name: Option<String>,
+    pub phone_number: Option<String>,
+    pub car_model: Option<String>,
+    pub lead_url: Option<String>,
+    pub campaign: Option<String>,
+    pub status: Option<String>,
+    pub payload: Option<sqlx::types::Json<Value>>,
+}
+
+pub async fn row(pool: &PgPool, id: i64) -> Row {
+    sqlx::query_as::<_, Row>(
+        r#"SELECT platform, name, phone_number, car_model, lead_url, campaign, status, payload
+           FROM public."mg-digital-leads" WHERE id = $1"#,
+    )
+    .bind(id)
+    .fetch_one(pool)
+    .await
+    .expect("the row of a 201 exists")
+}
+
+pub async fn count(pool: &PgPool) -> i64 {
+    sqlx::query_scalar(r#"SELECT count(*) FROM public."mg-digital-leads""#)
+        .fetch_one(pool)
+        .await
+        .expect("count rows")
+}

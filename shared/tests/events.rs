@@ -1,0 +1,324 @@
+//! Every file in `events/` through the real handler against a real PostgreSQL: the
+//! status, the exact body, the content type and the stored row. The table below is the
+//! expected answer of each file; a file without an entry (or an entry without a file)
+//! fails the test, so the sample events and the contract cannot drift apart.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+use shared::source;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+use common::Row;
+
+enum Payload {
+    /// The stored payload equals the (decoded) body parsed as JSON.
+    AsSent,
+    /// A form-encoded body is archived as the object of its fields.
+    Object(Value),
+}
+
+enum Expected {
+    Stored {
+        name: &'static str,
+        phone: &'static str,
+        car_model: Option<&'static str>,
+        lead_url: Option<&'static str>,
+        campaign: Option<&'static str>,
+        payload: Payload,
+    },
+    Rejected(u16, &'static str),
+}
+
+fn stored(name: &'static str, phone: &'static str) -> Expected {
+    Expected::Stored {
+        name,
+        phone,
+        car_model: None,
+        lead_url: None,
+        campaign: None,
+        payload: Payload::AsSent,
+    }
+}
+
+impl Expected {
+    fn car_model(mut self, value: &'static str) -> Self {
+        if let Self::Stored { car_model, .. } = &mut self {
+            *car_model = Some(value);
+        }
+        self
+    }
+    fn lead_url(mut self, value: &'static str) -> Self {
+        if let Self::Stored { lead_url, .. } = &mut self {
+            *lead_url = Some(value);
+        }
+        self
+    }
+    fn campaign(mut self, value: &'static str) -> Self {
+        if let Self::Stored { campaign, .. } = &mut self {
+            *campaign = Some(value);
+        }
+        self
+    }
+    fn payload(mut self, value: Value) -> Self {
+        if let Self::Stored { payload, .. } = &mut self {
+            *payload = Payload::Object(value);
+        }
+        self
+    }
+}
+
+const MISSING_KEY: Expected = Expected::Rejected(401, "Missing API key");
+const INVALID_KEY: Expected = Expected::Rejected(403, "Invalid API key");
+const INVALID_JSON: Expected = Expected::Rejected(400, "Invalid JSON payload");
+const TOO_LARGE: Expected = Expected::Rejected(413, "Payload too large");
+
+fn expectations() -> BTreeMap<&'static str, Expected> {
+    BTreeMap::from([
+        // Knowlarity
+        (
+            "knowlarity/partner-sample-minimal",
+            stored("Knowlarity Lead 9876543210", "9876543210"),
+        ),
+        (
+            "knowlarity/partner-sample-with-context",
+            stored("Lead from IVR", "9876543210").campaign("Knowlarity Inbound Nov-2025"),
+        ),
+        (
+            "knowlarity/call-webhook",
+            stored("Knowlarity Lead +917330995416", "+917330995416"),
+        ),
+        (
+            "knowlarity/call-webhook-base64",
+            stored("Knowlarity Lead +917330995416", "+917330995416"),
+        ),
+        (
+            "knowlarity/call-webhook-form-encoded",
+            stored("Meera Iyer", "+917330995417").payload(json!({
+                "uuid": "6a7b",
+                "callid": "K-20261123-000124",
+                "customer_number": "+917330995417",
+                "dispnumber": "+918047112233",
+                "call_duration": "32",
+                "business_call_type": "Phone",
+                "caller_name": "Meera Iyer"
+            })),
+        ),
+        (
+            "knowlarity/rest-v1",
+            stored("Knowlarity Lead 919812345678", "919812345678")
+                .car_model("Hector Plus")
+                .campaign("Hector Plus Test Drive"),
+        ),
+        (
+            "knowlarity/blank-aliases-fall-through",
+            stored("Knowlarity Lead +91 73309 95416", "+91 73309 95416"),
+        ),
+        (
+            "knowlarity/missing-phone",
+            Expected::Rejected(400, "Missing required fields: phone_number"),
+        ),
+        ("knowlarity/missing-api-key", MISSING_KEY),
+        ("knowlarity/blank-api-key", MISSING_KEY),
+        ("knowlarity/missing-api-key-before-bad-body", MISSING_KEY),
+        ("knowlarity/other-source-key", INVALID_KEY),
+        ("knowlarity/invalid-json", INVALID_JSON),
+        // CarDekho
+        (
+            "cardekho/partner-sample",
+            stored("Ravi Kumar", "9876543210")
+                .car_model("Tata Nexon EV")
+                .lead_url("https://cardekho.com/leads/123")
+                .campaign("EV Awareness Q4"),
+        ),
+        (
+            "cardekho/aliases",
+            stored("Priya Sharma", "9123456780")
+                .car_model("MG Windsor EV")
+                .lead_url("https://www.cardekho.com/mg/windsor-ev")
+                .campaign("Windsor Launch"),
+        ),
+        (
+            "cardekho/phone-as-number",
+            stored("Asha", "9876543210")
+                .car_model("Comet EV")
+                .lead_url("https://www.cardekho.com/leads/987"),
+        ),
+        (
+            "cardekho/rest-v1-mixed-case-header",
+            stored("Vikram", "9000000001").car_model("Astor"),
+        ),
+        ("cardekho/no-content-type", stored("Nikhil", "9000000002")),
+        (
+            "cardekho/missing-fields",
+            Expected::Rejected(400, "Missing required fields: name, phone_number"),
+        ),
+        (
+            "cardekho/blank-name",
+            Expected::Rejected(400, "Missing required fields: name"),
+        ),
+        ("cardekho/not-an-object", INVALID_JSON),
+        ("cardekho/empty-body", INVALID_JSON),
+        ("cardekho/key-prefix", INVALID_KEY),
+        ("cardekho/wrong-key-before-too-large", INVALID_KEY),
+        // CarWale
+        (
+            "carwale/sample",
+            stored("Arjun Rao", "9988776655")
+                .car_model("MG Hector")
+                .lead_url("https://www.carwale.com/mg-cars/hector/")
+                .campaign("Hector Diwali Offers"),
+        ),
+        (
+            "carwale/aliases",
+            stored("Fatima Khan", "+91 99887 76600")
+                .car_model("ZS EV")
+                .lead_url("https://www.carwale.com/mg-cars/zs-ev/")
+                .campaign("ZS EV Search"),
+        ),
+        (
+            "carwale/form-encoded-base64",
+            stored("Suresh Babu", "9876501234")
+                .car_model("MG Gloster")
+                .lead_url("https://www.carwale.com/mg-cars/gloster/")
+                .payload(json!({
+                    "customer_name": "Suresh Babu",
+                    "mobile": "9876501234",
+                    "vehicle_model": "MG Gloster",
+                    "page_url": "https://www.carwale.com/mg-cars/gloster/"
+                })),
+        ),
+        (
+            "carwale/missing-fields",
+            Expected::Rejected(400, "Missing required fields: customer_name, mobile"),
+        ),
+        (
+            "carwale/missing-mobile",
+            Expected::Rejected(400, "Missing required fields: mobile"),
+        ),
+        ("carwale/payload-too-large", TOO_LARGE),
+        ("carwale/invalid-json", INVALID_JSON),
+        ("carwale/invalid-api-key", INVALID_KEY),
+    ])
+}
+
+/// `<source>/<case>` of every `.json` file under `events/`.
+fn event_files() -> Vec<String> {
+    let mut cases = Vec::new();
+    for entry in std::fs::read_dir(common::events_dir()).expect("events/ exists") {
+        let dir = entry.expect("readable events/").path();
+        let source = dir
+            .file_name()
+            .and_then(|n| n.to_str())
+            .expect("utf-8 name")
+            .to_owned();
+        assert!(
+            dir.is_dir(),
+            "events/ holds only source folders, found {source}"
+        );
+        for file in std::fs::read_dir(&dir).expect("readable source folder") {
+            let file = file.expect("readable entry").path();
+            assert_eq!(
+                file.extension().and_then(|e| e.to_str()),
+                Some("json"),
+                "{file:?}"
+            );
+            let case = file
+                .file_stem()
+                .and_then(|n| n.to_str())
+                .expect("utf-8 name");
+            cases.push(format!("{source}/{case}"));
+        }
+    }
+    cases.sort();
+    cases
+}
+
+#[test]
+fn every_event_file_has_an_expectation_and_every_source_a_folder() {
+    let files = event_files();
+    let expected: Vec<String> = expectations().keys().map(|k| k.to_string()).collect();
+    assert_eq!(files, expected, "events/ and the expectation table differ");
+    for source in source::ALL {
+        assert!(
+            files
+                .iter()
+                .any(|f| f.starts_with(&format!("{}/", source.slug))),
+            "no event folder for {}",
+            source.slug
+        );
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: PgConnectOptions) {
+    let apps: BTreeMap<&str, shared::App> = source::ALL
+        .iter()
+        .map(|source| (source.slug, common::app(source, options.clone())))
+        .collect();
+    let pool = apps["knowlarity"].store().pool().clone();
+    let mut stored_count = 0;
+
+    for (case, expected) in expectations() {
+        let (slug, _) = case.split_once('/').expect("source/case");
+        let app = &apps[slug];
+        let path = common::events_dir().join(format!("{case}.json"));
+        let request = common::event_request(&path);
+        let sent: Vec<u8> = request.body().as_ref().to_vec();
+        let answer = common::call(app, request).await;
+
+        assert_eq!(
+            answer.content_type, "application/json; charset=utf-8",
+            "{case}"
+        );
+        match expected {
+            Expected::Rejected(status, error) => {
+                assert_eq!(answer.status, status, "{case}: {}", answer.body);
+                assert_eq!(answer.body, json!({ "error": error }).to_string(), "{case}");
+            }
+            Expected::Stored {
+                name,
+                phone,
+                car_model,
+                lead_url,
+                campaign,
+                payload,
+            } => {
+                assert_eq!(answer.status, 201, "{case}: {}", answer.body);
+                let id = answer.id();
+                assert_eq!(
+                    answer.body,
+                    format!(
+                        r#"{{"message":"{}","id":{id}}}"#,
+                        app.source().inserted_message()
+                    ),
+                    "{case}"
+                );
+                let payload = match payload {
+                    Payload::AsSent => serde_json::from_slice(&sent).expect("JSON event body"),
+                    Payload::Object(value) => value,
+                };
+                let row = common::row(&pool, id).await;
+                assert_eq!(
+                    row,
+                    Row {
+                        platform: Some(app.source().platform.to_owned()),
+                        name: Some(name.to_owned()),
+                        phone_number: Some(phone.to_owned()),
+                        car_model: car_model.map(str::to_owned),
+                        lead_url: lead_url.map(str::to_owned),
+                        campaign: campaign.map(str::to_owned),
+                        status: Some("new".to_owned()),
+                        payload: Some(sqlx::types::Json(payload)),
+                    },
+                    "{case}"
+                );
+                stored_count += 1;
+            }
+        }
+    }
+    // Nothing but the accepted leads reached the table.
+    assert_eq!(common::count(&pool).await, stored_count);
+}

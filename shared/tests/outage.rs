@@ -1,0 +1,198 @@
+//! The database goes away and comes back while one warm container keeps serving: every
+//! answer in between is the contract's 500 well inside the partners' 10 s, and the same
+//! `App` stores leads again as soon as the database answers, without a restart.
+//!
+//! A small TCP proxy on 127.0.0.1 stands between the app and the real PostgreSQL, so the
+//! test can cut connections (a restart), refuse them, or swallow every packet (a network
+//! black hole, where no server-side timeout can fire).
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use shared::auth::ApiKeys;
+use shared::source::KNOWLARITY;
+use shared::store::{Store, StoreSettings};
+use shared::App;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Forward,
+    /// New connections are closed at once; open ones are cut.
+    Refuse,
+    /// Connections are accepted and held, but nothing passes either way.
+    BlackHole,
+}
+
+struct Proxy {
+    addr: SocketAddr,
+    mode: watch::Sender<Mode>,
+}
+
+impl Proxy {
+    async fn start(upstream: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
+        let addr = listener.local_addr().expect("proxy address");
+        let (mode, _) = watch::channel(Mode::Forward);
+        let modes = mode.clone();
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                tokio::spawn(relay(client, upstream, modes.subscribe()));
+            }
+        });
+        Self { addr, mode }
+    }
+
+    fn set(&self, mode: Mode) {
+        self.mode.send_replace(mode);
+    }
+}
+
+async fn relay(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Receiver<Mode>) {
+    let current = *mode.borrow_and_update();
+    match current {
+        Mode::Refuse => return,
+        // Hold the socket silently until the mode changes, then cut it.
+        Mode::BlackHole => {
+            let _ = mode.changed().await;
+            return;
+        }
+        Mode::Forward => {}
+    }
+    let Ok(mut server) = TcpStream::connect(upstream).await else {
+        return;
+    };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = mode.changed() => {
+            if *mode.borrow_and_update() == Mode::BlackHole {
+                // The established connection goes silent, like a dead network path.
+                let _ = mode.changed().await;
+            }
+        }
+    }
+}
+
+async fn upstream(options: &PgConnectOptions) -> SocketAddr {
+    tokio::net::lookup_host((options.get_host(), options.get_port()))
+        .await
+        .expect("resolve test database")
+        .next()
+        .expect("an address")
+}
+
+/// The same database, reached through the proxy.
+fn via(proxy: &Proxy, options: PgConnectOptions) -> PgConnectOptions {
+    options.host("127.0.0.1").port(proxy.addr.port())
+}
+
+fn knowlarity_lead(phone: &str) -> lambda_http::Request {
+    common::request(
+        Some(&common::dev_key(&KNOWLARITY)),
+        Some("application/json"),
+        format!(r#"{{"phone_number":"{phone}"}}"#).into_bytes(),
+    )
+}
+
+/// Partners wait 10 s; the answer must leave room for the network on both sides.
+const BUDGET: Duration = Duration::from_secs(7);
+
+async fn expect_internal_error(app: &shared::App, phone: &str, what: &str) {
+    let started = Instant::now();
+    let answer = common::call(app, knowlarity_lead(phone)).await;
+    let elapsed = started.elapsed();
+    assert_eq!(answer.status, 500, "{what}: {}", answer.body);
+    assert_eq!(
+        answer.body, r#"{"error":"Internal server error"}"#,
+        "{what}"
+    );
+    assert!(elapsed < BUDGET, "{what}: answered after {elapsed:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn database_outage_answers_500_in_time_and_recovers(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let proxy = Proxy::start(upstream(&options).await).await;
+    let app = common::app(&KNOWLARITY, via(&proxy, options.clone()));
+    let direct = sqlx::PgPool::connect_with(options)
+        .await
+        .expect("direct pool");
+
+    let answer = common::call(&app, knowlarity_lead("9000000001")).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+
+    // The open connection goes silent mid-conversation, then new ones hang too.
+    proxy.set(Mode::BlackHole);
+    expect_internal_error(&app, "9000000002", "silent established connection").await;
+    expect_internal_error(&app, "9000000003", "silent new connection").await;
+
+    // The database restarts: connections are cut and refused.
+    proxy.set(Mode::Refuse);
+    expect_internal_error(&app, "9000000004", "refused connection").await;
+
+    // It is back: the same warm app stores again, on the first request.
+    proxy.set(Mode::Forward);
+    let answer = common::call(&app, knowlarity_lead("9000000005")).await;
+    assert_eq!(answer.status, 201, "after recovery: {}", answer.body);
+
+    let phones: Vec<String> =
+        sqlx::query_scalar(r#"SELECT phone_number FROM public."mg-digital-leads" ORDER BY id"#)
+            .fetch_all(&direct)
+            .await
+            .expect("read rows");
+    assert_eq!(phones, ["9000000001", "9000000005"]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_operation_timeout_bounds_a_silent_database(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let proxy = Proxy::start(upstream(&options).await).await;
+    // Acquiring alone would wait a minute: only the operation timeout can answer in time.
+    let settings = StoreSettings {
+        acquire_timeout: Duration::from_secs(60),
+        ..StoreSettings::default()
+    };
+    let store = Store::connect_lazy(via(&proxy, options), &settings);
+    let app = App::new(
+        &KNOWLARITY,
+        ApiKeys::new([common::dev_key(&KNOWLARITY)]),
+        store,
+    );
+
+    assert_eq!(
+        common::call(&app, knowlarity_lead("9300000001"))
+            .await
+            .status,
+        201
+    );
+    proxy.set(Mode::BlackHole);
+    expect_internal_error(&app, "9300000002", "silent database").await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_restart_between_requests_costs_no_request(_: PgPoolOptions, options: PgConnectOptions) {
+    let proxy = Proxy::start(upstream(&options).await).await;
+    let app = common::app(&KNOWLARITY, via(&proxy, options));
+
+    assert_eq!(
+        common::call(&app, knowlarity_lead("9100000001"))
+            .await
+            .status,
+        201
+    );
+    // The pooled connection is cut while the container is idle (a database restart)...
+    proxy.set(Mode::Refuse);
+    proxy.set(Mode::Forward);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    // ...and the very next request is served on a fresh one.
+    let answer = common::call(&app, knowlarity_lead("9100000002")).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+}
