@@ -39,8 +39,10 @@ pub fn main() -> ExitCode {
         statement_timeout: std::time::Duration::ZERO,
         ..StoreSettings::default()
     };
-    let store = Store::connect_lazy(options, &settings);
-    match runtime.block_on(store.migrate()) {
+    // The pool spawns its maintenance task, so it is built inside the runtime.
+    let migrated =
+        runtime.block_on(async { Store::connect_lazy(options, &settings).migrate().await });
+    match migrated {
         Ok(()) => {
             tracing::info!(
                 applied = crate::store::MIGRATOR.iter().count(),

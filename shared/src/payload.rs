@@ -41,7 +41,9 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Payload, Ingest
             limit: MAX_BODY_BYTES,
         });
     }
-    let payload = if is_form(content_type) {
+    // `curl -d '{...}'` labels a JSON body as a form; a form field never starts with `{`,
+    // so such a body is read as the JSON it is rather than refused.
+    let payload = if is_form(content_type) && !body.trim_ascii_start().starts_with(b"{") {
         decode_form(body)?
     } else {
         decode_json(body)?
@@ -194,6 +196,18 @@ mod tests {
         );
         let archived: Value = serde_json::from_str(&payload.archived).unwrap();
         assert_eq!(archived, Value::Object(payload.fields));
+    }
+
+    #[test]
+    fn json_labelled_as_form_is_read_as_json() {
+        let body = br#"{"mobile":"99"}"#;
+        let payload = decode(Some("application/x-www-form-urlencoded"), body).unwrap();
+        assert_eq!(payload.fields["mobile"], "99");
+        assert_eq!(payload.archived.as_bytes(), body);
+        assert!(invalid(decode(
+            Some("application/x-www-form-urlencoded"),
+            b"{oops"
+        )));
     }
 
     #[test]

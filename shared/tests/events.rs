@@ -191,6 +191,10 @@ fn expectations() -> BTreeMap<&'static str, Expected> {
                 })),
         ),
         (
+            "carwale/json-sent-as-form",
+            stored("Kiran", "9876512345").car_model("MG Astor"),
+        ),
+        (
             "carwale/missing-fields",
             Expected::Rejected(400, "Missing required fields: customer_name, mobile"),
         ),
