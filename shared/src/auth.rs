@@ -27,6 +27,16 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
+/// The presented key, trimmed; absent or blank is [`IngestError::MissingApiKey`].
+pub fn require_present(header: Option<&[u8]>) -> Result<&[u8], IngestError> {
+    let presented = header.map(<[u8]>::trim_ascii).unwrap_or_default();
+    if presented.is_empty() {
+        Err(IngestError::MissingApiKey)
+    } else {
+        Ok(presented)
+    }
+}
+
 impl ApiKeys {
     /// Keys from an iterator; blank entries are ignored and values are trimmed, so
     /// `"a, b,"` holds two keys.
@@ -62,10 +72,7 @@ impl ApiKeys {
     /// the active keys is 403. No configured key at all is a server fault, not the
     /// partner's.
     pub fn check(&self, header: Option<&[u8]>) -> Result<(), IngestError> {
-        let presented = header.map(<[u8]>::trim_ascii).unwrap_or_default();
-        if presented.is_empty() {
-            return Err(IngestError::MissingApiKey);
-        }
+        let presented = require_present(header)?;
         if self.digests.is_empty() {
             return Err(IngestError::NoKeysConfigured);
         }

@@ -7,6 +7,8 @@
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::postgres::PgSslMode;
+
 use crate::auth::ApiKeys;
 use crate::store::StoreSettings;
 
@@ -31,6 +33,10 @@ pub enum DatabaseSource {
         host: String,
         port: u16,
         name: String,
+        /// `DB_SSLMODE`, `require` by default: RDS enforces TLS.
+        ssl_mode: PgSslMode,
+        /// `DB_SSLROOTCERT`: a CA bundle file, for `verify-ca` / `verify-full`.
+        ssl_root_cert: Option<String>,
     },
 }
 
@@ -44,12 +50,16 @@ impl std::fmt::Debug for DatabaseSource {
                 host,
                 port,
                 name,
+                ssl_mode,
+                ssl_root_cert,
             } => f
                 .debug_struct("Secret")
                 .field("arn", arn)
                 .field("host", host)
                 .field("port", port)
                 .field("name", name)
+                .field("ssl_mode", ssl_mode)
+                .field("ssl_root_cert", ssl_root_cert)
                 .finish(),
         }
     }
@@ -60,6 +70,8 @@ pub struct Config {
     pub keys: KeySource,
     pub database: DatabaseSource,
     pub store: StoreSettings,
+    /// `SECRETS_TTL_SECONDS`: how long a fetched secret is used before it is read again.
+    pub secrets_ttl: Duration,
 }
 
 /// A configuration that cannot work, named precisely so the cold-start log says what to fix.
@@ -81,7 +93,6 @@ impl Config {
     /// environment. Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-
         let keys = match (get("API_KEYS"), get("API_KEYS_SECRET_ARN")) {
             (Some(list), _) => {
                 let keys = ApiKeys::from_csv(&list);
@@ -97,13 +108,45 @@ impl Config {
             (None, None) => return Err(ConfigError::Missing("API_KEYS or API_KEYS_SECRET_ARN")),
         };
 
-        let database = match (get("DATABASE_URL"), get("DB_SECRET_ARN")) {
+        let DatabaseConfig {
+            source: database,
+            store,
+            secrets_ttl,
+        } = DatabaseConfig::from_lookup(lookup)?;
+
+        Ok(Self {
+            keys,
+            database,
+            store,
+            secrets_ttl,
+        })
+    }
+}
+
+/// The database part of a configuration: all the `migrate` function needs.
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    pub source: DatabaseSource,
+    pub store: StoreSettings,
+    pub secrets_ttl: Duration,
+}
+
+impl DatabaseConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let source = match (get("DATABASE_URL"), get("DB_SECRET_ARN")) {
             (Some(url), _) => DatabaseSource::Url(url),
             (None, Some(arn)) => DatabaseSource::Secret {
                 arn,
                 host: get("DB_HOST").ok_or(ConfigError::Missing("DB_HOST"))?,
                 port: parse(&get, "DB_PORT")?.unwrap_or(5432),
                 name: get("DB_NAME").ok_or(ConfigError::Missing("DB_NAME"))?,
+                ssl_mode: parse(&get, "DB_SSLMODE")?.unwrap_or(PgSslMode::Require),
+                ssl_root_cert: get("DB_SSLROOTCERT"),
             },
             (None, None) => return Err(ConfigError::Missing("DATABASE_URL or DB_SECRET_ARN")),
         };
@@ -122,9 +165,9 @@ impl Config {
         };
 
         Ok(Self {
-            keys,
-            database,
+            source,
             store,
+            secrets_ttl: Duration::from_secs(parse(&get, "SECRETS_TTL_SECONDS")?.unwrap_or(300)),
         })
     }
 }

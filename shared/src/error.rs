@@ -22,6 +22,8 @@ pub enum IngestError {
     Database(#[from] sqlx::Error),
     #[error("database did not answer within {0:?}")]
     DatabaseTimeout(Duration),
+    #[error(transparent)]
+    Secret(#[from] crate::secrets::SecretError),
 }
 
 impl IngestError {
@@ -32,7 +34,10 @@ impl IngestError {
             Self::InvalidApiKey => 403,
             Self::PayloadTooLarge { .. } => 413,
             Self::InvalidJson(_) | Self::MissingFields(_) => 400,
-            Self::NoKeysConfigured | Self::Database(_) | Self::DatabaseTimeout(_) => 500,
+            Self::NoKeysConfigured
+            | Self::Database(_)
+            | Self::DatabaseTimeout(_)
+            | Self::Secret(_) => 500,
         }
     }
 
@@ -47,9 +52,10 @@ impl IngestError {
             Self::MissingFields(fields) => {
                 format!("Missing required fields: {}", fields.join(", "))
             }
-            Self::NoKeysConfigured | Self::Database(_) | Self::DatabaseTimeout(_) => {
-                "Internal server error".into()
-            }
+            Self::NoKeysConfigured
+            | Self::Database(_)
+            | Self::DatabaseTimeout(_)
+            | Self::Secret(_) => "Internal server error".into(),
         }
     }
 
@@ -64,6 +70,7 @@ impl IngestError {
             Self::NoKeysConfigured => "no_keys_configured",
             Self::Database(_) => "database_error",
             Self::DatabaseTimeout(_) => "database_timeout",
+            Self::Secret(_) => "secret_unavailable",
         }
     }
 }
@@ -103,6 +110,14 @@ mod tests {
             ),
             (
                 IngestError::DatabaseTimeout(Duration::from_secs(5)),
+                500,
+                "Internal server error",
+            ),
+            (
+                IngestError::Secret(crate::secrets::SecretError::Parse {
+                    arn: "arn".into(),
+                    reason: "holds no key",
+                }),
                 500,
                 "Internal server error",
             ),

@@ -39,7 +39,7 @@ async fn serve(source: &'static Source) -> Result<(), lambda_http::Error> {
     let config = Config::from_env()?;
     // The state lives as long as the container; leaking it gives every invocation a
     // plain `&App` without reference counting.
-    let app: &'static App = Box::leak(Box::new(App::from_config(source, config)?));
+    let app: &'static App = Box::leak(Box::new(App::from_config(source, config).await?));
     tracing::info!(source = source.slug, "function ready");
     lambda_http::run(service_fn(move |request: Request| async move {
         Ok::<_, lambda_http::Error>(http::handle(app, request).await)

@@ -9,6 +9,7 @@
 pub mod app;
 pub mod auth;
 pub mod config;
+pub mod database;
 pub mod error;
 pub mod http;
 pub mod lambda;
@@ -16,6 +17,7 @@ pub mod lead;
 pub mod mask;
 pub mod migrate;
 pub mod payload;
+pub mod secrets;
 pub mod source;
 pub mod store;
 pub mod telemetry;

@@ -1,29 +1,61 @@
-//! The `migrate` tool: applies `migrations/` (embedded at build time) to `DATABASE_URL`.
+//! The `migrate` function: applies `migrations/` (embedded at build time) to the
+//! configured database. On Lambda (inside the VPC, next to a private database) each
+//! invocation applies what is pending and answers with the applied versions; run by
+//! hand it does the same once and exits. Configuration is the functions' database part:
+//! `DATABASE_URL`, or `DB_SECRET_ARN` with `DB_HOST`/`DB_PORT`/`DB_NAME`.
 
 use std::process::ExitCode;
-use std::str::FromStr;
+use std::time::Duration;
 
-use sqlx::postgres::PgConnectOptions;
+use lambda_runtime::{service_fn, LambdaEvent};
+use serde_json::{json, Value};
 
-use crate::store::{Store, StoreSettings};
+use crate::config::{ConfigError, DatabaseConfig, DatabaseSource};
+use crate::database::Database;
+use crate::secrets::SecretsClient;
+use crate::store::{StoreSettings, MIGRATOR};
 use crate::telemetry;
+
+/// Why migrating failed; printed to the log, never a credential.
+#[derive(Debug, thiserror::Error)]
+pub enum MigrateError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Connect(#[from] crate::IngestError),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("Lambda runtime: {0}")]
+    Runtime(String),
+}
+
+/// The database to migrate, with no statement limit (a migration may rewrite a table).
+pub async fn database(config: DatabaseConfig) -> Result<Database, MigrateError> {
+    let client = match config.source {
+        DatabaseSource::Secret { .. } => Some(SecretsClient::from_env().await),
+        DatabaseSource::Url(_) => None,
+    };
+    let settings = StoreSettings {
+        statement_timeout: Duration::ZERO,
+        ..config.store
+    };
+    Ok(Database::new(
+        config.source,
+        settings,
+        config.secrets_ttl,
+        client,
+    )?)
+}
+
+/// Applies pending migrations; returns every version now applied.
+pub async fn run(database: &Database) -> Result<Vec<i64>, MigrateError> {
+    let store = database.store().await?;
+    MIGRATOR.run(store.pool()).await?;
+    Ok(MIGRATOR.iter().map(|migration| migration.version).collect())
+}
 
 pub fn main() -> ExitCode {
     telemetry::init();
-    let Some(url) = std::env::var("DATABASE_URL")
-        .ok()
-        .filter(|url| !url.is_empty())
-    else {
-        tracing::error!("set DATABASE_URL to the database to migrate");
-        return ExitCode::FAILURE;
-    };
-    let options = match PgConnectOptions::from_str(&url) {
-        Ok(options) => options,
-        Err(error) => {
-            tracing::error!(error = %error, "DATABASE_URL is invalid");
-            return ExitCode::FAILURE;
-        }
-    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -34,24 +66,29 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let settings = StoreSettings {
-        // Migrations may rewrite a large table: no statement limit.
-        statement_timeout: std::time::Duration::ZERO,
-        ..StoreSettings::default()
-    };
-    // The pool spawns its maintenance task, so it is built inside the runtime.
-    let migrated =
-        runtime.block_on(async { Store::connect_lazy(options, &settings).migrate().await });
-    match migrated {
-        Ok(()) => {
-            tracing::info!(
-                applied = crate::store::MIGRATOR.iter().count(),
-                "migrations applied"
-            );
-            ExitCode::SUCCESS
+    let result = runtime.block_on(async {
+        let database = database(DatabaseConfig::from_env()?).await?;
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
+            let database = &database;
+            lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
+                let versions = run(database).await.inspect_err(|error| {
+                    tracing::error!(error = %error, "migration failed");
+                })?;
+                tracing::info!(?versions, "migrations applied");
+                Ok::<_, lambda_runtime::Error>(json!({ "applied": versions }))
+            }))
+            .await
+            .map_err(|error| MigrateError::Runtime(error.to_string()))
+        } else {
+            let versions = run(&database).await?;
+            tracing::info!(?versions, "migrations applied");
+            Ok(())
         }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(error = %error, "migration failed");
+            tracing::error!(error = %error, "migrate stopped");
             ExitCode::FAILURE
         }
     }

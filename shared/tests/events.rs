@@ -262,7 +262,12 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
         .iter()
         .map(|source| (source.slug, common::app(source, options.clone())))
         .collect();
-    let pool = apps["knowlarity"].store().pool().clone();
+    let pool = apps["knowlarity"]
+        .store()
+        .await
+        .expect("fixed store")
+        .pool()
+        .clone();
     let mut stored_count = 0;
 
     for (case, expected) in expectations() {

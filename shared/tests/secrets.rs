@@ -1,0 +1,256 @@
+//! Keys and database credentials from Secrets Manager, through the real AWS SDK against a
+//! local Secrets Manager (`moto_server` on 127.0.0.1, started and stopped by each test):
+//! a rotation where both keys work and then only the new one, the TTL cache, an
+//! unreadable secret answered with a 500 and retried, and the database reached with the
+//! RDS-style credentials secret.
+
+mod common;
+
+use std::net::TcpStream;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_secretsmanager::config::{Credentials, Region};
+use shared::config::Config;
+use shared::secrets::{self, SecretsClient};
+use shared::source::{Source, CARWALE, KNOWLARITY};
+use shared::App;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+/// A `moto_server` child process on a free loopback port, killed by its PID on drop.
+struct LocalAws {
+    child: Child,
+    endpoint: String,
+}
+
+impl LocalAws {
+    fn start() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .expect("free port")
+            .port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("moto_server runs (pip install 'moto[server]')");
+        let mut local = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "moto_server did not start");
+            if let Ok(Some(status)) = local.child.try_wait() {
+                panic!("moto_server exited: {status}");
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        local
+    }
+
+    async fn sdk_config(&self) -> aws_config::SdkConfig {
+        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&self.endpoint)
+            .region(Region::new("ap-south-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "tests"));
+        secrets::sdk_config(loader).await
+    }
+}
+
+impl Drop for LocalAws {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+struct Fixture {
+    _aws: LocalAws,
+    admin: aws_sdk_secretsmanager::Client,
+    client: SecretsClient,
+}
+
+impl Fixture {
+    async fn start() -> Self {
+        let aws = LocalAws::start();
+        let config = aws.sdk_config().await;
+        Self {
+            admin: aws_sdk_secretsmanager::Client::new(&config),
+            client: SecretsClient::new(&config),
+            _aws: aws,
+        }
+    }
+
+    async fn create(&self, name: &str, value: &str) -> String {
+        self.admin
+            .create_secret()
+            .name(name)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("create secret")
+            .arn
+            .expect("secret ARN")
+    }
+
+    async fn put(&self, arn: &str, value: &str) {
+        self.admin
+            .put_secret_value()
+            .secret_id(arn)
+            .secret_string(value)
+            .send()
+            .await
+            .expect("put secret value");
+    }
+
+    /// An app configured the way the deployment configures it, with `vars` on top.
+    async fn app(&self, source: &'static Source, vars: &[(&str, String)]) -> App {
+        let config = Config::from_lookup(|name| {
+            vars.iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.clone())
+        })
+        .expect("valid configuration");
+        App::with_secrets_client(source, config, Some(self.client.clone()))
+            .await
+            .expect("app")
+    }
+}
+
+fn database_url(options: &PgConnectOptions) -> String {
+    format!(
+        "postgres://postgres@{}:{}/{}",
+        options.get_host(),
+        options.get_port(),
+        options.get_database().expect("test database name")
+    )
+}
+
+async fn status(app: &App, key: &str) -> u16 {
+    let body = br#"{"phone_number":"9876543210","customer_name":"A","mobile":"1"}"#;
+    common::call(app, common::request(Some(key), None, body.to_vec()))
+        .await
+        .status
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn keys_rotate_without_a_redeploy(_: PgPoolOptions, options: PgConnectOptions) {
+    let aws = Fixture::start().await;
+    let arn = aws.create("leads/knowlarity/api-keys", "key-one").await;
+    let app = aws
+        .app(
+            &KNOWLARITY,
+            &[
+                ("API_KEYS_SECRET_ARN", arn.clone()),
+                ("DATABASE_URL", database_url(&options)),
+                ("SECRETS_TTL_SECONDS", "0".into()),
+            ],
+        )
+        .await;
+    assert_eq!(status(&app, "key-one").await, 201);
+    assert_eq!(status(&app, "key-two").await, 403);
+
+    // During the rotation both keys are active.
+    aws.put(&arn, r#"["key-one", "key-two"]"#).await;
+    assert_eq!(status(&app, "key-one").await, 201);
+    assert_eq!(status(&app, "key-two").await, 201);
+
+    // After it, only the new one.
+    aws.put(&arn, "key-two").await;
+    assert_eq!(status(&app, "key-one").await, 403);
+    assert_eq!(status(&app, "key-two").await, 201);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_secret_is_read_once_per_ttl(_: PgPoolOptions, options: PgConnectOptions) {
+    let aws = Fixture::start().await;
+    let arn = aws.create("leads/carwale/api-keys", "key-one").await;
+    let app = aws
+        .app(
+            &CARWALE,
+            &[
+                ("API_KEYS_SECRET_ARN", arn.clone()),
+                ("DATABASE_URL", database_url(&options)),
+            ],
+        )
+        .await;
+    assert_eq!(status(&app, "key-one").await, 201);
+    aws.put(&arn, "key-two").await;
+    // Within the default TTL the container keeps the key it read at start.
+    assert_eq!(status(&app, "key-one").await, 201);
+    assert_eq!(status(&app, "key-two").await, 403);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_unreadable_secret_is_a_500_and_retried(_: PgPoolOptions, options: PgConnectOptions) {
+    let aws = Fixture::start().await;
+    let app = aws
+        .app(
+            &KNOWLARITY,
+            &[
+                ("API_KEYS_SECRET_ARN", "leads/knowlarity/not-yet".into()),
+                ("DATABASE_URL", database_url(&options)),
+            ],
+        )
+        .await;
+    let key = "key-created-later";
+    let answer = common::call(
+        &app,
+        common::request(Some(key), None, br#"{"phone":"1"}"#.to_vec()),
+    )
+    .await;
+    assert_eq!(answer.status, 500);
+    assert_eq!(answer.body, r#"{"error":"Internal server error"}"#);
+    // A missing key is still the partner's 401, whatever the secrets do.
+    assert_eq!(
+        common::call(&app, common::request(None, None, b"{}".to_vec()))
+            .await
+            .status,
+        401
+    );
+
+    // The secret appears: the same container serves without a restart.
+    aws.create("leads/knowlarity/not-yet", key).await;
+    assert_eq!(status(&app, key).await, 201);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_database_is_reached_with_the_rds_secret(_: PgPoolOptions, options: PgConnectOptions) {
+    let aws = Fixture::start().await;
+    let keys = aws.create("leads/cardekho/api-keys", "dekho-key").await;
+    let db = aws
+        .create(
+            "leads/db",
+            r#"{"username":"postgres","password":"unused-by-trust-auth","engine":"postgres"}"#,
+        )
+        .await;
+    let app = aws
+        .app(
+            &shared::source::CARDEKHO,
+            &[
+                ("API_KEYS_SECRET_ARN", keys),
+                ("DB_SECRET_ARN", db),
+                ("DB_HOST", options.get_host().to_owned()),
+                ("DB_PORT", options.get_port().to_string()),
+                ("DB_NAME", options.get_database().expect("name").to_owned()),
+                // The throwaway cluster has no TLS; on AWS the default is `require`.
+                ("DB_SSLMODE", "disable".into()),
+            ],
+        )
+        .await;
+    let answer = common::call(
+        &app,
+        common::request(
+            Some("dekho-key"),
+            None,
+            br#"{"name":"Ravi","phone_number":"9876543210"}"#.to_vec(),
+        ),
+    )
+    .await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    let pool = sqlx::PgPool::connect_with(options).await.expect("connect");
+    let row = common::row(&pool, answer.id()).await;
+    assert_eq!(row.platform.as_deref(), Some("CarDekho"));
+}
