@@ -1,5 +1,6 @@
 //! The `main` of every source function.
 
+use std::future::Future;
 use std::process::ExitCode;
 
 use lambda_http::{service_fn, Request};
@@ -11,32 +12,38 @@ use crate::source::Source;
 use crate::telemetry;
 
 /// Builds the container's state once, then serves invocations until Lambda stops it.
+pub fn main(source: &'static Source) -> ExitCode {
+    telemetry::init();
+    block_on(serve(source))
+}
+
+/// Runs a binary's async `main` to its exit code, logging why it failed.
 ///
 /// The runtime is single-threaded: Lambda gives a container one request at a time, and a
 /// current-thread runtime starts faster and uses less memory than a worker pool.
-pub fn main(source: &'static Source) -> ExitCode {
-    telemetry::init();
+pub fn block_on<E: std::fmt::Display>(work: impl Future<Output = Result<(), E>>) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(runtime) => runtime,
         Err(error) => {
-            tracing::error!(source = source.slug, error = %error, "cannot start the async runtime");
+            tracing::error!(error = %error, "cannot start the async runtime");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(source)) {
+    match runtime.block_on(work) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            tracing::error!(source = source.slug, error = %error, "function stopped");
+            tracing::error!(error = %error, "stopped");
             ExitCode::FAILURE
         }
     }
 }
 
 async fn serve(source: &'static Source) -> Result<(), lambda_http::Error> {
-    let config = Config::from_env()?;
+    let config =
+        Config::from_env().map_err(|error| format!("{} cannot start: {error}", source.slug))?;
     // The state lives as long as the container; leaking it gives every invocation a
     // plain `&App` without reference counting.
     let app: &'static App = Box::leak(Box::new(App::from_config(source, config).await?));

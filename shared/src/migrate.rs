@@ -56,40 +56,22 @@ pub async fn run(database: &Database) -> Result<Vec<i64>, MigrateError> {
 
 pub fn main() -> ExitCode {
     telemetry::init();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            tracing::error!(error = %error, "cannot start the async runtime");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result = runtime.block_on(async {
+    crate::lambda::block_on(async {
         let database = database(DatabaseConfig::from_env()?).await?;
-        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_some() {
-            let database = &database;
-            lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
-                let versions = run(database).await.inspect_err(|error| {
-                    tracing::error!(error = %error, "migration failed");
-                })?;
-                tracing::info!(?versions, "migrations applied");
-                Ok::<_, lambda_runtime::Error>(json!({ "applied": versions }))
-            }))
-            .await
-            .map_err(|error| MigrateError::Runtime(error.to_string()))
-        } else {
+        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
             let versions = run(&database).await?;
             tracing::info!(?versions, "migrations applied");
-            Ok(())
+            return Ok(());
         }
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            tracing::error!(error = %error, "migrate stopped");
-            ExitCode::FAILURE
-        }
-    }
+        let database = &database;
+        lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
+            let versions = run(database).await.inspect_err(|error| {
+                tracing::error!(error = %error, "migration failed");
+            })?;
+            tracing::info!(?versions, "migrations applied");
+            Ok::<_, lambda_runtime::Error>(json!({ "applied": versions }))
+        }))
+        .await
+        .map_err(|error| MigrateError::Runtime(error.to_string()))
+    })
 }
