@@ -1,5 +1,5 @@
 # Lead ingestion: the everyday commands. See README.md.
-.PHONY: dev test lint unit check-fmt clippy clean-db
+.PHONY: dev test lint unit check-fmt clippy clean-db bench
 
 ## Serve all three functions on http://127.0.0.1:9000 with a local database.
 dev:
@@ -23,3 +23,33 @@ unit:
 clean-db:
 	-scripts/pg.sh stop .local/pg-dev
 	rm -rf .local/pg-dev .local/pg-dev.initdb.log
+
+## Cold start, warm latency against the database floor, peak RSS, binary sizes (not part
+## of `test`). Prints the table; writes it and a JSON copy under .local/bench/.
+bench:
+	bench/run.sh $(BENCH_ARGS)
+
+.PHONY: validate migrate replay-dlq
+
+## The deployment checks CI runs: sam validate --lint, cfn-lint, sam build (arm64
+## bootstraps in .aws-sam/build). Installs the SAM CLI, cfn-lint, cargo-lambda if missing.
+validate:
+	scripts/validate.sh
+
+## Apply pending migrations on the deployed stack (invokes MigrateFunction inside the VPC).
+## Stack and region: samconfig.toml's, or STACK_NAME=... AWS_REGION=...
+migrate:
+	scripts/stack.sh migrate
+
+## After fixing what sent leads to the dead-letter queue: move them back to the buffer
+## queue for the drain function to store.
+replay-dlq:
+	scripts/stack.sh replay-dlq
+
+.PHONY: load
+
+## Ten times the partners' soft limit for a sustained minute through `cargo lambda watch`,
+## then checks no 5xx and every accepted lead stored exactly once (not part of `test`).
+## Prints the table; writes it and a JSON copy under .local/load/.
+load:
+	scripts/load.sh $(LOAD_ARGS)

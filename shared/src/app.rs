@@ -1,31 +1,50 @@
 //! The pipeline of one source, free of Lambda types: key → body → lead → row.
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use crate::auth::{self, ApiKeys};
+use crate::buffer::Buffer;
 use crate::config::{Config, ConfigError, DatabaseSource, KeySource};
-use crate::database::{self, Database};
+use crate::database::Database;
+use crate::dedup::DedupKeys;
 use crate::error::IngestError;
 use crate::lead;
 use crate::payload;
+use crate::record::LeadRecord;
 use crate::secrets::{self, Refreshing, SecretsClient};
 use crate::source::Source;
-use crate::store::{LeadId, Store};
+use crate::store::{LeadId, Store, Stored};
 
 /// What a request brings, already taken out of its transport.
 #[derive(Debug, Clone, Copy)]
 pub struct Incoming<'a> {
     pub api_key: Option<&'a [u8]>,
     pub content_type: Option<&'a str>,
+    /// The `Idempotency-Key` header.
+    pub idempotency_key: Option<&'a [u8]>,
     pub body: &'a [u8],
+    /// The Lambda request id, kept with the lead.
+    pub request_id: &'a str,
+    pub received_at: SystemTime,
 }
 
-/// A stored lead.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An accepted lead: stored, recognised as a repeat, or queued.
+#[derive(Debug)]
 pub struct Accepted {
-    pub id: LeadId,
+    pub outcome: Outcome,
     /// Kept for the log line, which masks it.
     pub phone_number: String,
+}
+
+#[derive(Debug)]
+pub enum Outcome {
+    /// A new row.
+    Created(LeadId),
+    /// A repeat of the lead in this row: nothing stored.
+    Duplicate(LeadId),
+    /// The database was unavailable (`cause`); the lead waits in the buffer queue.
+    Queued { cause: IngestError },
 }
 
 /// Everything a container keeps between requests: built once at cold start.
@@ -34,6 +53,7 @@ pub struct App {
     source: &'static Source,
     keys: Keys,
     database: Database,
+    buffer: Option<Buffer>,
 }
 
 /// The source's active keys: fixed (`API_KEYS`) or from a refreshed secret.
@@ -49,30 +69,49 @@ impl App {
             source,
             keys: Keys::Fixed(Arc::new(keys)),
             database: Database::fixed(store),
+            buffer: None,
         }
+    }
+
+    /// Queues leads on `buffer` while the database is unavailable.
+    pub fn with_buffer(mut self, buffer: Buffer) -> Self {
+        self.buffer = Some(buffer);
+        self
     }
 
     /// Builds the container's state from its configuration. Secrets are fetched here,
     /// once per cold start; a failure is logged and retried by the first request instead
     /// of failing the container. The database is connected on first use.
     pub async fn from_config(source: &'static Source, config: Config) -> Result<Self, ConfigError> {
-        let needs_secrets = matches!(config.keys, KeySource::Secret { .. })
-            || matches!(config.database, DatabaseSource::Secret { .. });
-        let client = if needs_secrets {
-            Some(SecretsClient::from_env().await)
+        let needs_aws = matches!(config.keys, KeySource::Secret { .. })
+            || matches!(config.database, DatabaseSource::Secret { .. })
+            || config.buffer_queue_url.is_some();
+        let aws = if needs_aws {
+            Some(crate::aws::sdk_config_from_env().await)
         } else {
             None
         };
-        Self::with_secrets_client(source, config, client).await
+        Self::with_aws(source, config, aws.as_ref()).await
     }
 
-    /// As [`App::from_config`], with a given Secrets Manager client (tests point one at a
+    /// As [`App::from_config`], with a given AWS SDK configuration (tests point one at a
     /// local endpoint).
-    pub async fn with_secrets_client(
+    pub async fn with_aws(
         source: &'static Source,
         config: Config,
-        client: Option<SecretsClient>,
+        aws: Option<&aws_config::SdkConfig>,
     ) -> Result<Self, ConfigError> {
+        let client = aws.map(SecretsClient::new);
+        let buffer = match (config.buffer_queue_url, aws) {
+            (Some(url), Some(aws)) => Some(Buffer::new(aws, url)),
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    name: "BUFFER_QUEUE_URL",
+                    reason: "no AWS SDK configuration".into(),
+                })
+            }
+            (None, _) => None,
+        };
         let keys = match config.keys {
             KeySource::Static(keys) => Keys::Fixed(Arc::new(keys)),
             KeySource::Secret { arn } => Keys::Secret(Refreshing::new(
@@ -90,6 +129,7 @@ impl App {
             source,
             keys,
             database,
+            buffer,
         };
         app.warm_up().await;
         Ok(app)
@@ -114,26 +154,33 @@ impl App {
         self.database.store().await
     }
 
-    /// Runs the contract's checks in order and stores the lead. Nothing of the body is
-    /// looked at before the key passes.
+    /// Runs the contract's checks in order and stores the lead once, or queues it while
+    /// the database is unavailable.
     pub async fn ingest(&self, incoming: Incoming<'_>) -> Result<Accepted, IngestError> {
         // A missing key is the partner's mistake whatever state the secrets are in.
         auth::require_present(incoming.api_key)?;
-        self.keys.current().await?.check(incoming.api_key)?;
-        let payload = payload::decode(incoming.content_type, incoming.body)?;
-        let lead = lead::map(self.source, &payload.fields)?;
-        let store = self.database.store().await?;
-        let id = match store.insert(&lead, &payload.archived).await {
-            Err(IngestError::Database(error)) if database::is_bad_password(&error) => {
-                // The password was rotated since it was read: read it again next time.
-                self.database.forget_credentials().await;
-                return Err(IngestError::Database(error));
-            }
-            other => other?,
+        let keys = self.keys.current().await?;
+        let record = prepare(self.source, &keys, &incoming)?;
+        let outcome = match self.database.insert(&record).await {
+            Ok(Stored::Created(id)) => Outcome::Created(id),
+            Ok(Stored::Duplicate(id)) => Outcome::Duplicate(id),
+            Err(cause) if cause.store_unavailable() => match &self.buffer {
+                Some(buffer) => match buffer.send(&record).await {
+                    Ok(()) => Outcome::Queued { cause },
+                    Err(queue) => {
+                        return Err(IngestError::Unqueued {
+                            store: Box::new(cause),
+                            queue,
+                        })
+                    }
+                },
+                None => return Err(cause),
+            },
+            Err(error) => return Err(error),
         };
         Ok(Accepted {
-            id,
-            phone_number: lead.phone_number,
+            outcome,
+            phone_number: record.lead.phone_number,
         })
     }
 }
@@ -145,4 +192,29 @@ impl Keys {
             Self::Secret(secret) => Ok(secret.get().await?),
         }
     }
+}
+
+/// The contract's checks 1 to 3, without I/O: the key, the body, the required fields.
+/// Returns the record to store, or why the request is refused. Nothing of the body is
+/// looked at before the key passes.
+pub fn prepare(
+    source: &'static Source,
+    keys: &ApiKeys,
+    incoming: &Incoming<'_>,
+) -> Result<LeadRecord, IngestError> {
+    keys.check(incoming.api_key)?;
+    let payload = payload::decode(incoming.content_type, incoming.body)?;
+    let lead = lead::map(source, &payload.fields)?;
+    Ok(LeadRecord {
+        source,
+        keys: DedupKeys::new(
+            lead.partner_lead_id.as_deref(),
+            incoming.idempotency_key,
+            incoming.body,
+        ),
+        lead,
+        payload: payload.archived,
+        request_id: incoming.request_id.to_owned(),
+        received_at: incoming.received_at,
+    })
 }

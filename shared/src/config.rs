@@ -72,6 +72,9 @@ pub struct Config {
     pub store: StoreSettings,
     /// `SECRETS_TTL_SECONDS`: how long a fetched secret is used before it is read again.
     pub secrets_ttl: Duration,
+    /// `BUFFER_QUEUE_URL`: where leads go while the database is unavailable. Unset, such
+    /// a lead is answered with a 500 (and the partner retries).
+    pub buffer_queue_url: Option<String>,
 }
 
 /// A configuration that cannot work, named precisely so the cold-start log says what to fix.
@@ -112,13 +115,14 @@ impl Config {
             source: database,
             store,
             secrets_ttl,
-        } = DatabaseConfig::from_lookup(lookup)?;
+        } = DatabaseConfig::from_lookup(&lookup)?;
 
         Ok(Self {
             keys,
             database,
             store,
             secrets_ttl,
+            buffer_queue_url: get("BUFFER_QUEUE_URL"),
         })
     }
 }
@@ -162,6 +166,8 @@ impl DatabaseConfig {
             acquire_timeout: millis("DB_ACQUIRE_TIMEOUT_MS", defaults.acquire_timeout)?,
             statement_timeout: millis("DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
             operation_timeout: millis("DB_OPERATION_TIMEOUT_MS", defaults.operation_timeout)?,
+            dedup_window: parse(&get, "DEDUP_WINDOW_SECONDS")?
+                .map_or(defaults.dedup_window, Duration::from_secs),
         };
 
         Ok(Self {
@@ -217,6 +223,7 @@ mod tests {
         assert!(matches!(config.keys, KeySource::Static(ref keys) if keys.len() == 2));
         assert!(matches!(config.database, DatabaseSource::Url(_)));
         assert_eq!(config.store, StoreSettings::default());
+        assert_eq!(config.store.dedup_window, Duration::from_secs(900));
         assert!(!format!("{config:?}").contains("u:p"));
     }
 
@@ -227,8 +234,16 @@ mod tests {
             ("DB_SECRET_ARN", "arn:db"),
             ("DB_HOST", "db.internal"),
             ("DB_NAME", "crm"),
+            (
+                "BUFFER_QUEUE_URL",
+                "https://sqs.ap-south-1.amazonaws.com/1/leads",
+            ),
         ])
         .unwrap();
+        assert_eq!(
+            config.buffer_queue_url.as_deref(),
+            Some("https://sqs.ap-south-1.amazonaws.com/1/leads")
+        );
         assert!(matches!(config.keys, KeySource::Secret { ref arn } if arn == "arn:keys"));
         assert!(matches!(
             config.database,
@@ -278,9 +293,12 @@ mod tests {
             ("DATABASE_URL", "x"),
             ("DB_OPERATION_TIMEOUT_MS", "2500"),
             ("DB_MAX_CONNECTIONS", "0"),
+            ("DEDUP_WINDOW_SECONDS", "60"),
         ])
         .unwrap();
         assert_eq!(config.store.operation_timeout, Duration::from_millis(2500));
         assert_eq!(config.store.max_connections, 1);
+        assert_eq!(config.store.dedup_window, Duration::from_secs(60));
+        assert_eq!(config.buffer_queue_url, None);
     }
 }

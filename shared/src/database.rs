@@ -10,8 +10,9 @@ use tokio::sync::Mutex;
 
 use crate::config::{ConfigError, DatabaseSource};
 use crate::error::IngestError;
+use crate::record::LeadRecord;
 use crate::secrets::{self, DbCredentials, Refreshing, SecretsClient};
-use crate::store::{Store, StoreSettings};
+use crate::store::{Store, StoreSettings, Stored};
 
 /// The lead store: fixed (`DATABASE_URL`) or rebuilt when the credentials secret changes.
 #[derive(Debug)]
@@ -117,6 +118,18 @@ impl Database {
                 }
             }
         }
+    }
+
+    /// Stores a lead (see [`Store::insert`]). A refused password means RDS rotated it
+    /// since it was read: the secret is read again on the next call.
+    pub async fn insert(&self, record: &LeadRecord) -> Result<Stored, IngestError> {
+        let result = self.store().await?.insert(record).await;
+        if let Err(IngestError::Database(error)) = &result {
+            if is_bad_password(error) {
+                self.forget_credentials().await;
+            }
+        }
+        result
     }
 
     pub async fn forget_credentials(&self) {

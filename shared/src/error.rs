@@ -24,6 +24,13 @@ pub enum IngestError {
     DatabaseTimeout(Duration),
     #[error(transparent)]
     Secret(#[from] crate::secrets::SecretError),
+    #[error("a duplicate kept conflicting with a changing row")]
+    DedupUnsettled,
+    #[error("{store}; and the buffer queue failed too: {queue}")]
+    Unqueued {
+        store: Box<IngestError>,
+        queue: crate::buffer::BufferError,
+    },
 }
 
 impl IngestError {
@@ -37,7 +44,9 @@ impl IngestError {
             Self::NoKeysConfigured
             | Self::Database(_)
             | Self::DatabaseTimeout(_)
-            | Self::Secret(_) => 500,
+            | Self::Secret(_)
+            | Self::DedupUnsettled
+            | Self::Unqueued { .. } => 500,
         }
     }
 
@@ -55,7 +64,9 @@ impl IngestError {
             Self::NoKeysConfigured
             | Self::Database(_)
             | Self::DatabaseTimeout(_)
-            | Self::Secret(_) => "Internal server error".into(),
+            | Self::Secret(_)
+            | Self::DedupUnsettled
+            | Self::Unqueued { .. } => "Internal server error".into(),
         }
     }
 
@@ -71,6 +82,24 @@ impl IngestError {
             Self::Database(_) => "database_error",
             Self::DatabaseTimeout(_) => "database_timeout",
             Self::Secret(_) => "secret_unavailable",
+            Self::DedupUnsettled => "dedup_unsettled",
+            Self::Unqueued { .. } => "queue_unavailable",
+        }
+    }
+
+    /// Whether a lead that failed to store with this error should be queued for later:
+    /// the database was unreachable, timed out, refused the credentials, or is otherwise
+    /// unwell. A lead the database refused *as data* (SQLSTATE classes 22 and 23) is not:
+    /// it would fail again from the queue, so the partner hears of it instead.
+    pub fn store_unavailable(&self) -> bool {
+        match self {
+            Self::DatabaseTimeout(_) | Self::Secret(_) | Self::DedupUnsettled => true,
+            Self::Database(sqlx::Error::Database(error)) => !matches!(
+                error.code().as_deref().map(|code| code.get(..2)),
+                Some(Some("22" | "23"))
+            ),
+            Self::Database(_) => true,
+            _ => false,
         }
     }
 }
@@ -126,5 +155,16 @@ mod tests {
             assert_eq!(error.status(), status, "{error}");
             assert_eq!(error.public_message(), message, "{error}");
         }
+    }
+
+    #[test]
+    fn only_server_side_store_failures_are_queued() {
+        assert!(IngestError::DatabaseTimeout(Duration::from_secs(5)).store_unavailable());
+        assert!(IngestError::Database(sqlx::Error::PoolTimedOut).store_unavailable());
+        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(IngestError::Database(sqlx::Error::Io(io)).store_unavailable());
+        assert!(!IngestError::MissingFields(vec!["name"]).store_unavailable());
+        assert!(!IngestError::InvalidJson("x".into()).store_unavailable());
+        assert!(!IngestError::InvalidApiKey.store_unavailable());
     }
 }

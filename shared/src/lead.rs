@@ -15,6 +15,8 @@ pub struct Lead {
     pub car_model: Option<String>,
     pub lead_url: Option<String>,
     pub campaign: Option<String>,
+    /// The partner's own id of the lead, when it sends one (a deduplication key).
+    pub partner_lead_id: Option<String>,
 }
 
 /// The first alias whose value is a non-blank string or a number, trimmed.
@@ -58,6 +60,7 @@ pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, I
             car_model: first_value(body, source.car_model),
             lead_url: first_value(body, source.lead_url),
             campaign: first_value(body, source.campaign),
+            partner_lead_id: first_value(body, source.partner_lead_id),
         }),
         _ => Err(IngestError::MissingFields(missing)),
     }
@@ -157,6 +160,7 @@ mod tests {
                 car_model: Some("Astor".into()),
                 lead_url: Some("a".into()),
                 campaign: Some("diwali".into()),
+                partner_lead_id: None,
             }
         );
     }
@@ -171,6 +175,20 @@ mod tests {
         assert_eq!(lead.car_model.as_deref(), Some("Comet EV"));
         assert_eq!(lead.lead_url.as_deref(), Some("https://x/1"));
         assert_eq!(lead.campaign.as_deref(), Some("c"));
+    }
+
+    #[test]
+    fn partner_ids_per_source() {
+        let body = object(json!({"caller_id": "1", "uuid": " ", "callid": 4411}));
+        let lead = map(&KNOWLARITY, &body).unwrap();
+        assert_eq!(lead.partner_lead_id.as_deref(), Some("4411"));
+        let body = object(json!({"name": "A", "phone": "1", "id": "x", "lead_id": "CD-9"}));
+        assert_eq!(
+            map(&CARDEKHO, &body).unwrap().partner_lead_id.as_deref(),
+            Some("CD-9")
+        );
+        let body = object(json!({"customer_name": "A", "mobile": "1", "uuid": "u"}));
+        assert_eq!(map(&CARWALE, &body).unwrap().partner_lead_id, None);
     }
 
     #[test]

@@ -7,8 +7,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use aws_sdk_secretsmanager::config::timeout::TimeoutConfig;
-use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
@@ -38,8 +36,7 @@ impl SecretsClient {
     /// The client Lambda uses: region and credentials from the environment, and
     /// `AWS_ENDPOINT_URL` honoured (local runs and tests).
     pub async fn from_env() -> Self {
-        let config = sdk_config(aws_config::defaults(aws_config::BehaviorVersion::latest())).await;
-        Self::new(&config)
+        Self::new(&crate::aws::sdk_config_from_env().await)
     }
 
     pub fn new(config: &aws_config::SdkConfig) -> Self {
@@ -67,24 +64,6 @@ impl SecretsClient {
             .secret_string
             .ok_or_else(|| fetch_error("the secret has no SecretString".into()))
     }
-}
-
-/// Completes an SDK configuration with this project's HTTP client and timeouts.
-pub async fn sdk_config(loader: aws_config::ConfigLoader) -> aws_config::SdkConfig {
-    // rustls with ring: one TLS stack for the SDK and the database, and an arm64
-    // cross-build without a C toolchain for aws-lc.
-    let http_client = aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https();
-    let timeouts = TimeoutConfig::builder()
-        .connect_timeout(Duration::from_secs(1))
-        .operation_timeout(Duration::from_secs(2))
-        .build();
-    loader
-        .http_client(http_client)
-        .timeout_config(timeouts)
-        .load()
-        .await
 }
 
 /// A value parsed from a secret, cached for a TTL.

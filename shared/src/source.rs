@@ -6,7 +6,7 @@
 //! pipeline never changes.
 
 /// One partner platform posting leads to its own route.
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Source {
     /// The last path segment of the route and the name of the function binary.
     pub slug: &'static str,
@@ -17,6 +17,9 @@ pub struct Source {
     pub car_model: &'static [&'static str],
     pub lead_url: &'static [&'static str],
     pub campaign: &'static [&'static str],
+    /// Where the partner puts its own id of the lead: a repeat of an id is a retry, stored
+    /// once (see `dedup`).
+    pub partner_lead_id: &'static [&'static str],
     /// When the name is absent, `Some(prefix)` stores `prefix + phone` instead of
     /// rejecting the lead.
     pub default_name_prefix: Option<&'static str>,
@@ -24,7 +27,7 @@ pub struct Source {
 
 /// A column that may be required: its aliases in priority order, and the partner's
 /// name for it in "Missing required fields" (`None` when the field is optional).
-#[derive(Debug)]
+#[derive(Debug, PartialEq, Eq)]
 pub struct Field {
     pub aliases: &'static [&'static str],
     pub required_as: Option<&'static str>,
@@ -51,6 +54,7 @@ pub const KNOWLARITY: Source = Source {
     car_model: &["car_model", "vehicle_model", "model"],
     lead_url: &[],
     campaign: &["campaign", "campaign_name"],
+    partner_lead_id: &["uuid", "callid", "call_uuid"],
     default_name_prefix: Some("Knowlarity Lead "),
 };
 
@@ -68,6 +72,7 @@ pub const CARDEKHO: Source = Source {
     car_model: &["car_model", "vehicle_model", "model"],
     lead_url: &["lead_url", "page_url", "lead_detail_url"],
     campaign: &["campaign", "utm_campaign"],
+    partner_lead_id: &["lead_id", "id"],
     default_name_prefix: None,
 };
 
@@ -85,6 +90,7 @@ pub const CARWALE: Source = Source {
     car_model: &["vehicle_model", "car_model", "model"],
     lead_url: &["page_url", "lead_url", "url"],
     campaign: &["campaign", "utm_campaign"],
+    partner_lead_id: &["lead_id", "id"],
     default_name_prefix: None,
 };
 
@@ -105,6 +111,11 @@ impl Source {
     /// The 201 message, exactly as the contract words it.
     pub fn inserted_message(&self) -> String {
         format!("{} lead inserted successfully", self.platform)
+    }
+
+    /// The 202 message of a lead queued while the database was unavailable.
+    pub fn accepted_message(&self) -> String {
+        format!("{} lead accepted", self.platform)
     }
 }
 

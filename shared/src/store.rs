@@ -12,7 +12,7 @@ use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
 use crate::error::IngestError;
-use crate::lead::Lead;
+use crate::record::LeadRecord;
 
 /// The migrations in `migrations/`, embedded so a binary can apply them anywhere.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -26,6 +26,8 @@ pub struct StoreSettings {
     pub acquire_timeout: Duration,
     pub statement_timeout: Duration,
     pub operation_timeout: Duration,
+    /// How long a byte-identical body from the same source counts as a retry.
+    pub dedup_window: Duration,
 }
 
 impl Default for StoreSettings {
@@ -35,6 +37,7 @@ impl Default for StoreSettings {
             acquire_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(5),
+            dedup_window: Duration::from_secs(15 * 60),
         }
     }
 }
@@ -49,7 +52,7 @@ pub enum LeadId {
 }
 
 impl LeadId {
-    fn from_text(text: String) -> Self {
+    pub fn from_text(text: String) -> Self {
         text.parse().map_or(Self::Text(text), Self::Number)
     }
 }
@@ -63,17 +66,56 @@ impl std::fmt::Display for LeadId {
     }
 }
 
-const INSERT_LEAD: &str = r#"
+/// The insert of every lead. `ON CONFLICT DO NOTHING` covers the three unique
+/// deduplication indexes (see the migrations): a repeat inserts nothing and returns no
+/// row, race-free, in the same single round trip as a new lead.
+pub const INSERT_LEAD: &str = r#"
 INSERT INTO public."mg-digital-leads"
-    (platform, name, phone_number, car_model, lead_url, campaign, payload)
-VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb)
+    (platform, name, phone_number, car_model, lead_url, campaign, payload,
+     created_at, request_id, partner_lead_id, idempotency_key, body_sha256)
+VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb,
+        to_timestamp($8::float8 / 1000), $9, $10, $11, $12)
+ON CONFLICT DO NOTHING
 RETURNING id::text"#;
+
+/// The row a repeat collided with. A key match is always a duplicate; a body match only
+/// within the retry window, so `age_ms` is the stored row's age at the new lead's arrival.
+const FIND_EXISTING: &str = r#"
+SELECT id::text,
+       coalesce(partner_lead_id = $2 OR idempotency_key = $3, false) AS keyed,
+       (extract(epoch FROM to_timestamp($5::float8 / 1000) - created_at) * 1000)::float8
+FROM public."mg-digital-leads"
+WHERE platform = $1
+  AND (partner_lead_id = $2 OR idempotency_key = $3 OR body_sha256 = $4)
+ORDER BY 2 DESC
+LIMIT 1"#;
+
+/// Frees an expired body claim, so the same body may be stored again as a new lead.
+const RELEASE_BODY_CLAIM: &str = r#"
+UPDATE public."mg-digital-leads" SET body_sha256 = NULL
+WHERE platform = $1 AND body_sha256 = $2 AND id::text = $3"#;
+
+/// A stored lead: new, or the row it repeats.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stored {
+    Created(LeadId),
+    Duplicate(LeadId),
+}
+
+impl Stored {
+    pub fn id(&self) -> &LeadId {
+        match self {
+            Self::Created(id) | Self::Duplicate(id) => id,
+        }
+    }
+}
 
 /// The lead table behind a lazily connected pool.
 #[derive(Debug, Clone)]
 pub struct Store {
     pool: PgPool,
     operation_timeout: Duration,
+    dedup_window: Duration,
 }
 
 impl Store {
@@ -96,6 +138,7 @@ impl Store {
         Self {
             pool,
             operation_timeout: settings.operation_timeout,
+            dedup_window: settings.dedup_window,
         }
     }
 
@@ -108,25 +151,80 @@ impl Store {
         MIGRATOR.run(&self.pool).await
     }
 
-    /// Inserts one lead with its archived payload and returns the new row's id.
-    pub async fn insert(&self, lead: &Lead, payload: &str) -> Result<LeadId, IngestError> {
-        let attempt = async {
-            sqlx::query_scalar::<_, String>(INSERT_LEAD)
-                .bind(lead.platform)
-                .bind(&lead.name)
-                .bind(&lead.phone_number)
-                .bind(&lead.car_model)
-                .bind(&lead.lead_url)
-                .bind(&lead.campaign)
-                .bind(payload)
-                .fetch_one(&self.pool)
-                .await
-        };
-        match tokio::time::timeout(self.operation_timeout, attempt).await {
-            Ok(result) => Ok(LeadId::from_text(result?)),
+    /// Stores a lead once: inserts it, or finds the row it repeats. Bounded as a whole
+    /// by `operation_timeout`.
+    pub async fn insert(&self, record: &LeadRecord) -> Result<Stored, IngestError> {
+        match tokio::time::timeout(self.operation_timeout, self.store_once(record)).await {
+            Ok(result) => result,
             // The connection is dropped mid-query; sqlx closes it rather than reuse it.
             Err(_) => Err(IngestError::DatabaseTimeout(self.operation_timeout)),
         }
+    }
+
+    async fn store_once(&self, record: &LeadRecord) -> Result<Stored, IngestError> {
+        let received_ms = record.received_at_ms() as f64;
+        let window_ms = self.dedup_window.as_millis() as f64;
+        let mut body_claim = record.keys.body_sha256.as_deref();
+        // A conflict is settled in at most two more rounds: an expired claim released (or
+        // a newer one stepped around), then the insert again.
+        for _ in 0..3 {
+            if let Some(id) = self.try_insert(record, body_claim).await? {
+                return Ok(Stored::Created(id));
+            }
+            let existing: Option<(String, bool, f64)> = sqlx::query_as(FIND_EXISTING)
+                .bind(record.lead.platform)
+                .bind(&record.keys.partner_lead_id)
+                .bind(&record.keys.idempotency_key)
+                .bind(body_claim)
+                .bind(received_ms)
+                .fetch_optional(&self.pool)
+                .await?;
+            match existing {
+                // Deleted since the conflict: try again.
+                None => {}
+                Some((id, keyed, age_ms)) if keyed || age_ms.abs() < window_ms => {
+                    return Ok(Stored::Duplicate(LeadId::from_text(id)));
+                }
+                // The same body, accepted longer ago than the window: a new lead. It takes
+                // the claim over, so its own retries are recognised.
+                Some((id, _, age_ms)) if age_ms > 0.0 => {
+                    sqlx::query(RELEASE_BODY_CLAIM)
+                        .bind(record.lead.platform)
+                        .bind(body_claim)
+                        .bind(id)
+                        .execute(&self.pool)
+                        .await?;
+                }
+                // The claim belongs to a lead that arrived more than a window *after* this
+                // one (a late drain of the queue): a different lead, stored unclaimed.
+                Some(_) => body_claim = None,
+            }
+        }
+        Err(IngestError::DedupUnsettled)
+    }
+
+    async fn try_insert(
+        &self,
+        record: &LeadRecord,
+        body_claim: Option<&str>,
+    ) -> Result<Option<LeadId>, sqlx::Error> {
+        let lead = &record.lead;
+        let id = sqlx::query_scalar::<_, String>(INSERT_LEAD)
+            .bind(lead.platform)
+            .bind(&lead.name)
+            .bind(&lead.phone_number)
+            .bind(&lead.car_model)
+            .bind(&lead.lead_url)
+            .bind(&lead.campaign)
+            .bind(&record.payload)
+            .bind(record.received_at_ms() as f64)
+            .bind(&record.request_id)
+            .bind(&record.keys.partner_lead_id)
+            .bind(&record.keys.idempotency_key)
+            .bind(body_claim)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(id.map(LeadId::from_text))
     }
 }
 

@@ -2,22 +2,32 @@
 //! failure details. CloudWatch stores each line as one event.
 
 use tracing::level_filters::LevelFilter;
+use tracing_subscriber::filter::filter_fn;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::Layer as _;
 
 /// The JSON subscriber every function uses, writing to `writer`.
 pub fn json_subscriber<W>(level: LevelFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
-    tracing_subscriber::fmt()
+    let lines = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
         .with_current_span(false)
         .with_span_list(false)
         .with_target(false)
-        .with_max_level(level)
         .with_writer(writer)
-        .finish()
+        // Events only. No line shows a span, yet an enabled span is still recorded:
+        // lambda_runtime opens an info span around every invocation, which cost ~2.5 µs
+        // per request at `info` on the bench machine (one third of the log line's cost),
+        // for nothing. A filtered-out span is free.
+        .with_filter(
+            filter_fn(move |metadata| metadata.is_event() && *metadata.level() <= level)
+                .with_max_level_hint(level),
+        );
+    tracing_subscriber::registry().with(lines)
 }
 
 /// Installs the JSON subscriber on stdout. The level comes from `LOG_LEVEL` (Lambda's own
@@ -29,4 +39,54 @@ pub fn init() {
         .unwrap_or(LevelFilter::INFO);
     // A second init (tests, tools) keeps the first subscriber; nothing to report.
     let _ = tracing::subscriber::set_global_default(json_subscriber(level, std::io::stdout));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex, PoisonError};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            let mut buffer = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+            buffer.extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn one_json_line_per_event_at_the_level_and_no_spans() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = json_subscriber(LevelFilter::INFO, move || writer.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("Lambda runtime invoke", requestId = "span-field");
+            assert!(span.is_disabled());
+            let _entered = span.enter();
+            tracing::debug!("below the level");
+            tracing::info!(status = 201, "lead stored");
+            tracing::error!("stopped");
+        });
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 2, "{text}");
+        assert_eq!(lines[0]["level"], "INFO");
+        assert_eq!(lines[0]["message"], "lead stored");
+        assert_eq!(lines[0]["status"], 201);
+        assert!(lines[0]["timestamp"].is_string());
+        assert_eq!(lines[1]["level"], "ERROR");
+        assert!(!text.contains("span-field"), "{text}");
+    }
 }

@@ -74,13 +74,18 @@ async fn every_active_key_works_during_a_rotation(_: PgPoolOptions, options: PgC
     let keys = ApiKeys::from_csv("old-knowlarity-key,new-knowlarity-key");
     let store = Store::connect_lazy(options, &StoreSettings::default());
     let app = App::new(&KNOWLARITY, keys, store);
-    for (key, status) in [
+    for (n, (key, status)) in [
         ("old-knowlarity-key", 201),
         ("new-knowlarity-key", 201),
         ("old-knowlarity-key,new-knowlarity-key", 403),
         ("new-knowlarity", 403),
-    ] {
-        let request = common::request(Some(key), None, br#"{"phone":"1"}"#.to_vec());
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        // A different lead each time, so none is a repeat of another.
+        let body = format!(r#"{{"phone":"{n}"}}"#).into_bytes();
+        let request = common::request(Some(key), None, body);
         assert_eq!(common::call(&app, request).await.status, status, "{key}");
     }
 }

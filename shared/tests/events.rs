@@ -1,5 +1,7 @@
 //! Every file in `events/` through the real handler against a real PostgreSQL: the
-//! status, the exact body, the content type and the stored row. The table below is the
+//! status, the exact body, the content type and the stored row — and, for every stored
+//! lead, that sending the same event again (a partner's retry) is `200 Duplicate ignored`
+//! naming the same row. Each file is judged on its own, against an empty table. The table below is the
 //! expected answer of each file; a file without an entry (or an entry without a file)
 //! fails the test, so the sample events and the contract cannot drift apart.
 
@@ -126,6 +128,12 @@ fn expectations() -> BTreeMap<&'static str, Expected> {
         ("knowlarity/other-source-key", INVALID_KEY),
         ("knowlarity/invalid-json", INVALID_JSON),
         // CarDekho
+        (
+            "cardekho/lead-id-and-idempotency-key",
+            stored("Anita Desai", "9812345678")
+                .car_model("MG Windsor EV")
+                .lead_url("https://cardekho.com/leads/42"),
+        ),
         (
             "cardekho/partner-sample",
             stored("Ravi Kumar", "9876543210")
@@ -268,15 +276,18 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
         .expect("fixed store")
         .pool()
         .clone();
-    let mut stored_count = 0;
-
     for (case, expected) in expectations() {
+        sqlx::query(r#"DELETE FROM public."mg-digital-leads""#)
+            .execute(&pool)
+            .await
+            .expect("empty the table");
         let (slug, _) = case.split_once('/').expect("source/case");
         let app = &apps[slug];
         let path = common::events_dir().join(format!("{case}.json"));
         let request = common::event_request(&path);
         let sent: Vec<u8> = request.body().as_ref().to_vec();
         let answer = common::call(app, request).await;
+        let mut stored_count = 0;
 
         assert_eq!(
             answer.content_type, "application/json; charset=utf-8",
@@ -325,9 +336,19 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
                     "{case}"
                 );
                 stored_count += 1;
+
+                let retry = common::call(app, common::event_request(&path)).await;
+                assert_eq!(
+                    (retry.status, retry.body.as_str()),
+                    (
+                        200,
+                        format!(r#"{{"message":"Duplicate ignored","id":{id}}}"#).as_str()
+                    ),
+                    "{case} sent again"
+                );
             }
         }
+        // Nothing but the accepted lead reached the table, once.
+        assert_eq!(common::count(&pool).await, stored_count, "{case}");
     }
-    // Nothing but the accepted leads reached the table.
-    assert_eq!(common::count(&pool).await, stored_count);
 }

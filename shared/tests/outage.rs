@@ -8,87 +8,14 @@
 
 mod common;
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+use common::proxy::{upstream, via, Mode, Proxy};
 use shared::auth::ApiKeys;
 use shared::source::KNOWLARITY;
 use shared::store::{Store, StoreSettings};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Forward,
-    /// New connections are closed at once; open ones are cut.
-    Refuse,
-    /// Connections are accepted and held, but nothing passes either way.
-    BlackHole,
-}
-
-struct Proxy {
-    addr: SocketAddr,
-    mode: watch::Sender<Mode>,
-}
-
-impl Proxy {
-    async fn start(upstream: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind proxy");
-        let addr = listener.local_addr().expect("proxy address");
-        let (mode, _) = watch::channel(Mode::Forward);
-        let modes = mode.clone();
-        tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(relay(client, upstream, modes.subscribe()));
-            }
-        });
-        Self { addr, mode }
-    }
-
-    fn set(&self, mode: Mode) {
-        self.mode.send_replace(mode);
-    }
-}
-
-async fn relay(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Receiver<Mode>) {
-    let current = *mode.borrow_and_update();
-    match current {
-        Mode::Refuse => return,
-        // Hold the socket silently until the mode changes, then cut it.
-        Mode::BlackHole => {
-            let _ = mode.changed().await;
-            return;
-        }
-        Mode::Forward => {}
-    }
-    let Ok(mut server) = TcpStream::connect(upstream).await else {
-        return;
-    };
-    tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
-        _ = mode.changed() => {
-            if *mode.borrow_and_update() == Mode::BlackHole {
-                // The established connection goes silent, like a dead network path.
-                let _ = mode.changed().await;
-            }
-        }
-    }
-}
-
-async fn upstream(options: &PgConnectOptions) -> SocketAddr {
-    tokio::net::lookup_host((options.get_host(), options.get_port()))
-        .await
-        .expect("resolve test database")
-        .next()
-        .expect("an address")
-}
-
-/// The same database, reached through the proxy.
-fn via(proxy: &Proxy, options: PgConnectOptions) -> PgConnectOptions {
-    options.host("127.0.0.1").port(proxy.addr.port())
-}
 
 fn knowlarity_lead(phone: &str) -> lambda_http::Request {
     common::request(

@@ -6,70 +6,16 @@
 
 mod common;
 
-use std::net::TcpStream;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
-
-use aws_sdk_secretsmanager::config::{Credentials, Region};
+use common::local_aws::LocalAws;
 use shared::config::Config;
-use shared::secrets::{self, SecretsClient};
 use shared::source::{Source, CARWALE, KNOWLARITY};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-/// A `moto_server` child process on a free loopback port, killed by its PID on drop.
-struct LocalAws {
-    child: Child,
-    endpoint: String,
-}
-
-impl LocalAws {
-    fn start() -> Self {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|listener| listener.local_addr())
-            .expect("free port")
-            .port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("moto_server runs (pip install 'moto[server]')");
-        let mut local = Self {
-            child,
-            endpoint: format!("http://127.0.0.1:{port}"),
-        };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "moto_server did not start");
-            if let Ok(Some(status)) = local.child.try_wait() {
-                panic!("moto_server exited: {status}");
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        local
-    }
-
-    async fn sdk_config(&self) -> aws_config::SdkConfig {
-        let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
-            .endpoint_url(&self.endpoint)
-            .region(Region::new("ap-south-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "tests"));
-        secrets::sdk_config(loader).await
-    }
-}
-
-impl Drop for LocalAws {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 struct Fixture {
+    config: aws_config::SdkConfig,
     _aws: LocalAws,
     admin: aws_sdk_secretsmanager::Client,
-    client: SecretsClient,
 }
 
 impl Fixture {
@@ -78,7 +24,7 @@ impl Fixture {
         let config = aws.sdk_config().await;
         Self {
             admin: aws_sdk_secretsmanager::Client::new(&config),
-            client: SecretsClient::new(&config),
+            config,
             _aws: aws,
         }
     }
@@ -113,7 +59,7 @@ impl Fixture {
                 .map(|(_, value)| value.clone())
         })
         .expect("valid configuration");
-        App::with_secrets_client(source, config, Some(self.client.clone()))
+        App::with_aws(source, config, Some(&self.config))
             .await
             .expect("app")
     }
@@ -128,9 +74,12 @@ fn database_url(options: &PgConnectOptions) -> String {
     )
 }
 
+/// The status of a new lead (never a repeat of an earlier one) sent with `key`.
 async fn status(app: &App, key: &str) -> u16 {
-    let body = br#"{"phone_number":"9876543210","customer_name":"A","mobile":"1"}"#;
-    common::call(app, common::request(Some(key), None, body.to_vec()))
+    static SENT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let body = format!(r#"{{"phone_number":"98765{n:05}","customer_name":"A","mobile":"1"}}"#);
+    common::call(app, common::request(Some(key), None, body.into_bytes()))
         .await
         .status
 }

@@ -3,6 +3,9 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod local_aws;
+pub mod proxy;
+
 use std::path::{Path, PathBuf};
 
 use lambda_http::{Body, Request};
@@ -42,6 +45,16 @@ pub fn event_request(path: &Path) -> Request {
 
 /// A minimal HTTP API v2 request for tests that vary headers or body freely.
 pub fn request(api_key: Option<&str>, content_type: Option<&str>, body: Vec<u8>) -> Request {
+    request_with(api_key, content_type, &[], body)
+}
+
+/// As [`request`], with more headers.
+pub fn request_with(
+    api_key: Option<&str>,
+    content_type: Option<&str>,
+    headers: &[(&str, &str)],
+    body: Vec<u8>,
+) -> Request {
     let mut builder = lambda_http::http::Request::builder()
         .method("POST")
         .uri("https://leads.example.com/admin/mg-digital-leads/source/test");
@@ -50,6 +63,9 @@ pub fn request(api_key: Option<&str>, content_type: Option<&str>, body: Vec<u8>)
     }
     if let Some(content_type) = content_type {
         builder = builder.header("content-type", content_type);
+    }
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
     }
     builder.body(Body::from(body)).expect("valid test request")
 }
@@ -67,11 +83,11 @@ impl Answer {
         serde_json::from_str(&self.body).expect("response body is JSON")
     }
 
-    /// The id of a 201 answer.
+    /// The id of a 201 (or 200 duplicate) answer.
     pub fn id(&self) -> i64 {
         self.json()["id"]
             .as_i64()
-            .expect("201 carries a numeric id")
+            .unwrap_or_else(|| panic!("a numeric id in {}", self.body))
     }
 }
 

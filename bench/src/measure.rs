@@ -1,0 +1,333 @@
+//! The measurements: cold starts, warm runs of the function, and the database floor (the
+//! same INSERT on one loopback connection, no function), with the statistics they need.
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::Serialize;
+use sqlx::postgres::{PgConnectOptions, PgConnection};
+use sqlx::Connection;
+
+use shared::app::Incoming;
+use shared::auth::ApiKeys;
+use shared::record::LeadRecord;
+use shared::source::Source;
+
+use crate::function::{self, EventTemplate, Function, Spec};
+use crate::runtime_api::RuntimeApi;
+use crate::Error;
+
+/// The function's INSERT: the floor runs the very statement `shared::store` runs.
+pub use shared::store::INSERT_LEAD;
+
+/// How many invocations (or INSERTs) one latency run makes.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct RunSize {
+    pub warmup: usize,
+    pub measured: usize,
+}
+
+/// One cold start: a fresh process with a request already waiting.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColdStart {
+    /// Spawn → first `GET /next`.
+    pub ready_ms: f64,
+    /// Spawn → the first response received (includes the first database connection).
+    pub first_response_ms: f64,
+    /// `VmHWM` right after the first response.
+    pub peak_rss_bytes: u64,
+    #[serde(skip)]
+    pub id: String,
+}
+
+/// One run of many invocations (function) or INSERTs (floor).
+#[derive(Debug, Clone, Serialize)]
+pub struct LatencyRun {
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub mean_us: f64,
+    pub max_us: f64,
+    pub samples: usize,
+    /// The function's `VmHWM` after the run; none for the floor.
+    pub peak_rss_bytes: Option<u64>,
+    /// Every row the run inserted (warm-up included), for the final check.
+    #[serde(skip)]
+    pub ids: Vec<String>,
+}
+
+impl LatencyRun {
+    fn from_samples(mut samples: Vec<Duration>, ids: Vec<String>, rss: Option<u64>) -> Self {
+        samples.sort_unstable();
+        let micros = |d: Duration| d.as_secs_f64() * 1e6;
+        let total: Duration = samples.iter().sum();
+        Self {
+            p50_us: micros(percentile(&samples, 50.0)),
+            p99_us: micros(percentile(&samples, 99.0)),
+            mean_us: micros(total) / samples.len().max(1) as f64,
+            max_us: samples.last().copied().map_or(0.0, micros),
+            samples: samples.len(),
+            peak_rss_bytes: rss,
+            ids,
+        }
+    }
+}
+
+/// Spawns the function with one event waiting, times it to ready and to the first
+/// response, checks the response, and kills it.
+pub async fn cold_start(
+    spec: &Spec,
+    events: &EventTemplate,
+    message: &str,
+) -> Result<ColdStart, Error> {
+    let api = RuntimeApi::start(&spec.name).await?;
+    let ticket = api.submit(events.event(function::next_sequence()));
+    let mut function = Function::spawn(spec, api)?;
+    let ready = function.ready().await?;
+    let completion = function.wait(ticket).await?;
+    let id = function::created_id(&completion.outcome, message)?;
+    let peak_rss_bytes = function.peak_rss()?;
+    let spawned = function.spawned;
+    function.stop().await?;
+    Ok(ColdStart {
+        ready_ms: ms(ready.duration_since(spawned)),
+        first_response_ms: ms(completion.completed.duration_since(spawned)),
+        peak_rss_bytes,
+        id,
+    })
+}
+
+/// One warm process: `size.warmup` invocations, then `size.measured` timed ones, each from
+/// the event handed out to the response received. Every response must be the 201.
+pub async fn warm_run(
+    spec: &Spec,
+    events: &EventTemplate,
+    message: &str,
+    size: RunSize,
+) -> Result<LatencyRun, Error> {
+    let api = RuntimeApi::start(&spec.name).await?;
+    let mut function = Function::spawn(spec, api)?;
+    function.ready().await?;
+    let mut ids = Vec::with_capacity(size.warmup + size.measured);
+    let mut samples = Vec::with_capacity(size.measured);
+    for n in 0..size.warmup + size.measured {
+        let completion = function
+            .invoke(events.event(function::next_sequence()))
+            .await?;
+        let id = function::created_id(&completion.outcome, message)
+            .map_err(|error| format!("invocation {n} ({}): {error}", completion.request_id))?;
+        ids.push(id);
+        if n >= size.warmup {
+            samples.push(completion.latency());
+        }
+    }
+    let rss = function.peak_rss()?;
+    function.stop().await?;
+    Ok(LatencyRun::from_samples(samples, ids, Some(rss)))
+}
+
+/// The leads the floor inserts: each made from the body of an event of its own by the
+/// function's own pure steps (`shared::app::prepare`: key check, decoding, mapping,
+/// deduplication keys), so its row is the one the function would store for that event.
+pub struct FloorLeads {
+    source: &'static Source,
+    keys: ApiKeys,
+    content_type: Option<String>,
+}
+
+impl FloorLeads {
+    pub fn new(source: &'static Source, events: &EventTemplate) -> Self {
+        Self {
+            source,
+            keys: ApiKeys::from_csv(function::API_KEY),
+            content_type: events.content_type().map(str::to_owned),
+        }
+    }
+
+    fn record(&self, events: &EventTemplate, sequence: u64) -> Result<LeadRecord, Error> {
+        let body = events.body(sequence);
+        let request_id = format!("bench-floor-{sequence:012}");
+        let incoming = Incoming {
+            api_key: Some(function::API_KEY.as_bytes()),
+            content_type: self.content_type.as_deref(),
+            idempotency_key: None,
+            body: body.as_bytes(),
+            request_id: &request_id,
+            received_at: SystemTime::now(),
+        };
+        shared::app::prepare(self.source, &self.keys, &incoming)
+            .map_err(|error| format!("the floor's lead is refused: {error}").into())
+    }
+}
+
+/// The floor: `INSERT_LEAD` on one connection, in a loop, no function. Each insert is a
+/// distinct new lead, as each invocation is; it is prepared before the clock starts.
+pub async fn floor_run(
+    options: &PgConnectOptions,
+    leads: &FloorLeads,
+    events: &EventTemplate,
+    size: RunSize,
+) -> Result<LatencyRun, Error> {
+    let mut connection = PgConnection::connect_with(options).await?;
+    let mut ids = Vec::with_capacity(size.warmup + size.measured);
+    let mut samples = Vec::with_capacity(size.measured);
+    for n in 0..size.warmup + size.measured {
+        let record = leads.record(events, function::next_sequence())?;
+        let lead = &record.lead;
+        let started = Instant::now();
+        // TODO(store.rs): bind through a helper `shared::store` exports (the parameters of
+        // `Store::try_insert`), so the two cannot drift; until then, the same binds in the
+        // same order. A new lead claims its body only without the other keys.
+        let id: Option<String> = sqlx::query_scalar(INSERT_LEAD)
+            .bind(lead.platform)
+            .bind(&lead.name)
+            .bind(&lead.phone_number)
+            .bind(&lead.car_model)
+            .bind(&lead.lead_url)
+            .bind(&lead.campaign)
+            .bind(&record.payload)
+            .bind(record.received_at_ms() as f64)
+            .bind(&record.request_id)
+            .bind(&record.keys.partner_lead_id)
+            .bind(&record.keys.idempotency_key)
+            .bind(record.keys.body_sha256.as_deref())
+            .fetch_optional(&mut connection)
+            .await?;
+        let elapsed = started.elapsed();
+        let id =
+            id.ok_or("the floor's lead was taken for a duplicate: rows left from an earlier run?")?;
+        ids.push(id);
+        if n >= size.warmup {
+            samples.push(elapsed);
+        }
+    }
+    connection.close().await?;
+    Ok(LatencyRun::from_samples(samples, ids, None))
+}
+
+/// Checks that rows `a` and `b` hold the same mapped columns and the same kinds of
+/// deduplication keys (their ids and bodies differ by design).
+pub async fn same_lead_columns(options: &PgConnectOptions, a: &str, b: &str) -> Result<(), Error> {
+    let mut connection = PgConnection::connect_with(options).await?;
+    let rows: Vec<(String, Vec<Option<String>>)> = sqlx::query_as(
+        r#"SELECT id::text, ARRAY[platform, name, phone_number, car_model, lead_url, campaign,
+                  (partner_lead_id IS NULL)::text, (idempotency_key IS NULL)::text,
+                  (body_sha256 IS NULL)::text, (request_id IS NULL)::text]
+           FROM public."mg-digital-leads" WHERE id::text IN ($1, $2)"#,
+    )
+    .bind(a)
+    .bind(b)
+    .fetch_all(&mut connection)
+    .await?;
+    connection.close().await?;
+    match rows.as_slice() {
+        [(_, first), (_, second)] if first == second => Ok(()),
+        _ => Err(format!(
+            "the floor's row does not hold what the function's row holds (ids {a}, {b}): {rows:?}"
+        )
+        .into()),
+    }
+}
+
+/// How many of `ids` are rows of `platform`.
+pub async fn count_rows(
+    options: &PgConnectOptions,
+    ids: &[String],
+    platform: &str,
+) -> Result<i64, Error> {
+    let mut connection = PgConnection::connect_with(options).await?;
+    let count: i64 = sqlx::query_scalar(
+        r#"SELECT count(*) FROM public."mg-digital-leads" WHERE id::text = ANY($1) AND platform = $2"#,
+    )
+    .bind(ids)
+    .bind(platform)
+    .fetch_one(&mut connection)
+    .await?;
+    connection.close().await?;
+    Ok(count)
+}
+
+/// Removes the bench's rows.
+pub async fn delete_rows(options: &PgConnectOptions, ids: &[String]) -> Result<u64, Error> {
+    let mut connection = PgConnection::connect_with(options).await?;
+    let deleted = sqlx::query(r#"DELETE FROM public."mg-digital-leads" WHERE id::text = ANY($1)"#)
+        .bind(ids)
+        .execute(&mut connection)
+        .await?
+        .rows_affected();
+    connection.close().await?;
+    Ok(deleted)
+}
+
+/// Nearest-rank percentile of sorted samples.
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Median and range of repeated measurements.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Spread {
+    /// `None` for no values. The median of an even count is the mean of the middle two.
+    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
+        let mut values: Vec<f64> = values.into_iter().collect();
+        if values.is_empty() {
+            return None;
+        }
+        values.sort_by(f64::total_cmp);
+        let middle = values.len() / 2;
+        let median = if values.len() % 2 == 0 {
+            (values[middle - 1] + values[middle]) / 2.0
+        } else {
+            values[middle]
+        };
+        Some(Self {
+            median,
+            min: values[0],
+            max: values[values.len() - 1],
+        })
+    }
+}
+
+fn ms(duration: Duration) -> f64 {
+    duration.as_secs_f64() * 1e3
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let samples: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&samples, 50.0), Duration::from_micros(50));
+        assert_eq!(percentile(&samples, 99.0), Duration::from_micros(99));
+        assert_eq!(percentile(&samples, 100.0), Duration::from_micros(100));
+        assert_eq!(percentile(&samples[..1], 99.0), Duration::from_micros(1));
+        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
+    }
+
+    #[test]
+    fn spreads() {
+        let odd = Spread::of([3.0, 1.0, 2.0]).unwrap();
+        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
+        assert_eq!(Spread::of([4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
+        assert_eq!(Spread::of([]), None);
+    }
+
+    #[test]
+    fn runs_summarise_their_samples() {
+        let samples = (1..=200).rev().map(Duration::from_micros).collect();
+        let run = LatencyRun::from_samples(samples, vec![], None);
+        assert_eq!((run.p50_us, run.p99_us, run.max_us), (100.0, 198.0, 200.0));
+        assert_eq!(run.samples, 200);
+        assert!((run.mean_us - 100.5).abs() < 1e-9);
+    }
+}

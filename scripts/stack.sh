@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# Operations on the deployed stack (README.md, section Deploy):
+#   scripts/stack.sh migrate      apply pending migrations: invoke MigrateFunction with {}
+#   scripts/stack.sh replay-dlq   move every lead in the dead-letter queue back to the
+#                                 buffer queue, for the drain to store (after fixing the cause)
+# The stack and region are samconfig.toml's unless STACK_NAME / AWS_REGION are set.
+# Needs AWS credentials, the SAM CLI (migrate) and the AWS CLI (replay-dlq).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+
+from_samconfig() { sed -n "s/^$1 *= *\"\(.*\)\"/\1/p" samconfig.toml | head -n1; }
+stack=${STACK_NAME:-$(from_samconfig stack_name)}
+region=${AWS_REGION:-$(from_samconfig region)}
+export SAM_CLI_TELEMETRY=${SAM_CLI_TELEMETRY:-0}
+
+output() {
+    aws cloudformation describe-stacks --region "$region" --stack-name "$stack" \
+        --query "Stacks[0].Outputs[?OutputKey=='$1'].OutputValue" --output text
+}
+
+case "${1:-}" in
+migrate)
+    echo "migrate: invoking MigrateFunction of stack $stack ($region)" >&2
+    # One attempt: a retried invoke would only wait for the first one's migration lock.
+    # The answer is {"applied":[<every migration version now applied>]}.
+    response=$(AWS_MAX_ATTEMPTS=1 sam remote invoke MigrateFunction \
+        --stack-name "$stack" --region "$region" --event '{}' --output json)
+    printf '%s' "$response" | python3 -c '
+import json, sys
+response = json.load(sys.stdin)
+print(response.get("Payload", ""))
+error = response.get("FunctionError")
+if error:
+    sys.exit("migrate: failed (%s); see the log group /aws/lambda/%s-migrate" % (error, sys.argv[1]))
+' "$stack"
+    ;;
+replay-dlq)
+    dlq_arn=$(output DeadLetterQueueArn)
+    dlq_url=$(output DeadLetterQueueUrl)
+    queue_arn=$(output BufferQueueArn)
+    if [ -z "$dlq_arn" ] || [ "$dlq_arn" = None ] || [ -z "$queue_arn" ] || [ "$queue_arn" = None ]; then
+        echo "replay-dlq: stack $stack ($region) has no DeadLetterQueueArn/BufferQueueArn outputs" >&2
+        exit 1
+    fi
+    waiting=$(aws sqs get-queue-attributes --region "$region" --queue-url "$dlq_url" \
+        --attribute-names ApproximateNumberOfMessages \
+        --query Attributes.ApproximateNumberOfMessages --output text)
+    echo "replay-dlq: moving ~$waiting lead(s) from $dlq_arn to $queue_arn" >&2
+    aws sqs start-message-move-task --region "$region" \
+        --source-arn "$dlq_arn" --destination-arn "$queue_arn"
+    echo "replay-dlq: progress: aws sqs list-message-move-tasks --region $region --source-arn $dlq_arn" >&2
+    ;;
+*)
+    echo "usage: scripts/stack.sh migrate|replay-dlq" >&2
+    exit 2
+    ;;
+esac

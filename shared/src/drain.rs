@@ -1,0 +1,138 @@
+//! The `drain` function: stores the leads the source functions queued while the database
+//! was unavailable, through the same deduplicating insert, so a lead that was both stored
+//! and queued (a timeout after the commit) lands once.
+//!
+//! It reports partial batch failures: a stored message is deleted by Lambda, a failed one
+//! comes back after the visibility timeout, and one that keeps failing moves to the
+//! dead-letter queue (see template.yaml), where nothing is lost and an alarm fires.
+
+use std::process::ExitCode;
+use std::time::{Instant, SystemTime};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
+use lambda_runtime::{service_fn, LambdaEvent};
+
+use crate::buffer::{self, BufferError};
+use crate::config::{ConfigError, DatabaseConfig, DatabaseSource};
+use crate::database::Database;
+use crate::error::IngestError;
+use crate::mask;
+use crate::record::LeadRecord;
+use crate::secrets::SecretsClient;
+use crate::store::Stored;
+use crate::telemetry;
+
+/// Why one queued message was not stored.
+#[derive(Debug, thiserror::Error)]
+pub enum DrainError {
+    #[error(transparent)]
+    Message(#[from] BufferError),
+    #[error(transparent)]
+    Store(#[from] IngestError),
+    #[error("not tried: the database failed on an earlier message of the batch")]
+    Skipped,
+}
+
+/// The drain's container state: the database, built once.
+#[derive(Debug)]
+pub struct Drain {
+    database: Database,
+}
+
+impl Drain {
+    pub fn new(database: Database) -> Self {
+        Self { database }
+    }
+
+    /// The drain a configuration names (`DATABASE_URL`, or `DB_SECRET_ARN` and friends).
+    pub async fn from_config(config: DatabaseConfig) -> Result<Self, ConfigError> {
+        let client = match config.source {
+            DatabaseSource::Secret { .. } => Some(SecretsClient::from_env().await),
+            DatabaseSource::Url(_) => None,
+        };
+        let database = Database::new(config.source, config.store, config.secrets_ttl, client)?;
+        Ok(Self::new(database))
+    }
+
+    /// Stores every message of a batch it can, and names the others.
+    pub async fn handle(&self, event: SqsEvent) -> SqsBatchResponse {
+        let mut response = SqsBatchResponse::default();
+        let mut database_failed = false;
+        for message in event.records {
+            let started = Instant::now();
+            let message_id = message.message_id.clone().unwrap_or_default();
+            // Once the database is unavailable, the rest of the batch would only wait for
+            // the same timeout: hand it back at once.
+            let result = if database_failed {
+                Err(DrainError::Skipped)
+            } else {
+                self.store(&message).await
+            };
+            if let Err(DrainError::Store(error)) = &result {
+                database_failed |= error.store_unavailable();
+            }
+            log(&message_id, &result, started);
+            if result.is_err() {
+                response.add_failure(message_id);
+            }
+        }
+        response
+    }
+
+    async fn store(&self, message: &SqsMessage) -> Result<(LeadRecord, Stored), DrainError> {
+        let record = buffer::decode(message.body.as_deref().unwrap_or_default())?;
+        let stored = self.database.insert(&record).await?;
+        Ok((record, stored))
+    }
+}
+
+/// One line per message. The phone only masked.
+fn log(message_id: &str, result: &Result<(LeadRecord, Stored), DrainError>, started: Instant) {
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    match result {
+        Ok((record, stored)) => {
+            let outcome = match stored {
+                Stored::Created(_) => "stored",
+                Stored::Duplicate(_) => "duplicate",
+            };
+            let queued_ms = SystemTime::now()
+                .duration_since(record.received_at)
+                .map_or(0, |waited| waited.as_millis());
+            tracing::info!(
+                source = record.source.slug,
+                message_id,
+                request_id = record.request_id,
+                outcome,
+                latency_ms,
+                queued_ms,
+                lead_id = %stored.id(),
+                phone = mask::phone(&record.lead.phone_number),
+                "queued lead drained"
+            );
+        }
+        Err(error) => tracing::error!(
+            message_id,
+            outcome = "failed",
+            latency_ms,
+            error = %error,
+            "queued lead not stored; it will be retried"
+        ),
+    }
+}
+
+/// The `main` of the drain function.
+pub fn main() -> ExitCode {
+    telemetry::init();
+    crate::lambda::block_on(serve())
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
+    let config =
+        DatabaseConfig::from_env().map_err(|error| format!("drain cannot start: {error}"))?;
+    let drain: &'static Drain = Box::leak(Box::new(Drain::from_config(config).await?));
+    tracing::info!("drain ready");
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+        Ok::<_, lambda_runtime::Error>(drain.handle(event.payload).await)
+    }))
+    .await
+}

@@ -1,0 +1,39 @@
+//! A lead ready to store: its columns, its archived payload, its deduplication keys, and
+//! where and when it arrived. The same record is inserted at once, or queued while the
+//! database is unavailable and inserted later by the drain (see `buffer`, `drain`).
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::dedup::DedupKeys;
+use crate::lead::Lead;
+use crate::source::Source;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadRecord {
+    pub source: &'static Source,
+    pub lead: Lead,
+    /// The JSON text stored as `payload`.
+    pub payload: String,
+    pub keys: DedupKeys,
+    /// The Lambda request id of the request that brought the lead.
+    pub request_id: String,
+    /// When the request arrived: stored as `created_at`, so a lead drained from the queue
+    /// keeps its place in the CRM's timeline, and the retry window is measured from it.
+    pub received_at: SystemTime,
+}
+
+impl LeadRecord {
+    /// `received_at` as Unix milliseconds (the queue's and the log's unit).
+    pub fn received_at_ms(&self) -> u64 {
+        let since_epoch = self
+            .received_at
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO);
+        u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// Unix milliseconds back to a time.
+pub fn from_unix_ms(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}

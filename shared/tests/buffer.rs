@@ -1,0 +1,455 @@
+//! Nothing lost while the database is down: leads are queued on a real SQS API (the SDK
+//! against `moto_server` on 127.0.0.1) and answered `202 queued`, inside the partners'
+//! budget; the drain stores them once each when the database is back — a lead both
+//! stored and queued included — and leaves the queue empty. Only when the queue fails too
+//! does a partner get a 500.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use common::local_aws::LocalAws;
+use common::proxy::{upstream, via, Mode, Proxy};
+use common::Answer;
+use shared::buffer::Buffer;
+use shared::database::Database;
+use shared::drain::Drain;
+use shared::source::{Source, CARDEKHO, KNOWLARITY};
+use shared::store::{Store, StoreSettings};
+use shared::App;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+
+/// Partners wait 10 s; the answer must leave room for the network on both sides.
+const BUDGET: Duration = Duration::from_secs(8);
+
+struct Queue {
+    _aws: LocalAws,
+    config: aws_config::SdkConfig,
+    client: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl Queue {
+    async fn start() -> Self {
+        let aws = LocalAws::start();
+        let config = aws.sdk_config().await;
+        let client = aws_sdk_sqs::Client::new(&config);
+        let url = client
+            .create_queue()
+            .queue_name("lead-buffer")
+            .send()
+            .await
+            .expect("create queue")
+            .queue_url
+            .expect("queue URL");
+        Self {
+            _aws: aws,
+            config,
+            client,
+            url,
+        }
+    }
+
+    fn buffer(&self) -> Buffer {
+        Buffer::new(&self.config, self.url.clone())
+    }
+
+    /// What an SQS event source mapping does: receive a batch, invoke the drain, delete
+    /// what it stored. Returns how many messages it handed over, and the failures.
+    async fn drain_once(&self, drain: &Drain) -> (usize, Vec<String>) {
+        let received = self
+            .client
+            .receive_message()
+            .queue_url(&self.url)
+            .max_number_of_messages(10)
+            .visibility_timeout(30)
+            .send()
+            .await
+            .expect("receive");
+        let messages = received.messages.unwrap_or_default();
+        // The event as Lambda delivers it: JSON.
+        let records: Vec<serde_json::Value> = messages
+            .iter()
+            .map(|message| {
+                serde_json::json!({
+                    "messageId": message.message_id,
+                    "receiptHandle": message.receipt_handle,
+                    "body": message.body,
+                    "eventSource": "aws:sqs",
+                    "messageAttributes": {},
+                    "attributes": {},
+                })
+            })
+            .collect();
+        let event: SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))
+            .expect("an SQS event");
+        let response = drain.handle(event).await;
+        let failed: Vec<String> = response
+            .batch_item_failures
+            .into_iter()
+            .map(|failure| failure.item_identifier)
+            .collect();
+        for message in &messages {
+            if !failed.contains(message.message_id.as_ref().expect("message id")) {
+                self.client
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(message.receipt_handle.clone().expect("receipt"))
+                    .send()
+                    .await
+                    .expect("delete");
+            }
+        }
+        (messages.len(), failed)
+    }
+
+    /// Messages still in the queue, visible or in flight.
+    async fn depth(&self) -> usize {
+        let attributes = self
+            .client
+            .get_queue_attributes()
+            .queue_url(&self.url)
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .expect("queue attributes")
+            .attributes
+            .unwrap_or_default();
+        [
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
+            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
+        ]
+        .iter()
+        .map(|name| {
+            attributes
+                .get(name)
+                .and_then(|count| count.parse::<usize>().ok())
+                .unwrap_or(0)
+        })
+        .sum()
+    }
+
+    async fn send_raw(&self, body: &str) {
+        self.client
+            .send_message()
+            .queue_url(&self.url)
+            .message_body(body)
+            .send()
+            .await
+            .expect("send raw");
+    }
+}
+
+fn buffered_app(source: &'static Source, options: PgConnectOptions, queue: &Queue) -> App {
+    common::app(source, options).with_buffer(queue.buffer())
+}
+
+/// A queue, and an app whose database refuses every connection.
+async fn database_down(source: &'static Source, options: &PgConnectOptions) -> (Queue, Proxy, App) {
+    let queue = Queue::start().await;
+    let proxy = Proxy::start(upstream(options).await).await;
+    let app = buffered_app(source, via(&proxy, options.clone()), &queue);
+    proxy.set(Mode::Refuse);
+    (queue, proxy, app)
+}
+
+fn drain_for(options: PgConnectOptions) -> Drain {
+    Drain::new(Database::fixed(Store::connect_lazy(
+        options,
+        &StoreSettings::default(),
+    )))
+}
+
+async fn post(app: &App, headers: &[(&str, &str)], body: &str) -> (Answer, Duration) {
+    let request = common::request_with(
+        Some(&common::dev_key(app.source())),
+        Some("application/json"),
+        headers,
+        body.as_bytes().to_vec(),
+    );
+    let started = Instant::now();
+    let answer = common::call(app, request).await;
+    (answer, started.elapsed())
+}
+
+fn assert_queued(answer: &Answer, elapsed: Duration, source: &Source) {
+    assert_eq!(answer.status, 202, "{}", answer.body);
+    assert_eq!(
+        answer.body,
+        format!(
+            r#"{{"message":"{} lead accepted","queued":true}}"#,
+            source.platform
+        )
+    );
+    assert_eq!(answer.content_type, "application/json; charset=utf-8");
+    assert!(elapsed < BUDGET, "answered after {elapsed:?}");
+}
+
+async fn phones(pool: &PgPool) -> Vec<String> {
+    sqlx::query_scalar(
+        r#"SELECT phone_number FROM public."mg-digital-leads" ORDER BY phone_number"#,
+    )
+    .fetch_all(pool)
+    .await
+    .expect("read phones")
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn an_outage_loses_nothing_and_stores_nothing_twice(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let queue = Queue::start().await;
+    let proxy = Proxy::start(upstream(&options).await).await;
+    let app = buffered_app(&CARDEKHO, via(&proxy, options.clone()), &queue);
+    let direct = PgPool::connect_with(options.clone()).await.expect("pool");
+
+    // Stored before the outage; its retry during the outage is queued, and must not
+    // land twice.
+    let stored_first = r#"{"name":"Asha","mobile":"9000000000","lead_id":"CD-0"}"#;
+    let (answer, _) = post(&app, &[], stored_first).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+
+    proxy.set(Mode::Refuse);
+    let distinct: Vec<(Vec<(&str, String)>, String)> = (1..=12)
+        .map(|n| {
+            let phone = format!("90000000{n:02}");
+            match n % 3 {
+                // A partner id, an Idempotency-Key, or nothing but the body.
+                0 => (
+                    vec![],
+                    format!(r#"{{"name":"Lead {n}","mobile":"{phone}","lead_id":"CD-{n}"}}"#),
+                ),
+                1 => (
+                    vec![("Idempotency-Key", format!("key-{n}"))],
+                    format!(r#"{{"name":"Lead {n}","mobile":"{phone}"}}"#),
+                ),
+                _ => (
+                    vec![],
+                    format!(r#"{{"name":"Lead {n}","mobile":"{phone}"}}"#),
+                ),
+            }
+        })
+        .collect();
+    let mut sent = 0;
+    for round in 0..2 {
+        for (headers, body) in &distinct {
+            let headers: Vec<(&str, &str)> =
+                headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
+            let (answer, elapsed) = post(&app, &headers, body).await;
+            assert_queued(&answer, elapsed, &CARDEKHO);
+            sent += 1;
+        }
+        if round == 0 {
+            let (answer, elapsed) = post(&app, &[], stored_first).await;
+            assert_queued(&answer, elapsed, &CARDEKHO);
+            sent += 1;
+        }
+    }
+    // A database that swallows packets is waited for only up to the operation timeout.
+    proxy.set(Mode::BlackHole);
+    let (answer, elapsed) = post(
+        &app,
+        &[],
+        r#"{"name":"Lead 13","mobile":"9000000013","lead_id":"CD-13"}"#,
+    )
+    .await;
+    assert_queued(&answer, elapsed, &CARDEKHO);
+    sent += 1;
+    assert_eq!(queue.depth().await, sent);
+
+    // Draining while the database is still down hands every message back.
+    let drain = drain_for(via(&proxy, options.clone()));
+    proxy.set(Mode::Refuse);
+    let (handed, failed) = queue.drain_once(&drain).await;
+    assert_eq!(
+        failed.len(),
+        handed,
+        "nothing is stored while the database is down"
+    );
+    assert_eq!(phones(&direct).await, ["9000000000"]);
+
+    // The database is back: drain until the queue is empty.
+    proxy.set(Mode::Forward);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let deadline = Instant::now() + Duration::from_secs(90);
+    while queue.depth().await > 0 {
+        assert!(Instant::now() < deadline, "the queue did not drain");
+        let (handed, failed) = queue.drain_once(&drain).await;
+        if handed == 0 {
+            // The batch that failed above is invisible until its timeout: make it visible.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            release_in_flight(&queue).await;
+        }
+        assert!(failed.is_empty(), "{failed:?}");
+    }
+
+    let expected: BTreeSet<String> = (0..=13).map(|n| format!("90000000{n:02}")).collect();
+    let stored = phones(&direct).await;
+    assert_eq!(stored.len(), expected.len(), "each lead once: {stored:?}");
+    assert_eq!(stored.into_iter().collect::<BTreeSet<_>>(), expected);
+    assert_eq!(queue.depth().await, 0);
+}
+
+/// Makes in-flight messages visible again (what the visibility timeout does, sooner).
+async fn release_in_flight(queue: &Queue) {
+    // moto honours a zero visibility timeout on receive; re-receiving with 0 and not
+    // deleting returns them to the queue at once.
+    let _ = queue
+        .client
+        .receive_message()
+        .queue_url(&queue.url)
+        .max_number_of_messages(10)
+        .visibility_timeout(0)
+        .send()
+        .await;
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_queued_lead_keeps_its_fields_and_arrival_time(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (queue, proxy, app) = database_down(&KNOWLARITY, &options).await;
+    let body = r#"{"customer_number":" +917330995416 ","uuid":"u-1","campaign":"diwali","nested":{"a":[1]}}"#;
+    let before = std::time::SystemTime::now();
+    let (answer, elapsed) = post(&app, &[], body).await;
+    assert_queued(&answer, elapsed, &KNOWLARITY);
+
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    proxy.set(Mode::Forward);
+    let (handed, failed) = queue.drain_once(&drain_for(options.clone())).await;
+    assert_eq!((handed, failed.len()), (1, 0));
+
+    let pool = PgPool::connect_with(options).await.expect("pool");
+    let row: (
+        String,
+        String,
+        String,
+        Option<String>,
+        Option<String>,
+        serde_json::Value,
+        f64,
+    ) = sqlx::query_as(
+        r#"SELECT platform, name, phone_number, campaign, partner_lead_id, payload,
+                      extract(epoch FROM created_at)::float8
+               FROM public."mg-digital-leads""#,
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the drained row");
+    let (platform, name, phone, campaign, partner_id, payload, created) = row;
+    assert_eq!(platform, "Knowlarity");
+    assert_eq!(name, "Knowlarity Lead +917330995416");
+    assert_eq!(phone, "+917330995416");
+    assert_eq!(campaign.as_deref(), Some("diwali"));
+    assert_eq!(partner_id.as_deref(), Some("u-1"));
+    assert_eq!(
+        payload,
+        serde_json::from_str::<serde_json::Value>(body).unwrap()
+    );
+    // created_at is when the partner sent it, not when the drain stored it.
+    let sent = before
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs_f64();
+    assert!(
+        (created - sent).abs() < 0.5,
+        "created {created}, sent {sent}"
+    );
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn without_the_queue_too_the_partner_gets_a_500(_: PgPoolOptions, options: PgConnectOptions) {
+    // A queue endpoint nobody listens on, and a database that refuses.
+    let closed_port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("free port")
+        .port();
+    let loader = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(format!("http://127.0.0.1:{closed_port}"))
+        .region(aws_sdk_sqs::config::Region::new("ap-south-1"))
+        .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+            "test", "test", None, None, "tests",
+        ));
+    let config = shared::aws::sdk_config(loader).await;
+    let buffer = Buffer::new(&config, format!("http://127.0.0.1:{closed_port}/1/q"));
+    let proxy = Proxy::start(upstream(&options).await).await;
+    let app = common::app(&CARDEKHO, via(&proxy, options)).with_buffer(buffer);
+    proxy.set(Mode::Refuse);
+
+    let (answer, elapsed) = post(&app, &[], r#"{"name":"Asha","mobile":"9800000001"}"#).await;
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert_eq!(answer.body, r#"{"error":"Internal server error"}"#);
+    assert!(elapsed < BUDGET, "answered after {elapsed:?}");
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_lead_the_database_refuses_as_data_is_not_queued(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let queue = Queue::start().await;
+    let pool = PgPool::connect_with(options.clone()).await.expect("pool");
+    // The CRM's own rule, say: a check the lead fails is the lead's problem, not an
+    // outage, and queueing it would only fail again.
+    sqlx::query(
+        r#"ALTER TABLE public."mg-digital-leads"
+           ADD CONSTRAINT no_test_numbers CHECK (phone_number <> '0000000000')"#,
+    )
+    .execute(&pool)
+    .await
+    .expect("add check");
+    let app = buffered_app(&CARDEKHO, options, &queue);
+    let (answer, _) = post(&app, &[], r#"{"name":"Asha","mobile":"0000000000"}"#).await;
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert_eq!(queue.depth().await, 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn the_drain_reports_exactly_the_messages_it_could_not_store(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let (queue, _proxy, app) = database_down(&CARDEKHO, &options).await;
+    let (answer, elapsed) = post(&app, &[], r#"{"name":"Asha","mobile":"9800000001"}"#).await;
+    assert_queued(&answer, elapsed, &CARDEKHO);
+    queue.send_raw("not a lead").await;
+    queue
+        .send_raw(
+            &shared::buffer::encode(&sample_record())
+                .expect("encode")
+                .replace(r#""source":"cardekho""#, r#""source":"olx""#),
+        )
+        .await;
+
+    let (handed, failed) = queue.drain_once(&drain_for(options.clone())).await;
+    assert_eq!(handed, 3);
+    assert_eq!(failed.len(), 2, "the two foreign messages: {failed:?}");
+    let pool = PgPool::connect_with(options).await.expect("pool");
+    assert_eq!(phones(&pool).await, ["9800000001"]);
+    // The failed ones stay queued for the dead-letter queue (after maxReceiveCount).
+    assert_eq!(queue.depth().await, 2);
+}
+
+fn sample_record() -> shared::record::LeadRecord {
+    shared::record::LeadRecord {
+        source: &CARDEKHO,
+        lead: shared::lead::Lead {
+            platform: CARDEKHO.platform,
+            name: "Ravi".into(),
+            phone_number: "9800000002".into(),
+            car_model: None,
+            lead_url: None,
+            campaign: None,
+            partner_lead_id: None,
+        },
+        payload: r#"{"name":"Ravi","mobile":"9800000002"}"#.into(),
+        keys: shared::dedup::DedupKeys::default(),
+        request_id: "r".into(),
+        received_at: std::time::SystemTime::now(),
+    }
+}

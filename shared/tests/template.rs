@@ -1,0 +1,782 @@
+//! `template.yaml` against the workspace, so a fourth source cannot be half-added and the
+//! deployment cannot drift from the code:
+//!
+//! - every crate under `functions/` is deployed, built by cargo-lambda from its binary;
+//! - the partner sources are the code's own list, [`shared::source::ALL`]: each has
+//!   `functions/<slug>`, exactly one route (its own path, `POST`), its own generated
+//!   API-key secret that only it can read, the buffer queue, and `events/<slug>/`;
+//! - every other function (migrate, drain) has no route and no API key;
+//! - the drain is fed by the buffer queue, with partial batch failures, a bounded
+//!   concurrency and a dead-letter queue behind an alarm;
+//! - every environment variable the template sets is one the code reads.
+//!
+//! It reads files only: no database, no AWS, no Docker.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde_json::{json, Map, Value};
+use shared::source::ALL;
+
+const API_ID: &str = "LeadsApi";
+const QUEUE_ID: &str = "LeadBufferQueue";
+const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
+/// The function the buffer queue feeds (issue 4). Not a source: no route, no API key.
+const DRAIN: &str = "drain";
+/// The pseudo account id `sam local` uses; see the `IsSamLocal` condition.
+const SAM_LOCAL_ACCOUNT: &str = "123456789012";
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// The template as CloudFormation's JSON form: `!Ref X` → `{"Ref": "X"}`,
+/// `!GetAtt A.B` → `{"Fn::GetAtt": ["A", "B"]}`, `!Sub s` → `{"Fn::Sub": s}`, ...
+fn template() -> Value {
+    let path = root().join("template.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let yaml: serde_yaml::Value =
+        serde_yaml::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    to_json(yaml)
+}
+
+fn to_json(value: serde_yaml::Value) -> Value {
+    use serde_yaml::Value as Y;
+    match value {
+        Y::Null => Value::Null,
+        Y::Bool(b) => Value::Bool(b),
+        Y::Number(n) => serde_json::to_value(n).expect("number"),
+        Y::String(s) => Value::String(s),
+        Y::Sequence(items) => Value::Array(items.into_iter().map(to_json).collect()),
+        Y::Mapping(map) => Value::Object(
+            map.into_iter()
+                .map(|(k, v)| {
+                    let key = match k {
+                        Y::String(s) => s,
+                        other => serde_yaml::to_string(&other)
+                            .expect("key")
+                            .trim()
+                            .to_owned(),
+                    };
+                    (key, to_json(v))
+                })
+                .collect(),
+        ),
+        Y::Tagged(tagged) => {
+            let tag = tagged.tag.to_string();
+            let name = tag.trim_start_matches('!');
+            let inner = to_json(tagged.value);
+            let (key, inner) = match name {
+                "Ref" | "Condition" => (name.to_owned(), inner),
+                "GetAtt" => match inner {
+                    Value::String(s) => {
+                        let (resource, attribute) =
+                            s.split_once('.').expect("!GetAtt Resource.Attribute");
+                        ("Fn::GetAtt".to_owned(), json!([resource, attribute]))
+                    }
+                    other => ("Fn::GetAtt".to_owned(), other),
+                },
+                other => (format!("Fn::{other}"), inner),
+            };
+            json!({ key: inner })
+        }
+    }
+}
+
+fn reference(logical_id: &str) -> Value {
+    json!({ "Ref": logical_id })
+}
+
+fn get_att(logical_id: &str, attribute: &str) -> Value {
+    json!({ "Fn::GetAtt": [logical_id, attribute] })
+}
+
+/// Does `value` mention resource `logical_id` (Ref, GetAtt, or `${Id}` in a Sub)?
+fn mentions(value: &Value, logical_id: &str) -> bool {
+    match value {
+        Value::Object(map) => map.iter().any(|(key, inner)| match (key.as_str(), inner) {
+            ("Ref", Value::String(id)) => id == logical_id,
+            ("Fn::GetAtt", Value::Array(parts)) => {
+                parts.first().and_then(Value::as_str) == Some(logical_id)
+            }
+            ("Fn::Sub", Value::String(text)) => {
+                text.contains(&format!("${{{logical_id}}}"))
+                    || text.contains(&format!("${{{logical_id}."))
+            }
+            _ => mentions(inner, logical_id),
+        }),
+        Value::Array(items) => items.iter().any(|item| mentions(item, logical_id)),
+        _ => false,
+    }
+}
+
+fn as_list(value: &Value) -> Vec<&Value> {
+    match value {
+        Value::Array(items) => items.iter().collect(),
+        Value::Null => Vec::new(),
+        other => vec![other],
+    }
+}
+
+fn number(value: &Value, what: &str) -> u64 {
+    match value {
+        Value::Number(n) => n.as_u64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .unwrap_or_else(|| panic!("{what}: a literal number, not {value}"))
+}
+
+/// The slugs of the partner sources, from the code.
+fn sources() -> BTreeSet<String> {
+    let slugs: BTreeSet<String> = ALL.iter().map(|source| source.slug.to_owned()).collect();
+    assert_eq!(slugs.len(), ALL.len(), "slugs in shared::source::ALL");
+    assert!(!slugs.is_empty(), "shared::source::ALL is empty");
+    slugs
+}
+
+/// The directories under `functions/` that are crates.
+fn function_dirs() -> BTreeSet<String> {
+    subdirs(&root().join("functions"))
+        .into_iter()
+        .filter(|dir| {
+            root()
+                .join("functions")
+                .join(dir)
+                .join("Cargo.toml")
+                .is_file()
+        })
+        .collect()
+}
+
+fn subdirs(dir: &Path) -> BTreeSet<String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{dir:?}: {e}"))
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| path.is_dir())
+        .map(|path| path.file_name().unwrap().to_string_lossy().into_owned())
+        .collect()
+}
+
+/// The functions that are not partner sources (migrate, drain): derived, not listed.
+fn non_source_functions() -> BTreeSet<String> {
+    function_dirs().difference(&sources()).cloned().collect()
+}
+
+/// Every `"NAME"` string literal in `shared/src`: the environment variables the code can read.
+fn names_in_code() -> String {
+    fn collect(dir: &Path, text: &mut String) {
+        for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{dir:?}: {e}")) {
+            let path = entry.expect("dir entry").path();
+            if path.is_dir() {
+                collect(&path, text);
+            } else if path.extension().is_some_and(|ext| ext == "rs") {
+                text.push_str(&std::fs::read_to_string(&path).expect("source file"));
+            }
+        }
+    }
+    let mut text = String::new();
+    collect(&root().join("shared").join("src"), &mut text);
+    text
+}
+
+struct Template {
+    resources: Map<String, Value>,
+    conditions: Map<String, Value>,
+    globals: Value,
+    outputs: Map<String, Value>,
+    /// Binary → logical id of every `AWS::Serverless::Function`.
+    functions: BTreeMap<String, String>,
+}
+
+impl Template {
+    fn load() -> Self {
+        let template = template();
+        let resources = template["Resources"]
+            .as_object()
+            .expect("Resources")
+            .clone();
+        let conditions = template["Conditions"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        let outputs = template["Outputs"].as_object().cloned().unwrap_or_default();
+        let globals = template["Globals"]["Function"].clone();
+        let mut functions = BTreeMap::new();
+        for (id, resource) in &resources {
+            if resource["Type"] != "AWS::Serverless::Function" {
+                continue;
+            }
+            assert_eq!(
+                resource["Metadata"]["BuildMethod"], "rust-cargolambda",
+                "{id}: Metadata.BuildMethod"
+            );
+            let binary = resource["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id}: Metadata.BuildProperties.Binary"))
+                .to_owned();
+            assert_eq!(resource["Properties"]["CodeUri"], ".", "{id}: CodeUri");
+            if let Some(other) = functions.insert(binary.clone(), id.clone()) {
+                panic!("binary {binary} is deployed twice: {other} and {id}");
+            }
+        }
+        Self {
+            resources,
+            conditions,
+            globals,
+            outputs,
+            functions,
+        }
+    }
+
+    fn globals_env(&self) -> Map<String, Value> {
+        self.globals["Environment"]["Variables"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn resource(&self, id: &str) -> &Value {
+        self.resources
+            .get(id)
+            .unwrap_or_else(|| panic!("no resource {id}"))
+    }
+
+    fn function(&self, binary: &str) -> (&str, &Value) {
+        let id = self.functions.get(binary).unwrap_or_else(|| {
+            panic!("functions/{binary} has no AWS::Serverless::Function with BuildProperties.Binary {binary}")
+        });
+        (id, self.resource(id))
+    }
+
+    /// A function's own variable, else the Globals one.
+    fn env(&self, function: &Value, name: &str) -> Option<Value> {
+        function["Properties"]["Environment"]["Variables"]
+            .get(name)
+            .cloned()
+            .or_else(|| self.globals_env().get(name).cloned())
+    }
+
+    /// A function's own property, else the Globals one.
+    fn property(&self, function: &Value, name: &str) -> Value {
+        match function["Properties"].get(name) {
+            Some(value) => value.clone(),
+            None => self.globals[name].clone(),
+        }
+    }
+
+    /// A function's events: name → (type, properties).
+    fn events(&self, id: &str) -> BTreeMap<String, (String, Value)> {
+        self.resource(id)["Properties"]["Events"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(name, event)| {
+                let kind = event["Type"].as_str().expect("event Type").to_owned();
+                (name, (kind, event["Properties"].clone()))
+            })
+            .collect()
+    }
+
+    /// The routes `METHOD /path` of a function's HttpApi (or Api) events.
+    fn routes(&self, id: &str) -> Vec<String> {
+        self.events(id)
+            .into_iter()
+            .filter(|(_, (kind, _))| kind == "HttpApi" || kind == "Api")
+            .map(|(name, (kind, props))| {
+                assert_eq!(kind, "HttpApi", "{id}.Events.{name}: an HTTP API event");
+                assert_eq!(
+                    props["ApiId"],
+                    reference(API_ID),
+                    "{id}.Events.{name}: on {API_ID}, where the throttling and access logs are"
+                );
+                let method = props["Method"].as_str().expect("Method").to_uppercase();
+                let path = props["Path"].as_str().expect("Path");
+                format!("{method} {path}")
+            })
+            .collect()
+    }
+
+    /// The inline policy statements of a function (both branches of an `!If`). Policy
+    /// templates and managed policies are refused: the test could not check them.
+    fn statements(&self, id: &str) -> Vec<Value> {
+        let mut statements = Vec::new();
+        for policy in as_list(&self.resource(id)["Properties"]["Policies"]) {
+            match policy {
+                Value::Object(map) if map.contains_key("Statement") => {
+                    for statement in as_list(&map["Statement"]) {
+                        match statement.get("Fn::If") {
+                            Some(Value::Array(parts)) => statements.extend(
+                                parts[1..]
+                                    .iter()
+                                    .filter(|branch| **branch != reference("AWS::NoValue"))
+                                    .cloned(),
+                            ),
+                            _ => statements.push(statement.clone()),
+                        }
+                    }
+                }
+                other => panic!(
+                    "{id}: policy {other} is not an inline statement list; the test cannot check it"
+                ),
+            }
+        }
+        statements
+    }
+
+    /// The `Resource`s a function is allowed an action on (by prefix, e.g.
+    /// `secretsmanager:get`, `sqs:send`); a wildcard action counts.
+    fn grants(&self, id: &str, action_prefix: &str) -> Vec<Value> {
+        let service = action_prefix.split(':').next().expect("service");
+        let mut grants = Vec::new();
+        for statement in self.statements(id) {
+            let matches = as_list(&statement["Action"]).iter().any(|action| {
+                let action = action.as_str().unwrap_or_default().to_lowercase();
+                action == "*"
+                    || action == format!("{service}:*")
+                    || action.starts_with(action_prefix)
+            });
+            if matches {
+                assert_eq!(statement["Effect"], "Allow", "{id}: {statement}");
+                assert!(statement.get("NotResource").is_none(), "{id}: {statement}");
+                grants.extend(as_list(&statement["Resource"]).into_iter().cloned());
+            }
+        }
+        grants
+    }
+
+    /// `API_KEYS` / `DATABASE_URL` may only be declared for `sam local` to override: an
+    /// `!If [IsSamLocal, "", !Ref AWS::NoValue]`, which CloudFormation drops.
+    fn assert_local_only(&self, owner: &str, name: &str, value: Option<&Value>) {
+        let Some(value) = value else { return };
+        let parts = value["Fn::If"]
+            .as_array()
+            .unwrap_or_else(|| panic!("{owner}: {name} must not be set for deployed functions"));
+        let condition = parts[0].as_str().expect("condition name");
+        assert_eq!(parts[1], "", "{owner}: {name} has a value");
+        assert_eq!(parts[2], reference("AWS::NoValue"), "{owner}: {name}");
+        assert_eq!(
+            self.conditions.get(condition),
+            Some(&json!({ "Fn::Equals": [reference("AWS::AccountId"), SAM_LOCAL_ACCOUNT] })),
+            "{owner}: {name} is declared under {condition}, which must be true only under sam local"
+        );
+    }
+}
+
+#[test]
+fn every_function_dir_is_deployed_and_nothing_else() {
+    let template = Template::load();
+    let dirs = function_dirs();
+    let deployed: BTreeSet<String> = template.functions.keys().cloned().collect();
+    assert_eq!(
+        deployed, dirs,
+        "template functions (by BuildProperties.Binary) vs crates under functions/"
+    );
+    for dir in &dirs {
+        let manifest = root().join("functions").join(dir).join("Cargo.toml");
+        let text = std::fs::read_to_string(&manifest).expect("Cargo.toml");
+        assert!(
+            text.contains(&format!("name = \"{dir}\"")),
+            "{manifest:?}: package and binary are named {dir}"
+        );
+    }
+}
+
+/// A source crate's `main` is `shared::lambda::main(&shared::source::X)`; the others' is not.
+/// So a crate written as a source but missing from `ALL` (or the reverse) fails here.
+#[test]
+fn the_sources_are_the_codes_own_list() {
+    let sources = sources();
+    let dirs = function_dirs();
+    for slug in &sources {
+        assert!(
+            dirs.contains(slug),
+            "shared::source::ALL has {slug}, but there is no functions/{slug}"
+        );
+    }
+    for dir in &dirs {
+        let main = root()
+            .join("functions")
+            .join(dir)
+            .join("src")
+            .join("main.rs");
+        let text = std::fs::read_to_string(&main).unwrap_or_else(|e| panic!("{main:?}: {e}"));
+        let runs_a_source = text.contains("shared::lambda::main(");
+        assert_eq!(
+            runs_a_source,
+            sources.contains(dir),
+            "functions/{dir}: runs a source (shared::lambda::main) = {runs_a_source}, \
+             listed in shared::source::ALL = {}",
+            sources.contains(dir)
+        );
+    }
+    let non_sources = non_source_functions();
+    assert!(
+        non_sources.contains(DRAIN) && non_sources.contains("migrate"),
+        "{non_sources:?}"
+    );
+    // Sample events exist for the sources, and only for them.
+    assert_eq!(
+        subdirs(&root().join("events")),
+        sources,
+        "folders under events/ vs shared::source::ALL"
+    );
+}
+
+#[test]
+fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
+    let template = Template::load();
+    let sources = sources();
+    let globals = template.globals_env();
+    let db_secret = globals
+        .get("DB_SECRET_ARN")
+        .expect("Globals: DB_SECRET_ARN")
+        .clone();
+
+    // Every route in the template, to its function.
+    let mut route_owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for id in template.functions.values() {
+        for route in template.routes(id) {
+            route_owners.entry(route).or_default().push(id.clone());
+        }
+    }
+
+    let api = template.resource(API_ID);
+    assert_eq!(api["Type"], "AWS::Serverless::HttpApi", "{API_ID}");
+    let route_settings = api["Properties"]["RouteSettings"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        api["Properties"]["AccessLogSettings"]["DestinationArn"].is_object(),
+        "{API_ID}: access logs"
+    );
+
+    let mut secrets_in_use = BTreeMap::new();
+    for source in ALL {
+        let slug = source.slug;
+        let (id, function) = template.function(slug);
+        let route = format!("POST {}", source.route());
+
+        // Exactly one event, the route, and nobody else serves it.
+        assert_eq!(
+            template.events(id).len(),
+            1,
+            "{id}: one event (its route), nothing else"
+        );
+        assert_eq!(
+            template.routes(id),
+            vec![route.clone()],
+            "{id}: exactly one route"
+        );
+        assert_eq!(
+            route_owners[&route],
+            vec![id.to_owned()],
+            "{route}: one function"
+        );
+        let throttle = route_settings
+            .get(&route)
+            .unwrap_or_else(|| panic!("{API_ID}.RouteSettings has no {route:?} (throttling)"));
+        assert!(
+            throttle.get("ThrottlingRateLimit").is_some()
+                && throttle.get("ThrottlingBurstLimit").is_some(),
+            "{route}: rate and burst limits"
+        );
+
+        // Its own generated secret, passed as API_KEYS_SECRET_ARN.
+        let secret_ref = template
+            .env(function, "API_KEYS_SECRET_ARN")
+            .unwrap_or_else(|| panic!("{id}: no API_KEYS_SECRET_ARN"));
+        let secret_id = secret_ref["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: API_KEYS_SECRET_ARN must be !Ref <secret>"))
+            .to_owned();
+        let secret = template.resource(&secret_id);
+        assert_eq!(
+            secret["Type"], "AWS::SecretsManager::Secret",
+            "{id}: {secret_id}"
+        );
+        assert!(
+            secret["Properties"].get("SecretString").is_none()
+                && secret["Properties"].get("GenerateSecretString").is_some(),
+            "{secret_id}: the key is generated, never written in the template"
+        );
+        if let Some(other) = secrets_in_use.insert(secret_id.clone(), id.to_owned()) {
+            panic!("{secret_id} is the key secret of both {other} and {id}");
+        }
+
+        // It may read its own secret (and the database's), nothing else.
+        let grants = template.grants(id, "secretsmanager:get");
+        assert!(
+            grants.contains(&secret_ref),
+            "{id}: no secretsmanager:GetSecretValue on {secret_id}"
+        );
+        for grant in &grants {
+            assert!(
+                *grant == secret_ref || *grant == db_secret,
+                "{id}: may read {grant}, which is neither {secret_id} nor the database secret"
+            );
+        }
+
+        // Queues a lead it cannot store (issue 4): the buffer queue's URL, and sending to
+        // that queue only.
+        assert_eq!(
+            template.env(function, "BUFFER_QUEUE_URL"),
+            Some(reference(QUEUE_ID)),
+            "{id}: BUFFER_QUEUE_URL is !Ref {QUEUE_ID}"
+        );
+        assert_eq!(
+            template.grants(id, "sqs:send"),
+            vec![get_att(QUEUE_ID, "Arn")],
+            "{id}: sqs:SendMessage on {QUEUE_ID} only"
+        );
+
+        // Sample events to replay.
+        let events = root().join("events").join(slug);
+        let count = std::fs::read_dir(&events)
+            .unwrap_or_else(|e| panic!("{events:?}: {e}"))
+            .filter(|entry| {
+                let path = entry.as_ref().expect("dir entry").path();
+                path.extension().is_some_and(|ext| ext == "json")
+            })
+            .count();
+        assert!(count > 0, "{events:?} has no event file");
+    }
+    assert_eq!(secrets_in_use.len(), sources.len());
+
+    // No other function mentions a source's key secret (in its environment or policy).
+    for (secret_id, owner) in &secrets_in_use {
+        for (other_id, other) in &template.resources {
+            if other_id != owner && other["Type"] == "AWS::Serverless::Function" {
+                assert!(
+                    !mentions(other, secret_id),
+                    "{other_id} refers to {secret_id}, {owner}'s key secret"
+                );
+            }
+        }
+    }
+
+    // No route without a source.
+    let expected: BTreeSet<String> = ALL
+        .iter()
+        .map(|source| format!("POST {}", source.route()))
+        .collect();
+    let actual: BTreeSet<String> = route_owners.keys().cloned().collect();
+    assert_eq!(actual, expected, "routes in the template");
+}
+
+#[test]
+fn other_functions_have_no_route_and_no_api_key() {
+    let template = Template::load();
+    let db_secret = template.globals_env()["DB_SECRET_ARN"].clone();
+    for binary in non_source_functions() {
+        let (id, function) = template.function(&binary);
+        assert!(template.routes(id).is_empty(), "{id} has no route");
+        for name in ["API_KEYS_SECRET_ARN", "API_KEYS"] {
+            assert!(
+                function["Properties"]["Environment"]["Variables"]
+                    .get(name)
+                    .is_none()
+                    && !template.globals_env().contains_key(name),
+                "{id}: no {name}"
+            );
+        }
+        for grant in template.grants(id, "secretsmanager:get") {
+            assert_eq!(grant, db_secret, "{id} reads only the database secret");
+        }
+    }
+}
+
+#[test]
+fn the_drain_is_fed_by_the_buffer_queue() {
+    let template = Template::load();
+    let (id, function) = template.function(DRAIN);
+
+    // One event: the buffer queue, reporting which messages of a batch failed.
+    let events = template.events(id);
+    assert_eq!(events.len(), 1, "{id}: one event, the buffer queue");
+    let (kind, props) = events.values().next().expect("event");
+    assert_eq!(kind, "SQS", "{id}: an SQS event source");
+    assert_eq!(
+        props["Queue"],
+        get_att(QUEUE_ID, "Arn"),
+        "{id}: fed by {QUEUE_ID}"
+    );
+    assert!(
+        as_list(&props["FunctionResponseTypes"]).contains(&&json!("ReportBatchItemFailures")),
+        "{id}: FunctionResponseTypes [ReportBatchItemFailures]"
+    );
+    assert_eq!(
+        number(&props["BatchSize"], "BatchSize"),
+        10,
+        "{id}: BatchSize"
+    );
+    let max_concurrency = number(
+        &props["ScalingConfig"]["MaximumConcurrency"],
+        "ScalingConfig.MaximumConcurrency",
+    );
+    assert_eq!(max_concurrency, 2, "{id}: spares the database");
+    let reserved = number(
+        &function["Properties"]["ReservedConcurrentExecutions"],
+        "ReservedConcurrentExecutions",
+    );
+    assert!(
+        reserved >= max_concurrency,
+        "{id}: reserved concurrency {reserved} < MaximumConcurrency {max_concurrency} throttles the pollers"
+    );
+    // Same database as the sources: the Globals, not overridden.
+    for name in [
+        "DB_SECRET_ARN",
+        "DB_HOST",
+        "DB_PORT",
+        "DB_NAME",
+        "DB_SSLMODE",
+    ] {
+        assert!(
+            function["Properties"]["Environment"]["Variables"]
+                .get(name)
+                .is_none(),
+            "{id}: {name} comes from Globals, like the sources'"
+        );
+    }
+    assert!(
+        function["Properties"]["VpcConfig"].is_object(),
+        "{id}: in the VPC, next to the database"
+    );
+
+    // The queue: encrypted, 14 days, retried 5 times into the dead-letter queue, and not
+    // visible again while a batch may still be running.
+    let queue = &template.resource(QUEUE_ID)["Properties"];
+    let dlq = &template.resource(DEAD_LETTER_QUEUE_ID)["Properties"];
+    for (name, props) in [(QUEUE_ID, queue), (DEAD_LETTER_QUEUE_ID, dlq)] {
+        assert_eq!(props["SqsManagedSseEnabled"], true, "{name}: SSE");
+        assert_eq!(
+            number(&props["MessageRetentionPeriod"], "MessageRetentionPeriod"),
+            14 * 24 * 3600,
+            "{name}: 14 days"
+        );
+    }
+    assert_eq!(
+        queue["RedrivePolicy"]["deadLetterTargetArn"],
+        get_att(DEAD_LETTER_QUEUE_ID, "Arn")
+    );
+    assert_eq!(
+        number(
+            &queue["RedrivePolicy"]["maxReceiveCount"],
+            "maxReceiveCount"
+        ),
+        5
+    );
+    let timeout = number(&template.property(function, "Timeout"), "Timeout");
+    let visibility = number(&queue["VisibilityTimeout"], "VisibilityTimeout");
+    assert!(
+        visibility >= 6 * timeout,
+        "{QUEUE_ID}: VisibilityTimeout {visibility} < 6 x {id}'s Timeout {timeout}"
+    );
+
+    // An alarm as soon as a lead is in the dead-letter queue.
+    let alarmed = template.resources.values().any(|resource| {
+        let props = &resource["Properties"];
+        resource["Type"] == "AWS::CloudWatch::Alarm"
+            && props["Namespace"] == "AWS/SQS"
+            && props["MetricName"] == "ApproximateNumberOfMessagesVisible"
+            && mentions(&props["Dimensions"], DEAD_LETTER_QUEUE_ID)
+            && props["ComparisonOperator"] == "GreaterThanThreshold"
+            && number(&props["Threshold"], "Threshold") == 0
+            && !as_list(&props["AlarmActions"]).is_empty()
+    });
+    assert!(
+        alarmed,
+        "no alarm on {DEAD_LETTER_QUEUE_ID} holding a message"
+    );
+
+    // What `make replay-dlq` reads.
+    for (output, value) in [
+        ("BufferQueueUrl", reference(QUEUE_ID)),
+        ("BufferQueueArn", get_att(QUEUE_ID, "Arn")),
+        ("DeadLetterQueueUrl", reference(DEAD_LETTER_QUEUE_ID)),
+        ("DeadLetterQueueArn", get_att(DEAD_LETTER_QUEUE_ID, "Arn")),
+    ] {
+        assert_eq!(
+            template.outputs.get(output).map(|o| &o["Value"]),
+            Some(&value),
+            "Outputs.{output}"
+        );
+    }
+}
+
+#[test]
+fn database_connections_are_bounded() {
+    let template = Template::load();
+    assert_eq!(
+        template.globals_env().get("DB_MAX_CONNECTIONS"),
+        Some(&json!("1")),
+        "Globals: one connection per container"
+    );
+    for id in template.functions.values() {
+        let function = template.resource(id);
+        assert!(
+            function["Properties"]
+                .get("ReservedConcurrentExecutions")
+                .is_some(),
+            "{id}: reserved concurrency caps its database connections"
+        );
+        assert!(
+            function["Properties"]["Environment"]["Variables"]
+                .get("DB_MAX_CONNECTIONS")
+                .is_none(),
+            "{id}: DB_MAX_CONNECTIONS comes from Globals"
+        );
+    }
+}
+
+#[test]
+fn deployed_functions_get_no_static_keys_or_database_url() {
+    let template = Template::load();
+    for name in ["API_KEYS", "DATABASE_URL"] {
+        template.assert_local_only("Globals", name, template.globals_env().get(name));
+        for id in template.functions.values() {
+            let vars = &template.resource(id)["Properties"]["Environment"]["Variables"];
+            template.assert_local_only(id, name, vars.get(name));
+        }
+    }
+}
+
+#[test]
+fn every_variable_the_template_sets_is_read_by_the_code() {
+    let template = Template::load();
+    let code = names_in_code();
+    let mut names: BTreeSet<String> = template.globals_env().keys().cloned().collect();
+    for id in template.functions.values() {
+        if let Some(vars) =
+            template.resource(id)["Properties"]["Environment"]["Variables"].as_object()
+        {
+            names.extend(vars.keys().cloned());
+        }
+    }
+    for name in names {
+        assert!(
+            code.contains(&format!("\"{name}\"")),
+            "template.yaml sets {name}, which nothing in shared/src reads"
+        );
+    }
+}
+
+#[test]
+fn every_source_has_an_endpoint_output() {
+    let template = Template::load();
+    for source in ALL {
+        let path = source.route();
+        let found = template.outputs.values().any(|output| {
+            output["Value"]["Fn::Sub"].as_str().is_some_and(|url| {
+                url.starts_with(&format!("https://${{{API_ID}}}.execute-api."))
+                    && url.ends_with(&path)
+            })
+        });
+        assert!(found, "no output with the full URL of {path}");
+    }
+}
