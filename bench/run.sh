@@ -8,13 +8,7 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
 if [ -z "${DATABASE_URL:-}" ]; then
-    dir="$root/.local/pg-bench"
-    scripts/pg.sh stop "$dir" 2>/dev/null || true
-    rm -rf "$dir" "$dir.initdb.log"
-    DATABASE_URL=$(scripts/pg.sh start "$dir")
-    export DATABASE_URL
-    trap 'scripts/pg.sh stop "$dir"' EXIT
-    echo "bench: throwaway PostgreSQL at $DATABASE_URL" >&2
+    PG_CLUSTER=pg-bench exec scripts/with-db.sh "$root/bench/run.sh" "$@"
 fi
 
 target=${CARGO_TARGET_DIR:-$root/target}

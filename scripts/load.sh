@@ -19,6 +19,10 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+if [ -z "${DATABASE_URL:-}" ]; then
+    PG_CLUSTER=pg-load exec scripts/with-db.sh "$root/scripts/load.sh" "$@"
+fi
+
 instances=${LOAD_INSTANCES:-5}
 sources=(knowlarity cardekho carwale)
 out=.local/load
@@ -30,25 +34,15 @@ if ! command -v cargo-lambda >/dev/null 2>&1; then
 fi
 
 pgids=()
-pgdir=
 cleanup() {
     local pid
     for pid in "${pgids[@]}"; do
         kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     done
-    if [ -n "$pgdir" ]; then scripts/pg.sh stop "$pgdir" || true; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-if [ -z "${DATABASE_URL:-}" ]; then
-    pgdir="$root/.local/pg-load"
-    scripts/pg.sh stop "$pgdir" 2>/dev/null || true
-    rm -rf "$pgdir" "$pgdir.initdb.log"
-    DATABASE_URL=$(scripts/pg.sh start "$pgdir")
-    export DATABASE_URL
-    echo "load: throwaway PostgreSQL at $DATABASE_URL" >&2
-fi
 
 target=${CARGO_TARGET_DIR:-$root/target}
 echo "load: building the release functions, migrate and load" >&2

@@ -16,8 +16,8 @@ use crate::function::{self, EventTemplate, Function, Spec};
 use crate::runtime_api::RuntimeApi;
 use crate::Error;
 
-/// The function's INSERT: the floor runs the very statement `shared::store` runs.
-pub use shared::store::INSERT_LEAD;
+/// The floor runs the very statement `shared::store` runs, bound by the same code.
+use shared::store::insert_query;
 
 /// How many invocations (or INSERTs) one latency run makes.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -158,7 +158,7 @@ impl FloorLeads {
     }
 }
 
-/// The floor: `INSERT_LEAD` on one connection, in a loop, no function. Each insert is a
+/// The floor: `shared::store::INSERT_LEAD` on one connection, in a loop, no function. Each insert is a
 /// distinct new lead, as each invocation is; it is prepared before the clock starts.
 pub async fn floor_run(
     options: &PgConnectOptions,
@@ -171,24 +171,8 @@ pub async fn floor_run(
     let mut samples = Vec::with_capacity(size.measured);
     for n in 0..size.warmup + size.measured {
         let record = leads.record(events, function::next_sequence())?;
-        let lead = &record.lead;
         let started = Instant::now();
-        // TODO(store.rs): bind through a helper `shared::store` exports (the parameters of
-        // `Store::try_insert`), so the two cannot drift; until then, the same binds in the
-        // same order. A new lead claims its body only without the other keys.
-        let id: Option<String> = sqlx::query_scalar(INSERT_LEAD)
-            .bind(lead.platform)
-            .bind(&lead.name)
-            .bind(&lead.phone_number)
-            .bind(&lead.car_model)
-            .bind(&lead.lead_url)
-            .bind(&lead.campaign)
-            .bind(&record.payload)
-            .bind(record.received_at_ms() as f64)
-            .bind(&record.request_id)
-            .bind(&record.keys.partner_lead_id)
-            .bind(&record.keys.idempotency_key)
-            .bind(record.keys.body_sha256.as_deref())
+        let id: Option<String> = insert_query(&record, record.keys.body_sha256.as_deref())
             .fetch_optional(&mut connection)
             .await?;
         let elapsed = started.elapsed();

@@ -48,7 +48,14 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
     };
     let outcome = app.ingest(incoming).await;
     let response = respond(app, &outcome);
-    log(app, &request, &outcome, response.status(), started);
+    log(
+        app,
+        &request,
+        request_id,
+        &outcome,
+        response.status(),
+        started,
+    );
     response
 }
 
@@ -113,15 +120,12 @@ fn gateway_request_id(request: &Request) -> Option<String> {
 fn log(
     app: &App,
     request: &Request,
+    request_id: &str,
     outcome: &Result<Accepted, IngestError>,
     status: StatusCode,
     started: Instant,
 ) {
     let source = app.source().slug;
-    let request_id = request
-        .lambda_context_ref()
-        .map(|context| context.request_id.as_str())
-        .unwrap_or_default();
     let gateway_request_id = gateway_request_id(request).unwrap_or_default();
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     let status = status.as_u16();

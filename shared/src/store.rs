@@ -9,7 +9,9 @@ use std::time::Duration;
 
 use serde::Serialize;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::query::QueryScalar;
+use sqlx::Postgres;
 
 use crate::error::IngestError;
 use crate::record::LeadRecord;
@@ -77,6 +79,28 @@ VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb,
         to_timestamp($8::float8 / 1000), $9, $10, $11, $12)
 ON CONFLICT DO NOTHING
 RETURNING id::text"#;
+
+/// [`INSERT_LEAD`] bound to a record, claiming its body only when `body_claim` says so.
+/// The one place its parameters are bound (the store and the benchmark's floor run it).
+pub fn insert_query<'q>(
+    record: &'q LeadRecord,
+    body_claim: Option<&'q str>,
+) -> QueryScalar<'q, Postgres, String, PgArguments> {
+    let lead = &record.lead;
+    sqlx::query_scalar(INSERT_LEAD)
+        .bind(lead.platform)
+        .bind(&lead.name)
+        .bind(&lead.phone_number)
+        .bind(&lead.car_model)
+        .bind(&lead.lead_url)
+        .bind(&lead.campaign)
+        .bind(&record.payload)
+        .bind(record.received_at_ms() as f64)
+        .bind(&record.request_id)
+        .bind(&record.keys.partner_lead_id)
+        .bind(&record.keys.idempotency_key)
+        .bind(body_claim)
+}
 
 /// The row a repeat collided with. A key match is always a duplicate; a body match only
 /// within the retry window, so `age_ms` is the stored row's age at the new lead's arrival.
@@ -208,20 +232,7 @@ impl Store {
         record: &LeadRecord,
         body_claim: Option<&str>,
     ) -> Result<Option<LeadId>, sqlx::Error> {
-        let lead = &record.lead;
-        let id = sqlx::query_scalar::<_, String>(INSERT_LEAD)
-            .bind(lead.platform)
-            .bind(&lead.name)
-            .bind(&lead.phone_number)
-            .bind(&lead.car_model)
-            .bind(&lead.lead_url)
-            .bind(&lead.campaign)
-            .bind(&record.payload)
-            .bind(record.received_at_ms() as f64)
-            .bind(&record.request_id)
-            .bind(&record.keys.partner_lead_id)
-            .bind(&record.keys.idempotency_key)
-            .bind(body_claim)
+        let id = insert_query(record, body_claim)
             .fetch_optional(&self.pool)
             .await?;
         Ok(id.map(LeadId::from_text))
