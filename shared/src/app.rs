@@ -1,20 +1,20 @@
-//! The pipeline of one source, free of Lambda types: key → body → lead → row.
+//! The pipeline of one source, free of Lambda types: key → body → lead → row, or the
+//! buffer queue while the database is unavailable.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
+use crate::answer::Answers;
 use crate::auth::{self, ApiKeys};
 use crate::buffer::Buffer;
-use crate::config::{Config, ConfigError, DatabaseSource, KeySource};
-use crate::database::Database;
-use crate::dedup::DedupKeys;
-use crate::error::IngestError;
+use crate::container::Container;
+use crate::dedup::Identity;
+use crate::error::{ConfigError, Error, Failure, StoreError};
 use crate::lead;
 use crate::payload;
 use crate::record::LeadRecord;
-use crate::secrets::{self, Refreshing, SecretsClient};
+use crate::secrets::Setting;
 use crate::source::Source;
-use crate::store::{LeadId, Store, Stored};
+use crate::store::{Store, Stored};
 
 /// What a request brings, already taken out of its transport.
 #[derive(Debug, Clone, Copy)]
@@ -29,7 +29,7 @@ pub struct Incoming<'a> {
     pub received_at: SystemTime,
 }
 
-/// An accepted lead: stored, recognised as a repeat, or queued.
+/// An accepted lead: stored (new or a repeat), or queued.
 #[derive(Debug)]
 pub struct Accepted {
     pub outcome: Outcome,
@@ -39,37 +39,39 @@ pub struct Accepted {
 
 #[derive(Debug)]
 pub enum Outcome {
-    /// A new row.
-    Created(LeadId),
-    /// A repeat of the lead in this row: nothing stored.
-    Duplicate(LeadId),
-    /// The database was unavailable (`cause`); the lead waits in the buffer queue.
-    Queued { cause: IngestError },
+    Stored(Stored),
+    /// The database was unavailable (the error says how); the lead waits in the buffer
+    /// queue.
+    Queued(StoreError),
 }
 
-/// Everything a container keeps between requests: built once at cold start.
+/// A source function's state, built once per container.
 #[derive(Debug)]
 pub struct App {
     source: &'static Source,
-    keys: Keys,
-    database: Database,
+    api_keys: Setting<ApiKeys>,
+    store: Store,
     buffer: Option<Buffer>,
-}
-
-/// The source's active keys: fixed (`API_KEYS`) or from a refreshed secret.
-#[derive(Debug)]
-enum Keys {
-    Fixed(Arc<ApiKeys>),
-    Secret(Refreshing<ApiKeys>),
+    answers: Answers,
 }
 
 impl App {
-    pub fn new(source: &'static Source, keys: ApiKeys, store: Store) -> Self {
+    pub fn new(source: &'static Source, api_keys: ApiKeys, store: Store) -> Self {
+        Self::with(source, Setting::fixed(api_keys), store, None)
+    }
+
+    fn with(
+        source: &'static Source,
+        api_keys: Setting<ApiKeys>,
+        store: Store,
+        buffer: Option<Buffer>,
+    ) -> Self {
         Self {
             source,
-            keys: Keys::Fixed(Arc::new(keys)),
-            database: Database::fixed(store),
-            buffer: None,
+            api_keys,
+            store,
+            buffer,
+            answers: Answers::new(source),
         }
     }
 
@@ -79,68 +81,36 @@ impl App {
         self
     }
 
-    /// Builds the container's state from its configuration. Secrets are fetched here,
-    /// once per cold start; a failure is logged and retried by the first request instead
-    /// of failing the container. The database is connected on first use.
-    pub async fn from_config(source: &'static Source, config: Config) -> Result<Self, ConfigError> {
-        let needs_aws = matches!(config.keys, KeySource::Secret { .. })
-            || matches!(config.database, DatabaseSource::Secret { .. })
-            || config.buffer_queue_url.is_some();
-        let aws = if needs_aws {
-            Some(crate::aws::sdk_config_from_env().await)
-        } else {
-            None
-        };
-        Self::with_aws(source, config, aws.as_ref()).await
-    }
-
-    /// As [`App::from_config`], with a given AWS SDK configuration (tests point one at a
-    /// local endpoint).
-    pub async fn with_aws(
-        source: &'static Source,
-        config: Config,
-        aws: Option<&aws_config::SdkConfig>,
-    ) -> Result<Self, ConfigError> {
-        let client = aws.map(SecretsClient::new);
-        let buffer = match (config.buffer_queue_url, aws) {
-            (Some(url), Some(aws)) => Some(Buffer::new(aws, url)),
-            (Some(_), None) => {
-                return Err(ConfigError::Invalid {
-                    name: "BUFFER_QUEUE_URL",
-                    reason: "no AWS SDK configuration".into(),
-                })
-            }
-            (None, _) => None,
-        };
-        let keys = match config.keys {
-            KeySource::Static(keys) => Keys::Fixed(Arc::new(keys)),
-            KeySource::Secret { arn } => Keys::Secret(Refreshing::new(
-                client.clone().ok_or(ConfigError::Invalid {
-                    name: "API_KEYS_SECRET_ARN",
-                    reason: "no Secrets Manager client".into(),
-                })?,
-                arn,
-                config.secrets_ttl,
-                secrets::parse_api_keys,
-            )),
-        };
-        let database = Database::new(config.database, config.store, config.secrets_ttl, client)?;
-        let app = Self {
-            source,
-            keys,
-            database,
-            buffer,
-        };
+    /// The state the environment configures (see `config`), with its secrets read.
+    pub async fn from_env(source: &'static Source) -> Result<Self, ConfigError> {
+        let app = Self::from_container(source, Container::from_env().await?)?;
         app.warm_up().await;
         Ok(app)
     }
 
-    /// Reads the secrets now, so the first request does not wait for them.
-    async fn warm_up(&self) {
-        if let Err(error) = self.keys.current().await {
+    /// A source function's state from its container's parts; its API keys are required.
+    pub fn from_container(
+        source: &'static Source,
+        container: Container,
+    ) -> Result<Self, ConfigError> {
+        let api_keys = container
+            .api_keys
+            .ok_or(ConfigError::Missing("API_KEYS or API_KEYS_SECRET_ARN"))?;
+        Ok(Self::with(
+            source,
+            api_keys,
+            container.store,
+            container.buffer,
+        ))
+    }
+
+    /// Reads the secrets now, so the first request does not wait for them. A failure is
+    /// logged and retried by the first request instead of failing the container.
+    pub async fn warm_up(&self) {
+        if let Err(error) = self.api_keys.get().await {
             tracing::error!(source = self.source.slug, error = %error, "API keys unavailable at start");
         }
-        if let Err(error) = self.database.store().await {
+        if let Err(error) = self.store.read_credentials().await {
             tracing::error!(source = self.source.slug, error = %error, "database credentials unavailable at start");
         }
     }
@@ -149,34 +119,31 @@ impl App {
         self.source
     }
 
-    /// The current store (tests and tools read rows through its pool).
-    pub async fn store(&self) -> Result<Store, IngestError> {
-        self.database.store().await
+    pub fn answers(&self) -> &Answers {
+        &self.answers
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     /// Runs the contract's checks in order and stores the lead once, or queues it while
     /// the database is unavailable.
-    pub async fn ingest(&self, incoming: Incoming<'_>) -> Result<Accepted, IngestError> {
+    pub async fn ingest(&self, incoming: Incoming<'_>) -> Result<Accepted, Error> {
         // A missing key is the partner's mistake whatever state the secrets are in.
         auth::require_present(incoming.api_key)?;
-        let keys = self.keys.current().await?;
-        let record = prepare(self.source, &keys, &incoming)?;
-        let outcome = match self.database.insert(&record).await {
-            Ok(Stored::Created(id)) => Outcome::Created(id),
-            Ok(Stored::Duplicate(id)) => Outcome::Duplicate(id),
-            Err(cause) if cause.store_unavailable() => match &self.buffer {
+        let api_keys = self.api_keys.get().await?;
+        let record = prepare(self.source, &api_keys, &incoming)?;
+        let outcome = match self.store.insert(&record).await {
+            Ok(stored) => Outcome::Stored(stored),
+            Err(store) if store.is_unavailable() => match &self.buffer {
                 Some(buffer) => match buffer.send(&record).await {
-                    Ok(()) => Outcome::Queued { cause },
-                    Err(queue) => {
-                        return Err(IngestError::Unqueued {
-                            store: Box::new(cause),
-                            queue,
-                        })
-                    }
+                    Ok(()) => Outcome::Queued(store),
+                    Err(buffer) => return Err(Failure::Unqueued { store, buffer }.into()),
                 },
-                None => return Err(cause),
+                None => return Err(store.into()),
             },
-            Err(error) => return Err(error),
+            Err(store) => return Err(store.into()),
         };
         Ok(Accepted {
             outcome,
@@ -185,30 +152,22 @@ impl App {
     }
 }
 
-impl Keys {
-    async fn current(&self) -> Result<Arc<ApiKeys>, IngestError> {
-        match self {
-            Self::Fixed(keys) => Ok(keys.clone()),
-            Self::Secret(secret) => Ok(secret.get().await?),
-        }
-    }
-}
-
 /// The contract's checks 1 to 3, without I/O: the key, the body, the required fields.
 /// Returns the record to store, or why the request is refused. Nothing of the body is
 /// looked at before the key passes.
 pub fn prepare(
     source: &'static Source,
-    keys: &ApiKeys,
+    api_keys: &ApiKeys,
     incoming: &Incoming<'_>,
-) -> Result<LeadRecord, IngestError> {
-    keys.check(incoming.api_key)?;
+) -> Result<LeadRecord, Error> {
+    api_keys.check(incoming.api_key)?;
     let payload = payload::decode(incoming.content_type, incoming.body)?;
     let lead = lead::map(source, &payload.fields)?;
     Ok(LeadRecord {
         source,
-        keys: DedupKeys::new(
-            lead.partner_lead_id.as_deref(),
+        identity: Identity::of(
+            source,
+            &payload.fields,
             incoming.idempotency_key,
             incoming.body,
         ),

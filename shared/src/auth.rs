@@ -8,7 +8,7 @@
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::error::IngestError;
+use crate::error::{Error, Failure, Refusal};
 
 /// The active keys of one source. Several keys are active during a rotation.
 #[derive(Clone, Default)]
@@ -27,11 +27,11 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
 }
 
-/// The presented key, trimmed; absent or blank is [`IngestError::MissingApiKey`].
-pub fn require_present(header: Option<&[u8]>) -> Result<&[u8], IngestError> {
+/// The presented key, trimmed; absent or blank is [`Refusal::MissingApiKey`].
+pub fn require_present(header: Option<&[u8]>) -> Result<&[u8], Refusal> {
     let presented = header.map(<[u8]>::trim_ascii).unwrap_or_default();
     if presented.is_empty() {
-        Err(IngestError::MissingApiKey)
+        Err(Refusal::MissingApiKey)
     } else {
         Ok(presented)
     }
@@ -71,10 +71,10 @@ impl ApiKeys {
     /// Checks the raw header value: absent or blank is 401, anything that is not one of
     /// the active keys is 403. No configured key at all is a server fault, not the
     /// partner's.
-    pub fn check(&self, header: Option<&[u8]>) -> Result<(), IngestError> {
+    pub fn check(&self, header: Option<&[u8]>) -> Result<(), Error> {
         let presented = require_present(header)?;
         if self.digests.is_empty() {
-            return Err(IngestError::NoKeysConfigured);
+            return Err(Failure::NoApiKeys.into());
         }
         let presented = digest(presented);
         let matched = self
@@ -84,8 +84,24 @@ impl ApiKeys {
         if bool::from(matched) {
             Ok(())
         } else {
-            Err(IngestError::InvalidApiKey)
+            Err(Refusal::InvalidApiKey.into())
         }
+    }
+
+    /// The keys of an API-key secret: one key, or a JSON list of keys during a rotation.
+    pub fn from_secret(text: &str) -> Result<Self, &'static str> {
+        let text = text.trim();
+        let keys = if text.starts_with('[') {
+            let list: Vec<String> =
+                serde_json::from_str(text).map_err(|_| "expected a key or a JSON list of keys")?;
+            Self::new(list)
+        } else {
+            Self::new([text])
+        };
+        if keys.is_empty() {
+            return Err("holds no key");
+        }
+        Ok(keys)
     }
 }
 
@@ -96,7 +112,7 @@ mod tests {
     fn status(keys: &ApiKeys, header: Option<&str>) -> u16 {
         match keys.check(header.map(str::as_bytes)) {
             Ok(()) => 200,
-            Err(error) => error.status(),
+            Err(error) => crate::answer::status(&error),
         }
     }
 
@@ -123,7 +139,10 @@ mod tests {
     #[test]
     fn non_utf8_header_is_invalid_not_a_panic() {
         let keys = ApiKeys::from_csv("k");
-        assert_eq!(keys.check(Some(&[0xff, 0xfe])).unwrap_err().status(), 403);
+        assert!(matches!(
+            keys.check(Some(&[0xff, 0xfe])),
+            Err(Error::Refused(Refusal::InvalidApiKey))
+        ));
     }
 
     #[test]
@@ -132,6 +151,20 @@ mod tests {
         assert!(keys.is_empty());
         assert_eq!(status(&keys, Some("anything")), 500);
         assert_eq!(status(&keys, None), 401);
+    }
+
+    #[test]
+    fn a_secret_holds_one_key_or_a_list() {
+        assert_eq!(ApiKeys::from_secret("  one-key \n").unwrap().len(), 1);
+        let both = ApiKeys::from_secret(r#"["old-key", "new-key"]"#).unwrap();
+        assert_eq!(both.len(), 2);
+        assert!(both.check(Some(b"old-key")).is_ok());
+        assert!(both.check(Some(b"new-key")).is_ok());
+        // A comma is part of a single key, not a separator, in the secret.
+        assert_eq!(ApiKeys::from_secret("a,b").unwrap().len(), 1);
+        assert!(ApiKeys::from_secret("").is_err());
+        assert!(ApiKeys::from_secret("[]").is_err());
+        assert!(ApiKeys::from_secret("[1, 2]").is_err());
     }
 
     #[test]

@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::dedup::DedupKeys;
+use crate::dedup::Identity;
+use crate::error::BufferError;
 use crate::lead::Lead;
 use crate::record::{self, LeadRecord};
 use crate::source;
@@ -13,14 +14,6 @@ use crate::source;
 /// The wire format's version, so a drain can refuse a message it does not understand
 /// (it then goes to the dead-letter queue instead of being misread).
 const MESSAGE_VERSION: u32 = 1;
-
-#[derive(Debug, thiserror::Error)]
-pub enum BufferError {
-    #[error("cannot send the lead to the buffer queue: {0}")]
-    Send(String),
-    #[error("not a queued lead: {0}")]
-    Message(String),
-}
 
 /// A queue client with the SDK's short timeouts (see `aws`): the send sits on the
 /// request's path, after a database failure, inside the partners' 10 s.
@@ -87,9 +80,9 @@ pub fn encode(record: &LeadRecord) -> Result<String, BufferError> {
         car_model: lead.car_model.clone(),
         lead_url: lead.lead_url.clone(),
         campaign: lead.campaign.clone(),
-        partner_lead_id: record.keys.partner_lead_id.clone(),
-        idempotency_key: record.keys.idempotency_key.clone(),
-        body_sha256: record.keys.body_sha256.clone(),
+        partner_lead_id: record.identity.partner_lead_id.clone(),
+        idempotency_key: record.identity.idempotency_key.clone(),
+        body_sha256: record.identity.body_sha256.clone(),
         payload,
     };
     serde_json::to_string(&message).map_err(|error| BufferError::Message(error.to_string()))
@@ -110,16 +103,14 @@ pub fn decode(body: &str) -> Result<LeadRecord, BufferError> {
     Ok(LeadRecord {
         source,
         lead: Lead {
-            platform: source.platform,
             name: message.name,
             phone_number: message.phone_number,
             car_model: message.car_model,
             lead_url: message.lead_url,
             campaign: message.campaign,
-            partner_lead_id: message.partner_lead_id.clone(),
         },
         payload: message.payload.get().to_owned(),
-        keys: DedupKeys {
+        identity: Identity {
             partner_lead_id: message.partner_lead_id,
             idempotency_key: message.idempotency_key,
             body_sha256: message.body_sha256,
@@ -139,16 +130,14 @@ mod tests {
         LeadRecord {
             source: &CARDEKHO,
             lead: Lead {
-                platform: "CarDekho",
                 name: "Asha".into(),
                 phone_number: "+919800000001".into(),
                 car_model: Some("Hector".into()),
                 lead_url: None,
                 campaign: Some("diwali".into()),
-                partner_lead_id: Some("CD-1".into()),
             },
             payload: r#"{"lead_id":"CD-1", "name":"Asha","nested":{"a":[1,2]}}"#.into(),
-            keys: DedupKeys {
+            identity: Identity {
                 partner_lead_id: Some("CD-1".into()),
                 idempotency_key: Some("k".into()),
                 body_sha256: None,

@@ -1,89 +1,60 @@
-//! A function's configuration, read from the environment once per container.
+//! A function's configuration, read from the environment once per container. Pure: it
+//! names what to build and where values come from; `container` builds it.
 //!
 //! Local runs and tests give `DATABASE_URL` and `API_KEYS` directly. On AWS the
-//! deployment gives Secrets Manager ARNs instead (`DB_SECRET_ARN`, `API_KEYS_SECRET_ARN`):
-//! those are represented here so the rest of the code has one shape to handle.
+//! deployment gives Secrets Manager ARNs instead (`DB_SECRET_ARN`, `API_KEYS_SECRET_ARN`).
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::postgres::PgSslMode;
+use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::auth::ApiKeys;
+pub use crate::error::ConfigError;
 use crate::store::StoreSettings;
 
-/// Where the source's active API keys come from.
+/// A value given in the environment, or the ARN of the secret that holds it.
 #[derive(Debug, Clone)]
-pub enum KeySource {
-    /// `API_KEYS`: comma-separated keys, for local runs and tests.
-    Static(ApiKeys),
-    /// `API_KEYS_SECRET_ARN`: a Secrets Manager secret holding one key or a JSON list.
+pub enum Provided<T> {
+    Value(T),
     Secret { arn: String },
 }
 
-/// Where the database connection comes from.
-#[derive(Clone)]
-pub enum DatabaseSource {
-    /// `DATABASE_URL`, used as is.
-    Url(String),
-    /// `DB_SECRET_ARN` (the RDS-managed `username`/`password` secret) with
-    /// `DB_HOST`, `DB_PORT` and `DB_NAME`.
-    Secret {
-        arn: String,
-        host: String,
-        port: u16,
-        name: String,
-        /// `DB_SSLMODE`, `require` by default: RDS enforces TLS.
-        ssl_mode: PgSslMode,
-        /// `DB_SSLROOTCERT`: a CA bundle file, for `verify-ca` / `verify-full`.
-        ssl_root_cert: Option<String>,
-    },
-}
-
-// The URL may carry a password: never print it.
-impl std::fmt::Debug for DatabaseSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Url(_) => f.write_str("Url(<redacted>)"),
-            Self::Secret {
-                arn,
-                host,
-                port,
-                name,
-                ssl_mode,
-                ssl_root_cert,
-            } => f
-                .debug_struct("Secret")
-                .field("arn", arn)
-                .field("host", host)
-                .field("port", port)
-                .field("name", name)
-                .field("ssl_mode", ssl_mode)
-                .field("ssl_root_cert", ssl_root_cert)
-                .finish(),
-        }
-    }
-}
-
+/// Everything any of the functions reads; each uses its part.
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub keys: KeySource,
-    pub database: DatabaseSource,
-    pub store: StoreSettings,
-    /// `SECRETS_TTL_SECONDS`: how long a fetched secret is used before it is read again.
-    pub secrets_ttl: Duration,
+    /// `API_KEYS` (comma-separated) or `API_KEYS_SECRET_ARN`; source functions only.
+    pub api_keys: Option<Provided<ApiKeys>>,
+    pub database: DatabaseConfig,
     /// `BUFFER_QUEUE_URL`: where leads go while the database is unavailable. Unset, such
     /// a lead is answered with a 500 (and the partner retries).
     pub buffer_queue_url: Option<String>,
+    /// `SECRETS_TTL_SECONDS`: how long any fetched secret is used before it is read again.
+    pub secrets_ttl: Duration,
 }
 
-/// A configuration that cannot work, named precisely so the cold-start log says what to fix.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum ConfigError {
-    #[error("set {0}")]
-    Missing(&'static str),
-    #[error("{name} is invalid: {reason}")]
-    Invalid { name: &'static str, reason: String },
+/// Where the database is and how it is used.
+#[derive(Clone)]
+pub struct DatabaseConfig {
+    /// `DATABASE_URL` as is; or `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_SSLMODE` (`require`
+    /// by default: RDS enforces TLS) and `DB_SSLROOTCERT`, without credentials.
+    pub options: PgConnectOptions,
+    /// `DB_SECRET_ARN`: the RDS-managed secret holding `username` and `password`.
+    pub credentials_arn: Option<String>,
+    pub settings: StoreSettings,
+}
+
+// The options may carry a password: never print them.
+impl std::fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("host", &self.options.get_host())
+            .field("port", &self.options.get_port())
+            .field("database", &self.options.get_database())
+            .field("credentials_arn", &self.credentials_arn)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Config {
@@ -96,7 +67,7 @@ impl Config {
     /// environment. Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let keys = match (get("API_KEYS"), get("API_KEYS_SECRET_ARN")) {
+        let api_keys = match (get("API_KEYS"), get("API_KEYS_SECRET_ARN")) {
             (Some(list), _) => {
                 let keys = ApiKeys::from_csv(&list);
                 if keys.is_empty() {
@@ -105,75 +76,69 @@ impl Config {
                         reason: "holds no key".into(),
                     });
                 }
-                KeySource::Static(keys)
+                Some(Provided::Value(keys))
             }
-            (None, Some(arn)) => KeySource::Secret { arn },
-            (None, None) => return Err(ConfigError::Missing("API_KEYS or API_KEYS_SECRET_ARN")),
+            (None, Some(arn)) => Some(Provided::Secret { arn }),
+            (None, None) => None,
         };
-
-        let DatabaseConfig {
-            source: database,
-            store,
-            secrets_ttl,
-        } = DatabaseConfig::from_lookup(&lookup)?;
-
         Ok(Self {
-            keys,
-            database,
-            store,
-            secrets_ttl,
+            api_keys,
+            database: DatabaseConfig::from_lookup(&get)?,
             buffer_queue_url: get("BUFFER_QUEUE_URL"),
+            secrets_ttl: Duration::from_secs(parse(&get, "SECRETS_TTL_SECONDS")?.unwrap_or(300)),
         })
     }
-}
 
-/// The database part of a configuration: all the `migrate` function needs.
-#[derive(Debug, Clone)]
-pub struct DatabaseConfig {
-    pub source: DatabaseSource,
-    pub store: StoreSettings,
-    pub secrets_ttl: Duration,
+    /// Whether building this configuration needs the AWS SDK.
+    pub fn needs_aws(&self) -> bool {
+        matches!(self.api_keys, Some(Provided::Secret { .. }))
+            || self.database.credentials_arn.is_some()
+            || self.buffer_queue_url.is_some()
+    }
 }
 
 impl DatabaseConfig {
-    pub fn from_env() -> Result<Self, ConfigError> {
-        Self::from_lookup(|name| std::env::var(name).ok())
-    }
-
-    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let source = match (get("DATABASE_URL"), get("DB_SECRET_ARN")) {
-            (Some(url), _) => DatabaseSource::Url(url),
-            (None, Some(arn)) => DatabaseSource::Secret {
-                arn,
-                host: get("DB_HOST").ok_or(ConfigError::Missing("DB_HOST"))?,
-                port: parse(&get, "DB_PORT")?.unwrap_or(5432),
-                name: get("DB_NAME").ok_or(ConfigError::Missing("DB_NAME"))?,
-                ssl_mode: parse(&get, "DB_SSLMODE")?.unwrap_or(PgSslMode::Require),
-                ssl_root_cert: get("DB_SSLROOTCERT"),
-            },
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let (options, credentials_arn) = match (get("DATABASE_URL"), get("DB_SECRET_ARN")) {
+            (Some(url), _) => {
+                let options =
+                    PgConnectOptions::from_str(&url).map_err(|error| ConfigError::Invalid {
+                        name: "DATABASE_URL",
+                        reason: error.to_string(),
+                    })?;
+                (options, None)
+            }
+            (None, Some(arn)) => {
+                let host = get("DB_HOST").ok_or(ConfigError::Missing("DB_HOST"))?;
+                let name = get("DB_NAME").ok_or(ConfigError::Missing("DB_NAME"))?;
+                let mut options = PgConnectOptions::new_without_pgpass()
+                    .host(&host)
+                    .port(parse(get, "DB_PORT")?.unwrap_or(5432))
+                    .database(&name)
+                    .ssl_mode(parse(get, "DB_SSLMODE")?.unwrap_or(PgSslMode::Require));
+                if let Some(path) = get("DB_SSLROOTCERT") {
+                    options = options.ssl_root_cert(path);
+                }
+                (options, Some(arn))
+            }
             (None, None) => return Err(ConfigError::Missing("DATABASE_URL or DB_SECRET_ARN")),
         };
 
         let defaults = StoreSettings::default();
         let millis = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
-            Ok(parse::<u64>(&get, name)?.map_or(default, Duration::from_millis))
+            Ok(parse::<u64>(get, name)?.map_or(default, Duration::from_millis))
         };
-        let store = StoreSettings {
-            max_connections: parse(&get, "DB_MAX_CONNECTIONS")?
-                .unwrap_or(defaults.max_connections)
-                .max(1),
-            acquire_timeout: millis("DB_ACQUIRE_TIMEOUT_MS", defaults.acquire_timeout)?,
+        let settings = StoreSettings {
+            connect_timeout: millis("DB_CONNECT_TIMEOUT_MS", defaults.connect_timeout)?,
             statement_timeout: millis("DB_STATEMENT_TIMEOUT_MS", defaults.statement_timeout)?,
             operation_timeout: millis("DB_OPERATION_TIMEOUT_MS", defaults.operation_timeout)?,
-            dedup_window: parse(&get, "DEDUP_WINDOW_SECONDS")?
+            dedup_window: parse(get, "DEDUP_WINDOW_SECONDS")?
                 .map_or(defaults.dedup_window, Duration::from_secs),
         };
-
         Ok(Self {
-            source,
-            store,
-            secrets_ttl: Duration::from_secs(parse(&get, "SECRETS_TTL_SECONDS")?.unwrap_or(300)),
+            options,
+            credentials_arn,
+            settings,
         })
     }
 }
@@ -220,10 +185,15 @@ mod tests {
             ("DB_SECRET_ARN", "arn:db"),
         ])
         .unwrap();
-        assert!(matches!(config.keys, KeySource::Static(ref keys) if keys.len() == 2));
-        assert!(matches!(config.database, DatabaseSource::Url(_)));
-        assert_eq!(config.store, StoreSettings::default());
-        assert_eq!(config.store.dedup_window, Duration::from_secs(900));
+        assert!(matches!(config.api_keys, Some(Provided::Value(ref keys)) if keys.len() == 2));
+        assert_eq!(config.database.credentials_arn, None);
+        assert_eq!(config.database.options.get_host(), "h");
+        assert_eq!(config.database.settings, StoreSettings::default());
+        assert_eq!(
+            config.database.settings.dedup_window,
+            Duration::from_secs(900)
+        );
+        assert!(!config.needs_aws());
         assert!(!format!("{config:?}").contains("u:p"));
     }
 
@@ -244,12 +214,15 @@ mod tests {
             config.buffer_queue_url.as_deref(),
             Some("https://sqs.ap-south-1.amazonaws.com/1/leads")
         );
-        assert!(matches!(config.keys, KeySource::Secret { ref arn } if arn == "arn:keys"));
+        assert!(matches!(config.api_keys, Some(Provided::Secret { ref arn }) if arn == "arn:keys"));
+        assert_eq!(config.database.credentials_arn.as_deref(), Some("arn:db"));
+        assert_eq!(config.database.options.get_port(), 5432);
         assert!(matches!(
-            config.database,
-            DatabaseSource::Secret { port: 5432, .. }
+            config.database.options.get_ssl_mode(),
+            PgSslMode::Require
         ));
-        let missing = super::Config::from_lookup(|name| {
+        assert!(config.needs_aws());
+        let missing = Config::from_lookup(|name| {
             (name == "API_KEYS" || name == "DB_SECRET_ARN").then(|| "x".to_owned())
         });
         assert_eq!(missing.unwrap_err(), ConfigError::Missing("DB_HOST"));
@@ -257,30 +230,38 @@ mod tests {
 
     #[test]
     fn missing_and_invalid_values_are_named() {
-        assert_eq!(
-            config(&[("DATABASE_URL", "postgres://h/db")]).unwrap_err(),
-            ConfigError::Missing("API_KEYS or API_KEYS_SECRET_ARN")
-        );
+        // API keys are the source functions' to require; the drain and migrate have none.
+        assert!(config(&[("DATABASE_URL", "postgres://h/db")])
+            .unwrap()
+            .api_keys
+            .is_none());
         assert_eq!(
             config(&[("API_KEYS", "k")]).unwrap_err(),
             ConfigError::Missing("DATABASE_URL or DB_SECRET_ARN")
         );
         assert!(matches!(
-            config(&[("API_KEYS", " , "), ("DATABASE_URL", "x")]).unwrap_err(),
+            config(&[("API_KEYS", " , "), ("DATABASE_URL", "postgres://h/db")]).unwrap_err(),
             ConfigError::Invalid {
                 name: "API_KEYS",
                 ..
             }
         ));
         assert!(matches!(
+            config(&[("DATABASE_URL", "postgres://h:port/db")]).unwrap_err(),
+            ConfigError::Invalid {
+                name: "DATABASE_URL",
+                ..
+            }
+        ));
+        assert!(matches!(
             config(&[
                 ("API_KEYS", "k"),
-                ("DATABASE_URL", "x"),
-                ("DB_ACQUIRE_TIMEOUT_MS", "soon")
+                ("DATABASE_URL", "postgres://h/db"),
+                ("DB_CONNECT_TIMEOUT_MS", "soon")
             ])
             .unwrap_err(),
             ConfigError::Invalid {
-                name: "DB_ACQUIRE_TIMEOUT_MS",
+                name: "DB_CONNECT_TIMEOUT_MS",
                 ..
             }
         ));
@@ -290,15 +271,16 @@ mod tests {
     fn timeouts_are_tunable() {
         let config = config(&[
             ("API_KEYS", "k"),
-            ("DATABASE_URL", "x"),
+            ("DATABASE_URL", "postgres://h/db"),
             ("DB_OPERATION_TIMEOUT_MS", "2500"),
-            ("DB_MAX_CONNECTIONS", "0"),
             ("DEDUP_WINDOW_SECONDS", "60"),
+            ("SECRETS_TTL_SECONDS", "30"),
         ])
         .unwrap();
-        assert_eq!(config.store.operation_timeout, Duration::from_millis(2500));
-        assert_eq!(config.store.max_connections, 1);
-        assert_eq!(config.store.dedup_window, Duration::from_secs(60));
+        let settings = &config.database.settings;
+        assert_eq!(settings.operation_timeout, Duration::from_millis(2500));
+        assert_eq!(settings.dedup_window, Duration::from_secs(60));
+        assert_eq!(config.secrets_ttl, Duration::from_secs(30));
         assert_eq!(config.buffer_queue_url, None);
     }
 }

@@ -6,21 +6,17 @@
 //! comes back after the visibility timeout, and one that keeps failing moves to the
 //! dead-letter queue (see template.yaml), where nothing is lost and an alarm fires.
 
-use std::process::ExitCode;
 use std::time::{Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{service_fn, LambdaEvent};
 
-use crate::buffer::{self, BufferError};
-use crate::config::{ConfigError, DatabaseConfig, DatabaseSource};
-use crate::database::Database;
-use crate::error::IngestError;
+use crate::buffer;
+use crate::container::Container;
+use crate::error::{BufferError, ConfigError, StoreError};
 use crate::mask;
 use crate::record::LeadRecord;
-use crate::secrets::SecretsClient;
-use crate::store::Stored;
-use crate::telemetry;
+use crate::store::{Store, Stored};
 
 /// Why one queued message was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -28,30 +24,26 @@ pub enum DrainError {
     #[error(transparent)]
     Message(#[from] BufferError),
     #[error(transparent)]
-    Store(#[from] IngestError),
+    Store(#[from] StoreError),
     #[error("not tried: the database failed on an earlier message of the batch")]
     Skipped,
 }
 
-/// The drain's container state: the database, built once.
+/// The drain's state: the store, built once per container.
 #[derive(Debug)]
 pub struct Drain {
-    database: Database,
+    store: Store,
 }
 
 impl Drain {
-    pub fn new(database: Database) -> Self {
-        Self { database }
+    pub fn new(store: Store) -> Self {
+        Self { store }
     }
 
-    /// The drain a configuration names (`DATABASE_URL`, or `DB_SECRET_ARN` and friends).
-    pub async fn from_config(config: DatabaseConfig) -> Result<Self, ConfigError> {
-        let client = match config.source {
-            DatabaseSource::Secret { .. } => Some(SecretsClient::from_env().await),
-            DatabaseSource::Url(_) => None,
-        };
-        let database = Database::new(config.source, config.store, config.secrets_ttl, client)?;
-        Ok(Self::new(database))
+    /// The drain the environment configures (`DATABASE_URL`, or `DB_SECRET_ARN` and
+    /// its companions).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self::new(Container::from_env().await?.store))
     }
 
     /// Stores every message of a batch it can, and names the others.
@@ -69,7 +61,7 @@ impl Drain {
                 self.store(&message).await
             };
             if let Err(DrainError::Store(error)) = &result {
-                database_failed |= error.store_unavailable();
+                database_failed |= error.is_unavailable();
             }
             log(&message_id, &result, started);
             if result.is_err() {
@@ -81,7 +73,7 @@ impl Drain {
 
     async fn store(&self, message: &SqsMessage) -> Result<(LeadRecord, Stored), DrainError> {
         let record = buffer::decode(message.body.as_deref().unwrap_or_default())?;
-        let stored = self.database.insert(&record).await?;
+        let stored = self.store.insert(&record).await?;
         Ok((record, stored))
     }
 }
@@ -120,18 +112,10 @@ fn log(message_id: &str, result: &Result<(LeadRecord, Stored), DrainError>, star
     }
 }
 
-/// The `main` of the drain function.
-pub fn main() -> ExitCode {
-    telemetry::init();
-    crate::lambda::block_on(serve())
-}
-
-async fn serve() -> Result<(), lambda_runtime::Error> {
-    let config =
-        DatabaseConfig::from_env().map_err(|error| format!("drain cannot start: {error}"))?;
-    let drain: &'static Drain = Box::leak(Box::new(Drain::from_config(config).await?));
+/// Serves SQS batches with `drain` until Lambda stops the container.
+pub async fn serve(drain: &Drain) -> Result<(), lambda_runtime::Error> {
     tracing::info!("drain ready");
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| async move {
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
         Ok::<_, lambda_runtime::Error>(drain.handle(event.payload).await)
     }))
     .await

@@ -1,11 +1,27 @@
-//! Every way a request can fail, and the one place that turns each into the contract's
-//! status code and exact message.
+//! Every way a request can fail, as types, in two kinds:
+//!
+//! - a [`Refusal`] is the partner's request breaking the contract (a 4xx: the partner
+//!   must change something, so it does not retry);
+//! - a [`Failure`] is this side's (a 500: the partner retries), and never shows its cause.
+//!
+//! This module is a leaf: it imports nothing of the crate, so every module can use it.
+//! The status codes and texts partners read are given in one place, `answer`; which
+//! database errors mean "unavailable" is decided beside the SQL, in `store`.
 
 use std::time::Duration;
 
-/// Why a lead was not accepted.
+/// Any reason a lead was not accepted.
 #[derive(Debug, thiserror::Error)]
-pub enum IngestError {
+pub enum Error {
+    #[error(transparent)]
+    Refused(#[from] Refusal),
+    #[error(transparent)]
+    Failed(#[from] Failure),
+}
+
+/// The partner's request breaks the contract.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
     #[error("no X-API-Key header, or a blank one")]
     MissingApiKey,
     #[error("X-API-Key is not an active key of this source")]
@@ -16,155 +32,84 @@ pub enum IngestError {
     InvalidJson(String),
     #[error("missing required fields: {}", .0.join(", "))]
     MissingFields(Vec<&'static str>),
+}
+
+/// Something on this side failed; the lead was neither stored nor queued.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
     #[error("no API keys are configured for this source")]
-    NoKeysConfigured,
-    #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
-    #[error("database did not answer within {0:?}")]
-    DatabaseTimeout(Duration),
+    NoApiKeys,
     #[error(transparent)]
-    Secret(#[from] crate::secrets::SecretError),
-    #[error("a duplicate kept conflicting with a changing row")]
-    DedupUnsettled,
-    #[error("{store}; and the buffer queue failed too: {queue}")]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{store}; and the buffer queue failed too: {buffer}")]
     Unqueued {
-        store: Box<IngestError>,
-        queue: crate::buffer::BufferError,
+        store: StoreError,
+        buffer: BufferError,
     },
 }
 
-impl IngestError {
-    /// The HTTP status the contract gives this failure.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::MissingApiKey => 401,
-            Self::InvalidApiKey => 403,
-            Self::PayloadTooLarge { .. } => 413,
-            Self::InvalidJson(_) | Self::MissingFields(_) => 400,
-            Self::NoKeysConfigured
-            | Self::Database(_)
-            | Self::DatabaseTimeout(_)
-            | Self::Secret(_)
-            | Self::DedupUnsettled
-            | Self::Unqueued { .. } => 500,
-        }
-    }
+/// Why the lead table could not take a lead.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// Down, unreachable, refusing the credentials or otherwise unwell: worth queueing,
+    /// the same lead will store once it is back.
+    #[error("database unavailable: {0}")]
+    Unavailable(sqlx::Error),
+    #[error("database did not answer within {0:?}")]
+    Timeout(Duration),
+    #[error("database credentials unavailable: {0}")]
+    Credentials(SecretError),
+    #[error("a duplicate kept conflicting with a changing row")]
+    Unsettled,
+    /// The database refused the lead itself: queueing it would only fail again.
+    #[error("database refused the lead: {0}")]
+    Rejected(sqlx::Error),
+}
 
-    /// The `error` text partners see. Server-side failures say nothing of their cause;
-    /// the cause goes to the log.
-    pub fn public_message(&self) -> String {
-        match self {
-            Self::MissingApiKey => "Missing API key".into(),
-            Self::InvalidApiKey => "Invalid API key".into(),
-            Self::PayloadTooLarge { .. } => "Payload too large".into(),
-            Self::InvalidJson(_) => "Invalid JSON payload".into(),
-            Self::MissingFields(fields) => {
-                format!("Missing required fields: {}", fields.join(", "))
-            }
-            Self::NoKeysConfigured
-            | Self::Database(_)
-            | Self::DatabaseTimeout(_)
-            | Self::Secret(_)
-            | Self::DedupUnsettled
-            | Self::Unqueued { .. } => "Internal server error".into(),
-        }
-    }
-
-    /// A short stable label for the log line's `outcome`.
-    pub fn outcome(&self) -> &'static str {
-        match self {
-            Self::MissingApiKey => "missing_api_key",
-            Self::InvalidApiKey => "invalid_api_key",
-            Self::PayloadTooLarge { .. } => "payload_too_large",
-            Self::InvalidJson(_) => "invalid_json",
-            Self::MissingFields(_) => "missing_fields",
-            Self::NoKeysConfigured => "no_keys_configured",
-            Self::Database(_) => "database_error",
-            Self::DatabaseTimeout(_) => "database_timeout",
-            Self::Secret(_) => "secret_unavailable",
-            Self::DedupUnsettled => "dedup_unsettled",
-            Self::Unqueued { .. } => "queue_unavailable",
-        }
-    }
-
-    /// Whether a lead that failed to store with this error should be queued for later:
-    /// the database was unreachable, timed out, refused the credentials, or is otherwise
-    /// unwell. A lead the database refused *as data* (SQLSTATE classes 22 and 23) is not:
-    /// it would fail again from the queue, so the partner hears of it instead.
-    pub fn store_unavailable(&self) -> bool {
-        match self {
-            Self::DatabaseTimeout(_) | Self::Secret(_) | Self::DedupUnsettled => true,
-            Self::Database(sqlx::Error::Database(error)) => !matches!(
-                error.code().as_deref().map(|code| code.get(..2)),
-                Some(Some("22" | "23"))
-            ),
-            Self::Database(_) => true,
-            _ => false,
-        }
+impl StoreError {
+    /// Whether a lead that failed with this should be queued and stored later.
+    pub fn is_unavailable(&self) -> bool {
+        !matches!(self, Self::Rejected(_))
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// Why a secret could not be used. Never carries the secret's value.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    #[error("cannot read secret {arn}: {reason}")]
+    Fetch { arn: String, reason: String },
+    #[error("secret {arn} is not usable: {reason}")]
+    Parse { arn: String, reason: &'static str },
+}
 
-    #[test]
-    fn statuses_and_messages_follow_the_contract() {
-        let cases = [
-            (IngestError::MissingApiKey, 401, "Missing API key"),
-            (IngestError::InvalidApiKey, 403, "Invalid API key"),
-            (
-                IngestError::PayloadTooLarge {
-                    size: 70000,
-                    limit: 65536,
-                },
-                413,
-                "Payload too large",
-            ),
-            (
-                IngestError::InvalidJson("x".into()),
-                400,
-                "Invalid JSON payload",
-            ),
-            (
-                IngestError::MissingFields(vec!["name", "phone_number"]),
-                400,
-                "Missing required fields: name, phone_number",
-            ),
-            (IngestError::NoKeysConfigured, 500, "Internal server error"),
-            (
-                IngestError::Database(sqlx::Error::PoolTimedOut),
-                500,
-                "Internal server error",
-            ),
-            (
-                IngestError::DatabaseTimeout(Duration::from_secs(5)),
-                500,
-                "Internal server error",
-            ),
-            (
-                IngestError::Secret(crate::secrets::SecretError::Parse {
-                    arn: "arn".into(),
-                    reason: "holds no key",
-                }),
-                500,
-                "Internal server error",
-            ),
-        ];
-        for (error, status, message) in cases {
-            assert_eq!(error.status(), status, "{error}");
-            assert_eq!(error.public_message(), message, "{error}");
-        }
+/// Why the buffer queue did not take, or give back, a lead.
+#[derive(Debug, thiserror::Error)]
+pub enum BufferError {
+    #[error("cannot send the lead to the buffer queue: {0}")]
+    Send(String),
+    #[error("not a queued lead: {0}")]
+    Message(String),
+}
+
+/// A configuration that cannot work, named precisely so the cold-start log says what to fix.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("set {0}")]
+    Missing(&'static str),
+    #[error("{name} is invalid: {reason}")]
+    Invalid { name: &'static str, reason: String },
+}
+
+impl From<StoreError> for Error {
+    fn from(error: StoreError) -> Self {
+        Self::Failed(Failure::Store(error))
     }
+}
 
-    #[test]
-    fn only_server_side_store_failures_are_queued() {
-        assert!(IngestError::DatabaseTimeout(Duration::from_secs(5)).store_unavailable());
-        assert!(IngestError::Database(sqlx::Error::PoolTimedOut).store_unavailable());
-        let io = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
-        assert!(IngestError::Database(sqlx::Error::Io(io)).store_unavailable());
-        assert!(!IngestError::MissingFields(vec!["name"]).store_unavailable());
-        assert!(!IngestError::InvalidJson("x".into()).store_unavailable());
-        assert!(!IngestError::InvalidApiKey.store_unavailable());
+impl From<SecretError> for Error {
+    fn from(error: SecretError) -> Self {
+        Self::Failed(Failure::Secret(error))
     }
 }

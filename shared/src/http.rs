@@ -1,38 +1,38 @@
-//! The lambda_http edge: a Request becomes an [`Incoming`], an outcome becomes a JSON
-//! Response, and each request leaves exactly one log line.
+//! The lambda_http edge: a Request becomes an [`Incoming`], the pipeline's result becomes
+//! the contract's JSON Response, and each request leaves exactly one log line.
 
 use std::time::{Instant, SystemTime};
 
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::StatusCode;
 use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
-use serde::Serialize;
+use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
+use crate::answer::{self, Answer};
 use crate::app::{Accepted, App, Incoming, Outcome};
-use crate::error::IngestError;
+use crate::error::Error;
 use crate::mask;
-use crate::store::LeadId;
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 
-/// The message of a repeat, as the system this replaces words it.
-pub const DUPLICATE_MESSAGE: &str = "Duplicate ignored";
-
-/// The bodies this function answers with.
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Answer<'a> {
-    Stored { message: &'a str, id: &'a LeadId },
-    Queued { message: &'a str, queued: bool },
-    Failure { error: &'a str },
+/// Serves API Gateway requests with `app` until Lambda stops the container.
+///
+/// The database is connected by the first request, not here: a cold start's request is
+/// already waiting when the start ends, so connecting earlier answers it no sooner (see
+/// the README's Performance section), while a database that is down stays out of the
+/// start and an environment Lambda never invokes opens no connection.
+pub async fn serve(app: &App) -> Result<(), lambda_http::Error> {
+    tracing::info!(source = app.source().slug, "function ready");
+    lambda_http::run(service_fn(|request: Request| async move {
+        Ok::<_, lambda_http::Error>(handle(app, request).await)
+    }))
+    .await
 }
 
 /// Handles one API Gateway request (HTTP API v2 or REST v1; lambda_http has already
 /// undone any base64 encoding of the body).
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
     let started = Instant::now();
-    let received_at = SystemTime::now();
     let request_id = request
         .lambda_context_ref()
         .map(|context| context.request_id.as_str())
@@ -44,145 +44,66 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
         idempotency_key: headers.get("idempotency-key").map(HeaderValue::as_bytes),
         body: request.body().as_ref(),
         request_id,
-        received_at,
+        received_at: SystemTime::now(),
     };
-    let outcome = app.ingest(incoming).await;
-    let response = respond(app, &outcome);
-    log(
-        app,
-        &request,
-        request_id,
-        &outcome,
-        response.status(),
-        started,
-    );
-    response
+    let result = app.ingest(incoming).await;
+    let answer = app.answers().to(&result);
+    log(app, &request, request_id, &result, answer.status, started);
+    response(answer)
 }
 
-/// The contract's response for an outcome.
-pub fn respond(app: &App, outcome: &Result<Accepted, IngestError>) -> Response<Body> {
-    let source = app.source();
-    let (status, body) = match outcome {
-        Ok(Accepted { outcome, .. }) => match outcome {
-            Outcome::Created(id) => (
-                StatusCode::CREATED,
-                json(&Answer::Stored {
-                    message: &source.inserted_message(),
-                    id,
-                }),
-            ),
-            Outcome::Duplicate(id) => (
-                StatusCode::OK,
-                json(&Answer::Stored {
-                    message: DUPLICATE_MESSAGE,
-                    id,
-                }),
-            ),
-            Outcome::Queued { .. } => (
-                StatusCode::ACCEPTED,
-                json(&Answer::Queued {
-                    message: &source.accepted_message(),
-                    queued: true,
-                }),
-            ),
-        },
-        Err(error) => (
-            StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-            json(&Answer::Failure {
-                error: &error.public_message(),
-            }),
-        ),
-    };
-    let mut response = Response::new(Body::Text(body));
-    *response.status_mut() = status;
+fn response(answer: Answer) -> Response<Body> {
+    let mut response = Response::new(Body::Text(answer.body));
+    *response.status_mut() =
+        StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
         .headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
     response
 }
 
-fn json(answer: &Answer<'_>) -> String {
-    // Serialising strings, a bool and an id cannot fail; the fallback keeps that
-    // unwrap-free.
-    serde_json::to_string(answer)
-        .unwrap_or_else(|_| r#"{"error":"Internal server error"}"#.to_owned())
-}
-
-fn gateway_request_id(request: &Request) -> Option<String> {
+fn gateway_request_id(request: &Request) -> Option<&str> {
     match request.request_context_ref()? {
-        RequestContext::ApiGatewayV2(context) => context.request_id.clone(),
-        RequestContext::ApiGatewayV1(context) => context.request_id.clone(),
+        RequestContext::ApiGatewayV2(context) => context.request_id.as_deref(),
+        RequestContext::ApiGatewayV1(context) => context.request_id.as_deref(),
         _ => None,
     }
 }
 
-/// The one line per request. Never the key; the phone only masked.
+/// The one line per request: an accepted lead at info, a queued one at warn (the
+/// database is unwell), a refusal at warn and a failure at error. Never the key; the
+/// phone only masked.
 fn log(
     app: &App,
     request: &Request,
     request_id: &str,
-    outcome: &Result<Accepted, IngestError>,
-    status: StatusCode,
+    result: &Result<Accepted, Error>,
+    status: u16,
     started: Instant,
 ) {
     let source = app.source().slug;
     let gateway_request_id = gateway_request_id(request).unwrap_or_default();
+    let outcome = answer::label(result);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let status = status.as_u16();
-    match outcome {
+    macro_rules! line {
+        ($level:ident, $message:literal $(, $($field:tt)+)?) => {
+            tracing::$level!(
+                source, request_id, gateway_request_id, outcome, status, latency_ms,
+                $($($field)+,)? $message
+            )
+        };
+    }
+    match result {
         Ok(accepted) => {
             let phone = mask::phone(&accepted.phone_number);
             match &accepted.outcome {
-                Outcome::Created(id) | Outcome::Duplicate(id) => {
-                    let outcome = match accepted.outcome {
-                        Outcome::Created(_) => "stored",
-                        _ => "duplicate",
-                    };
-                    tracing::info!(
-                        source,
-                        request_id,
-                        gateway_request_id,
-                        outcome,
-                        status,
-                        latency_ms,
-                        lead_id = %id,
-                        phone,
-                        "lead accepted"
-                    );
+                Outcome::Stored(stored) => {
+                    line!(info, "lead accepted", lead_id = %stored.id(), phone)
                 }
-                // Accepted, but the database is unwell: the cause is worth a warning.
-                Outcome::Queued { cause } => tracing::warn!(
-                    source,
-                    request_id,
-                    gateway_request_id,
-                    outcome = "queued",
-                    status,
-                    latency_ms,
-                    phone,
-                    cause = %cause,
-                    "lead queued"
-                ),
+                Outcome::Queued(cause) => line!(warn, "lead queued", phone, cause = %cause),
             }
         }
-        Err(error) if status >= 500 => tracing::error!(
-            source,
-            request_id,
-            gateway_request_id,
-            outcome = error.outcome(),
-            status,
-            latency_ms,
-            error = %error,
-            "lead not stored"
-        ),
-        Err(error) => tracing::warn!(
-            source,
-            request_id,
-            gateway_request_id,
-            outcome = error.outcome(),
-            status,
-            latency_ms,
-            error = %error,
-            "lead rejected"
-        ),
+        Err(error @ Error::Failed(_)) => line!(error, "lead not stored", error = %error),
+        Err(error @ Error::Refused(_)) => line!(warn, "lead rejected", error = %error),
     }
 }

@@ -3,20 +3,17 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::IngestError;
+use crate::error::Refusal;
 use crate::source::Source;
 
-/// The mapped columns of one accepted lead.
+/// The mapped columns of one accepted lead (its platform is its source's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Lead {
-    pub platform: &'static str,
     pub name: String,
     pub phone_number: String,
     pub car_model: Option<String>,
     pub lead_url: Option<String>,
     pub campaign: Option<String>,
-    /// The partner's own id of the lead, when it sends one (a deduplication key).
-    pub partner_lead_id: Option<String>,
 }
 
 /// The first alias whose value is a non-blank string or a number, trimmed.
@@ -36,7 +33,7 @@ pub fn first_value(body: &Map<String, Value>, aliases: &[&str]) -> Option<String
 }
 
 /// Maps `body` into a lead, or names every missing required field in the source's order.
-pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, IngestError> {
+pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, Refusal> {
     let phone_number = first_value(body, source.phone_number.aliases);
     let name = first_value(body, source.name.aliases).or_else(|| {
         let prefix = source.default_name_prefix?;
@@ -54,15 +51,13 @@ pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, I
 
     match (name, phone_number) {
         (Some(name), Some(phone_number)) if missing.is_empty() => Ok(Lead {
-            platform: source.platform,
             name,
             phone_number,
             car_model: first_value(body, source.car_model),
             lead_url: first_value(body, source.lead_url),
             campaign: first_value(body, source.campaign),
-            partner_lead_id: first_value(body, source.partner_lead_id),
         }),
-        _ => Err(IngestError::MissingFields(missing)),
+        _ => Err(Refusal::MissingFields(missing)),
     }
 }
 
@@ -79,9 +74,9 @@ mod tests {
         }
     }
 
-    fn missing(result: Result<Lead, IngestError>) -> Vec<&'static str> {
+    fn missing(result: Result<Lead, Refusal>) -> Vec<&'static str> {
         match result {
-            Err(IngestError::MissingFields(fields)) => fields,
+            Err(Refusal::MissingFields(fields)) => fields,
             other => panic!("expected missing fields, got {other:?}"),
         }
     }
@@ -92,7 +87,6 @@ mod tests {
         let lead = map(&KNOWLARITY, &body).unwrap();
         assert_eq!(lead.phone_number, "+917330995416");
         assert_eq!(lead.name, "Knowlarity Lead +917330995416");
-        assert_eq!(lead.platform, "Knowlarity");
         assert_eq!(lead.lead_url, None);
     }
 
@@ -154,13 +148,11 @@ mod tests {
         assert_eq!(
             lead,
             Lead {
-                platform: "CarWale",
                 name: "first".into(),
                 phone_number: "1".into(),
                 car_model: Some("Astor".into()),
                 lead_url: Some("a".into()),
                 campaign: Some("diwali".into()),
-                partner_lead_id: None,
             }
         );
     }
@@ -175,20 +167,6 @@ mod tests {
         assert_eq!(lead.car_model.as_deref(), Some("Comet EV"));
         assert_eq!(lead.lead_url.as_deref(), Some("https://x/1"));
         assert_eq!(lead.campaign.as_deref(), Some("c"));
-    }
-
-    #[test]
-    fn partner_ids_per_source() {
-        let body = object(json!({"caller_id": "1", "uuid": " ", "callid": 4411}));
-        let lead = map(&KNOWLARITY, &body).unwrap();
-        assert_eq!(lead.partner_lead_id.as_deref(), Some("4411"));
-        let body = object(json!({"name": "A", "phone": "1", "id": "x", "lead_id": "CD-9"}));
-        assert_eq!(
-            map(&CARDEKHO, &body).unwrap().partner_lead_id.as_deref(),
-            Some("CD-9")
-        );
-        let body = object(json!({"customer_name": "A", "mobile": "1", "uuid": "u"}));
-        assert_eq!(map(&CARWALE, &body).unwrap().partner_lead_id, None);
     }
 
     #[test]

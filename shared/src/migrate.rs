@@ -4,74 +4,36 @@
 //! hand it does the same once and exits. Configuration is the functions' database part:
 //! `DATABASE_URL`, or `DB_SECRET_ARN` with `DB_HOST`/`DB_PORT`/`DB_NAME`.
 
-use std::process::ExitCode;
 use std::time::Duration;
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::{json, Value};
 
-use crate::config::{ConfigError, DatabaseConfig, DatabaseSource};
-use crate::database::Database;
-use crate::secrets::SecretsClient;
-use crate::store::{StoreSettings, MIGRATOR};
-use crate::telemetry;
+use crate::config::Config;
+use crate::container::Container;
+use crate::error::ConfigError;
+use crate::store::Store;
 
-/// Why migrating failed; printed to the log, never a credential.
-#[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-    #[error(transparent)]
-    Connect(#[from] crate::IngestError),
-    #[error("migration failed: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
-    #[error("Lambda runtime: {0}")]
-    Runtime(String),
+/// The store to migrate, with no statement limit (a migration may rewrite a table).
+pub async fn store() -> Result<Store, ConfigError> {
+    let mut config = Config::from_env()?;
+    config.database.settings.statement_timeout = Duration::ZERO;
+    Ok(Container::from_config(config).await?.store)
 }
 
-/// The database to migrate, with no statement limit (a migration may rewrite a table).
-pub async fn database(config: DatabaseConfig) -> Result<Database, MigrateError> {
-    let client = match config.source {
-        DatabaseSource::Secret { .. } => Some(SecretsClient::from_env().await),
-        DatabaseSource::Url(_) => None,
-    };
-    let settings = StoreSettings {
-        statement_timeout: Duration::ZERO,
-        ..config.store
-    };
-    Ok(Database::new(
-        config.source,
-        settings,
-        config.secrets_ttl,
-        client,
-    )?)
-}
-
-/// Applies pending migrations; returns every version now applied.
-pub async fn run(database: &Database) -> Result<Vec<i64>, MigrateError> {
-    let store = database.store().await?;
-    MIGRATOR.run(store.pool()).await?;
-    Ok(MIGRATOR.iter().map(|migration| migration.version).collect())
-}
-
-pub fn main() -> ExitCode {
-    telemetry::init();
-    crate::lambda::block_on(async {
-        let database = database(DatabaseConfig::from_env()?).await?;
-        if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-            let versions = run(&database).await?;
-            tracing::info!(?versions, "migrations applied");
-            return Ok(());
-        }
-        let database = &database;
-        lambda_runtime::run(service_fn(move |_: LambdaEvent<Value>| async move {
-            let versions = run(database).await.inspect_err(|error| {
-                tracing::error!(error = %error, "migration failed");
-            })?;
-            tracing::info!(?versions, "migrations applied");
-            Ok::<_, lambda_runtime::Error>(json!({ "applied": versions }))
-        }))
-        .await
-        .map_err(|error| MigrateError::Runtime(error.to_string()))
-    })
+/// Applies what is pending: once when run by hand, once per invocation on Lambda.
+pub async fn serve(store: &Store) -> Result<(), lambda_runtime::Error> {
+    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
+        let versions = store.migrate().await?;
+        tracing::info!(?versions, "migrations applied");
+        return Ok(());
+    }
+    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async move {
+        let versions = store.migrate().await.inspect_err(|error| {
+            tracing::error!(error = %error, "migration failed");
+        })?;
+        tracing::info!(?versions, "migrations applied");
+        Ok::<_, lambda_runtime::Error>(json!({ "applied": versions }))
+    }))
+    .await
 }

@@ -6,7 +6,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::error::IngestError;
+use crate::error::Refusal;
 
 /// Bodies above this many bytes are refused with 413 before any parsing.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -34,9 +34,9 @@ fn is_form(content_type: Option<&str>) -> bool {
 
 /// Decodes a body: form-encoded when the content type says so, JSON otherwise (a
 /// missing or unusual content type is tolerated, as the contract asks).
-pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Payload, IngestError> {
+pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Payload, Refusal> {
     if body.len() > MAX_BODY_BYTES {
-        return Err(IngestError::PayloadTooLarge {
+        return Err(Refusal::PayloadTooLarge {
             size: body.len(),
             limit: MAX_BODY_BYTES,
         });
@@ -51,14 +51,14 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Payload, Ingest
     if let Some(path) = find_nul_in(&payload.fields) {
         // PostgreSQL's text and jsonb cannot hold U+0000: refusing it here keeps a
         // partner's bad byte a 400 instead of a 500 they would retry forever.
-        return Err(IngestError::InvalidJson(format!("U+0000 in {path}")));
+        return Err(Refusal::InvalidJson(format!("U+0000 in {path}")));
     }
     Ok(payload)
 }
 
-fn decode_json(body: &[u8]) -> Result<Payload, IngestError> {
+fn decode_json(body: &[u8]) -> Result<Payload, Refusal> {
     if body.trim_ascii().is_empty() {
-        return Err(IngestError::InvalidJson("empty body".into()));
+        return Err(Refusal::InvalidJson("empty body".into()));
     }
     match serde_json::from_slice::<Value>(body) {
         Ok(Value::Object(fields)) => Ok(Payload {
@@ -66,15 +66,15 @@ fn decode_json(body: &[u8]) -> Result<Payload, IngestError> {
             // Valid JSON is valid UTF-8, so this never allocates a replacement.
             archived: String::from_utf8_lossy(body).into_owned(),
         }),
-        Ok(other) => Err(IngestError::InvalidJson(format!(
+        Ok(other) => Err(Refusal::InvalidJson(format!(
             "top level is {}",
             kind(&other)
         ))),
-        Err(error) => Err(IngestError::InvalidJson(error.to_string())),
+        Err(error) => Err(Refusal::InvalidJson(error.to_string())),
     }
 }
 
-fn decode_form(body: &[u8]) -> Result<Payload, IngestError> {
+fn decode_form(body: &[u8]) -> Result<Payload, Refusal> {
     let mut fields = Map::new();
     for (key, value) in form_urlencoded::parse(body) {
         let value = Value::String(value.into_owned());
@@ -88,7 +88,7 @@ fn decode_form(body: &[u8]) -> Result<Payload, IngestError> {
         }
     }
     if fields.is_empty() {
-        return Err(IngestError::InvalidJson("form body has no fields".into()));
+        return Err(Refusal::InvalidJson("form body has no fields".into()));
     }
     let archived = Value::Object(fields.clone()).to_string();
     Ok(Payload { fields, archived })
@@ -130,8 +130,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn invalid(result: Result<Payload, IngestError>) -> bool {
-        matches!(result, Err(IngestError::InvalidJson(_)))
+    fn invalid(result: Result<Payload, Refusal>) -> bool {
+        matches!(result, Err(Refusal::InvalidJson(_)))
     }
 
     #[test]
@@ -179,7 +179,7 @@ mod tests {
         let over = vec![b'x'; MAX_BODY_BYTES + 1];
         assert!(matches!(
             decode(None, &over),
-            Err(IngestError::PayloadTooLarge { size, .. }) if size == MAX_BODY_BYTES + 1
+            Err(Refusal::PayloadTooLarge { size, .. }) if size == MAX_BODY_BYTES + 1
         ));
     }
 

@@ -1,10 +1,10 @@
-//! A lead ready to store: its columns, its archived payload, its deduplication keys, and
+//! A lead ready to store: its columns, its archived payload, its identity, and
 //! where and when it arrived. The same record is inserted at once, or queued while the
 //! database is unavailable and inserted later by the drain (see `buffer`, `drain`).
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::dedup::DedupKeys;
+use crate::dedup::Identity;
 use crate::lead::Lead;
 use crate::source::Source;
 
@@ -14,7 +14,7 @@ pub struct LeadRecord {
     pub lead: Lead,
     /// The JSON text stored as `payload`.
     pub payload: String,
-    pub keys: DedupKeys,
+    pub identity: Identity,
     /// The Lambda request id of the request that brought the lead.
     pub request_id: String,
     /// When the request arrived: stored as `created_at`, so a lead drained from the queue

@@ -1,4 +1,4 @@
-//! Secrets Manager: the source's API keys and the database credentials, fetched at cold
+//! Secrets Manager: a source's API keys and the database credentials, fetched at cold
 //! start and refreshed after a TTL, so a rotated key or password takes effect without a
 //! redeploy. A failed fetch never leaves a container broken: without a value the request
 //! gets a 500 and the next request tries again; with an older value that one keeps
@@ -10,20 +10,11 @@ use std::time::{Duration, Instant};
 use serde::Deserialize;
 use tokio::sync::Mutex;
 
-use crate::auth::ApiKeys;
+use crate::error::SecretError;
 
 /// After a failed refresh with an older value at hand, wait this long before retrying,
 /// so a Secrets Manager outage does not slow every request.
 pub const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
-
-/// Why a secret could not be used. Never carries the secret's value.
-#[derive(Debug, thiserror::Error)]
-pub enum SecretError {
-    #[error("cannot read secret {arn}: {reason}")]
-    Fetch { arn: String, reason: String },
-    #[error("secret {arn} is not usable: {reason}")]
-    Parse { arn: String, reason: &'static str },
-}
 
 /// A Secrets Manager client with short timeouts: a secret fetch sits on a request's path
 /// when a TTL expires, inside the partners' 10 s.
@@ -33,12 +24,6 @@ pub struct SecretsClient {
 }
 
 impl SecretsClient {
-    /// The client Lambda uses: region and credentials from the environment, and
-    /// `AWS_ENDPOINT_URL` honoured (local runs and tests).
-    pub async fn from_env() -> Self {
-        Self::new(&crate::aws::sdk_config_from_env().await)
-    }
-
     pub fn new(config: &aws_config::SdkConfig) -> Self {
         Self {
             client: aws_sdk_secretsmanager::Client::new(config),
@@ -63,6 +48,34 @@ impl SecretsClient {
         output
             .secret_string
             .ok_or_else(|| fetch_error("the secret has no SecretString".into()))
+    }
+}
+
+/// A value given in the environment, or read from a secret and refreshed.
+#[derive(Debug)]
+pub enum Setting<T> {
+    Fixed(Arc<T>),
+    Secret(Refreshing<T>),
+}
+
+impl<T> Setting<T> {
+    pub fn fixed(value: T) -> Self {
+        Self::Fixed(Arc::new(value))
+    }
+
+    /// The current value (see [`Refreshing::get`]).
+    pub async fn get(&self) -> Result<Arc<T>, SecretError> {
+        match self {
+            Self::Fixed(value) => Ok(value.clone()),
+            Self::Secret(secret) => secret.get().await,
+        }
+    }
+
+    /// Forgets a secret's cached value, so the next `get` reads it again.
+    pub async fn invalidate(&self) {
+        if let Self::Secret(secret) = self {
+            secret.invalidate().await;
+        }
     }
 }
 
@@ -148,22 +161,6 @@ impl<T> Refreshing<T> {
     }
 }
 
-/// The API key secret: one key, or a JSON list of keys during a rotation.
-pub fn parse_api_keys(text: &str) -> Result<ApiKeys, &'static str> {
-    let text = text.trim();
-    let keys = if text.starts_with('[') {
-        let list: Vec<String> =
-            serde_json::from_str(text).map_err(|_| "expected a key or a JSON list of keys")?;
-        ApiKeys::new(list)
-    } else {
-        ApiKeys::new([text])
-    };
-    if keys.is_empty() {
-        return Err("holds no key");
-    }
-    Ok(keys)
-}
-
 /// The username and password of the RDS-managed database secret.
 #[derive(Clone, PartialEq, Eq, Deserialize)]
 pub struct DbCredentials {
@@ -177,8 +174,10 @@ impl std::fmt::Debug for DbCredentials {
     }
 }
 
-pub fn parse_db_credentials(text: &str) -> Result<DbCredentials, &'static str> {
-    serde_json::from_str(text).map_err(|_| "expected JSON with username and password")
+impl DbCredentials {
+    pub fn from_secret(text: &str) -> Result<Self, &'static str> {
+        serde_json::from_str(text).map_err(|_| "expected JSON with username and password")
+    }
 }
 
 #[cfg(test)]
@@ -186,27 +185,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn api_key_secret_is_one_key_or_a_list() {
-        assert_eq!(parse_api_keys("  one-key \n").unwrap().len(), 1);
-        let both = parse_api_keys(r#"["old-key", "new-key"]"#).unwrap();
-        assert_eq!(both.len(), 2);
-        assert!(both.check(Some(b"old-key")).is_ok());
-        assert!(both.check(Some(b"new-key")).is_ok());
-        // A comma is part of a single key, not a separator, in the secret.
-        assert_eq!(parse_api_keys("a,b").unwrap().len(), 1);
-        assert!(parse_api_keys("").is_err());
-        assert!(parse_api_keys("[]").is_err());
-        assert!(parse_api_keys("[1, 2]").is_err());
-    }
-
-    #[test]
     fn db_secret_needs_username_and_password() {
-        let creds =
-            parse_db_credentials(r#"{"username":"leads","password":"p@ss","engine":"postgres"}"#)
-                .unwrap();
+        let creds = DbCredentials::from_secret(
+            r#"{"username":"leads","password":"p@ss","engine":"postgres"}"#,
+        )
+        .unwrap();
         assert_eq!(creds.username, "leads");
         assert!(!format!("{creds:?}").contains("p@ss"));
-        assert!(parse_db_credentials(r#"{"username":"x"}"#).is_err());
-        assert!(parse_db_credentials("plain").is_err());
+        assert!(DbCredentials::from_secret(r#"{"username":"x"}"#).is_err());
+        assert!(DbCredentials::from_secret("plain").is_err());
     }
 }

@@ -1,31 +1,35 @@
-//! Lead → row. The only module that speaks SQL.
+//! Lead → row. The only module that speaks SQL, and so the one that decides which
+//! database errors mean "unavailable" (see [`classify`]).
 //!
-//! Partners give up after 10 s, so every database wait is bounded: connecting and
-//! acquiring by `acquire_timeout`, each statement by the server's `statement_timeout`,
-//! and the whole operation by `operation_timeout` (which also covers a database host
-//! that silently drops packets, where no server-side timeout can fire).
+//! A container holds one connection: Lambda hands it one request at a time, and a pool
+//! would add a round trip per request (sqlx pings a connection returned to its pool).
+//! Partners give up after 10 s, so every wait is bounded: connecting by
+//! `connect_timeout`, each statement by the server's `statement_timeout`, and the whole
+//! operation by `operation_timeout` (which also covers a database host that silently
+//! drops packets, where no server-side timeout can fire).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Serialize;
-use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgArguments, PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection};
 use sqlx::query::QueryScalar;
-use sqlx::Postgres;
+use sqlx::{ConnectOptions, Postgres};
+use tokio::sync::Mutex;
 
-use crate::error::IngestError;
+use crate::error::StoreError;
 use crate::record::LeadRecord;
+use crate::secrets::{DbCredentials, Refreshing};
 
 /// The migrations in `migrations/`, embedded so a binary can apply them anywhere.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
 
-/// How the pool behaves; see `config` for the variables that set these.
+/// How the store waits; see `config` for the variables that set these.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreSettings {
-    /// One connection per container is right for Lambda, which hands a container one
-    /// request at a time; more only for tools that share a pool.
-    pub max_connections: u32,
-    pub acquire_timeout: Duration,
+    pub connect_timeout: Duration,
+    /// The server-side bound on each statement; zero for none (migrations).
     pub statement_timeout: Duration,
     pub operation_timeout: Duration,
     /// How long a byte-identical body from the same source counts as a retry.
@@ -35,8 +39,7 @@ pub struct StoreSettings {
 impl Default for StoreSettings {
     fn default() -> Self {
         Self {
-            max_connections: 1,
-            acquire_timeout: Duration::from_secs(3),
+            connect_timeout: Duration::from_secs(3),
             statement_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(5),
             dedup_window: Duration::from_secs(15 * 60),
@@ -71,7 +74,7 @@ impl std::fmt::Display for LeadId {
 /// The insert of every lead. `ON CONFLICT DO NOTHING` covers the three unique
 /// deduplication indexes (see the migrations): a repeat inserts nothing and returns no
 /// row, race-free, in the same single round trip as a new lead.
-pub const INSERT_LEAD: &str = r#"
+const INSERT_LEAD: &str = r#"
 INSERT INTO public."mg-digital-leads"
     (platform, name, phone_number, car_model, lead_url, campaign, payload,
      created_at, request_id, partner_lead_id, idempotency_key, body_sha256)
@@ -81,14 +84,14 @@ ON CONFLICT DO NOTHING
 RETURNING id::text"#;
 
 /// [`INSERT_LEAD`] bound to a record, claiming its body only when `body_claim` says so.
-/// The one place its parameters are bound (the store and the benchmark's floor run it).
-pub fn insert_query<'q>(
+/// The one place its parameters are bound.
+pub(crate) fn insert_query<'q>(
     record: &'q LeadRecord,
     body_claim: Option<&'q str>,
 ) -> QueryScalar<'q, Postgres, String, PgArguments> {
     let lead = &record.lead;
     sqlx::query_scalar(INSERT_LEAD)
-        .bind(lead.platform)
+        .bind(record.source.platform)
         .bind(&lead.name)
         .bind(&lead.phone_number)
         .bind(&lead.car_model)
@@ -97,8 +100,8 @@ pub fn insert_query<'q>(
         .bind(&record.payload)
         .bind(record.received_at_ms() as f64)
         .bind(&record.request_id)
-        .bind(&record.keys.partner_lead_id)
-        .bind(&record.keys.idempotency_key)
+        .bind(&record.identity.partner_lead_id)
+        .bind(&record.identity.idempotency_key)
         .bind(body_claim)
 }
 
@@ -134,109 +137,245 @@ impl Stored {
     }
 }
 
-/// The lead table behind a lazily connected pool.
-#[derive(Debug, Clone)]
+/// The lead table, over the container's one connection, opened on first use.
+#[derive(Debug)]
 pub struct Store {
-    pool: PgPool,
-    operation_timeout: Duration,
-    dedup_window: Duration,
+    /// Where and how to connect; without credentials when they come from a secret.
+    options: PgConnectOptions,
+    /// The RDS-managed credentials secret, which RDS rotates.
+    credentials: Option<Refreshing<DbCredentials>>,
+    settings: StoreSettings,
+    connection: Mutex<Option<Open>>,
+}
+
+/// An open connection and the credentials it was opened with.
+#[derive(Debug)]
+struct Open {
+    connection: PgConnection,
+    credentials: Option<Arc<DbCredentials>>,
 }
 
 impl Store {
-    /// Builds the pool without connecting: a cold start does not wait for the database,
-    /// and a database that is down at start-up costs a 500, not a crashed container.
-    pub fn connect_lazy(options: PgConnectOptions, settings: &StoreSettings) -> Self {
+    /// A store that connects with `options` as given. Connects nothing yet: a cold start
+    /// does not wait for the database, and a database that is down at start-up costs a
+    /// request its contract answer, not the container.
+    pub fn new(options: PgConnectOptions, settings: StoreSettings) -> Self {
         let statement_timeout = settings.statement_timeout.as_millis().to_string();
         let options = options
             .application_name("lead-ingestion")
-            .options([("statement_timeout", statement_timeout.as_str())]);
-        let pool = PgPoolOptions::new()
-            .max_connections(settings.max_connections)
-            .min_connections(0)
-            .acquire_timeout(settings.acquire_timeout)
-            // No ping before every use: it would double the round trips of a request.
-            // A connection the server closed (restart, failover) is noticed and replaced
-            // by the pool on its own; tests/outage.rs proves a warm container recovers.
-            .test_before_acquire(false)
-            .connect_lazy_with(options);
+            .options([("statement_timeout", statement_timeout.as_str())])
+            // Statements are the same few every time; logging each would cost every
+            // request for nothing an operator reads.
+            .disable_statement_logging();
         Self {
-            pool,
-            operation_timeout: settings.operation_timeout,
-            dedup_window: settings.dedup_window,
+            options,
+            credentials: None,
+            settings,
+            connection: Mutex::new(None),
         }
     }
 
-    pub fn pool(&self) -> &PgPool {
-        &self.pool
+    /// Takes the username and password from `credentials`, read again when it changes.
+    pub fn with_credentials(mut self, credentials: Refreshing<DbCredentials>) -> Self {
+        self.credentials = Some(credentials);
+        self
     }
 
-    /// Applies the embedded migrations.
-    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
-        MIGRATOR.run(&self.pool).await
+    /// Reads the credentials secret now (cold start), so a request need not.
+    pub async fn read_credentials(&self) -> Result<(), StoreError> {
+        self.current_credentials().await.map(drop)
+    }
+
+    /// Opens the connection now, if it is not open (a caller that wants it ready before
+    /// the first lead).
+    pub async fn open(&self) -> Result<(), StoreError> {
+        let mut slot = self.connection.lock().await;
+        if slot.is_none() {
+            let credentials = self.current_credentials().await?;
+            *slot = Some(self.connect(credentials).await?);
+        }
+        Ok(())
+    }
+
+    async fn current_credentials(&self) -> Result<Option<Arc<DbCredentials>>, StoreError> {
+        match &self.credentials {
+            Some(secret) => Ok(Some(secret.get().await.map_err(StoreError::Credentials)?)),
+            None => Ok(None),
+        }
     }
 
     /// Stores a lead once: inserts it, or finds the row it repeats. Bounded as a whole
-    /// by `operation_timeout`.
-    pub async fn insert(&self, record: &LeadRecord) -> Result<Stored, IngestError> {
-        match tokio::time::timeout(self.operation_timeout, self.store_once(record)).await {
-            Ok(result) => result,
-            // The connection is dropped mid-query; sqlx closes it rather than reuse it.
-            Err(_) => Err(IngestError::DatabaseTimeout(self.operation_timeout)),
-        }
+    /// by `operation_timeout`; a lead is never half-stored, so any failure may be retried.
+    ///
+    /// A connection the server closed while the container was idle (a restart, a
+    /// failover) is only noticed when used: the lead is tried once more on a new one.
+    /// That is safe because a lead is stored once per id: a repeat of an insert that did
+    /// commit finds its row.
+    pub async fn insert(&self, record: &LeadRecord) -> Result<Stored, StoreError> {
+        let limit = self.settings.operation_timeout;
+        let attempt = async {
+            let mut slot = self.connection.lock().await;
+            let credentials = self.current_credentials().await?;
+            // Opened with credentials since rotated: replaced.
+            if slot
+                .as_ref()
+                .is_some_and(|open| open.credentials != credentials)
+            {
+                *slot = None;
+            }
+            let reused = slot.is_some();
+            for retry in [reused, false] {
+                let mut open = match slot.take() {
+                    Some(open) => open,
+                    None => self.connect(credentials.clone()).await?,
+                };
+                match write(&mut open.connection, record, self.settings.dedup_window).await {
+                    Ok(stored) => {
+                        *slot = Some(open);
+                        return stored.ok_or(StoreError::Unsettled);
+                    }
+                    // The server answered: the connection is sound.
+                    Err(error @ sqlx::Error::Database(_)) => {
+                        *slot = Some(open);
+                        return Err(classify(error));
+                    }
+                    Err(error) if retry && is_connection_lost(&error) => {
+                        tracing::info!(error = %error, "database connection closed while idle; reconnecting");
+                    }
+                    Err(error) => return Err(classify(error)),
+                }
+            }
+            Err(StoreError::Unsettled)
+        };
+        // A timed-out attempt is dropped mid-query, and its connection with it.
+        tokio::time::timeout(limit, attempt)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(limit)))
     }
 
-    async fn store_once(&self, record: &LeadRecord) -> Result<Stored, IngestError> {
-        let received_ms = record.received_at_ms() as f64;
-        let window_ms = self.dedup_window.as_millis() as f64;
-        let mut body_claim = record.keys.body_sha256.as_deref();
-        // A conflict is settled in at most two more rounds: an expired claim released (or
-        // a newer one stepped around), then the insert again.
-        for _ in 0..3 {
-            if let Some(id) = self.try_insert(record, body_claim).await? {
-                return Ok(Stored::Created(id));
-            }
-            let existing: Option<(String, bool, f64)> = sqlx::query_as(FIND_EXISTING)
-                .bind(record.lead.platform)
-                .bind(&record.keys.partner_lead_id)
-                .bind(&record.keys.idempotency_key)
-                .bind(body_claim)
-                .bind(received_ms)
-                .fetch_optional(&self.pool)
-                .await?;
-            match existing {
-                // Deleted since the conflict: try again.
-                None => {}
-                Some((id, keyed, age_ms)) if keyed || age_ms.abs() < window_ms => {
-                    return Ok(Stored::Duplicate(LeadId::from_text(id)));
-                }
-                // The same body, accepted longer ago than the window: a new lead. It takes
-                // the claim over, so its own retries are recognised.
-                Some((id, _, age_ms)) if age_ms > 0.0 => {
-                    sqlx::query(RELEASE_BODY_CLAIM)
-                        .bind(record.lead.platform)
-                        .bind(body_claim)
-                        .bind(id)
-                        .execute(&self.pool)
-                        .await?;
-                }
-                // The claim belongs to a lead that arrived more than a window *after* this
-                // one (a late drain of the queue): a different lead, stored unclaimed.
-                Some(_) => body_claim = None,
-            }
-        }
-        Err(IngestError::DedupUnsettled)
+    /// Applies the embedded migrations; returns every version now applied.
+    pub async fn migrate(&self) -> Result<Vec<i64>, MigrateError> {
+        let source = |error: StoreError| MigrateError::Source(Box::new(error));
+        let mut slot = self.connection.lock().await;
+        let credentials = self.current_credentials().await.map_err(source)?;
+        let mut open = match slot.take() {
+            Some(open) => open,
+            None => self.connect(credentials).await.map_err(source)?,
+        };
+        MIGRATOR.run(&mut open.connection).await?;
+        *slot = Some(open);
+        Ok(MIGRATOR.iter().map(|migration| migration.version).collect())
     }
 
-    async fn try_insert(
-        &self,
-        record: &LeadRecord,
-        body_claim: Option<&str>,
-    ) -> Result<Option<LeadId>, sqlx::Error> {
-        let id = insert_query(record, body_claim)
-            .fetch_optional(&self.pool)
+    async fn connect(&self, credentials: Option<Arc<DbCredentials>>) -> Result<Open, StoreError> {
+        let mut options = self.options.clone();
+        if let Some(credentials) = &credentials {
+            options = options
+                .username(&credentials.username)
+                .password(&credentials.password);
+        }
+        let limit = self.settings.connect_timeout;
+        match tokio::time::timeout(limit, options.connect()).await {
+            Ok(Ok(connection)) => Ok(Open {
+                connection,
+                credentials,
+            }),
+            Ok(Err(error)) => {
+                // A refused password means RDS rotated it since it was read.
+                if is_bad_password(&error) {
+                    if let Some(secret) = &self.credentials {
+                        secret.invalidate().await;
+                    }
+                }
+                Err(classify(error))
+            }
+            Err(_) => Err(StoreError::Timeout(limit)),
+        }
+    }
+}
+
+/// Whether the database refused the lead itself or was unavailable. A lead refused as
+/// data (SQLSTATE classes 22, data exception, and 23, integrity violation) would fail
+/// again from the queue, so the partner hears of it instead; anything else is worth
+/// queueing.
+pub fn classify(error: sqlx::Error) -> StoreError {
+    let refused = match &error {
+        sqlx::Error::Database(database) => matches!(
+            database.code().as_deref().map(|code| code.get(..2)),
+            Some(Some("22" | "23"))
+        ),
+        _ => false,
+    };
+    if refused {
+        StoreError::Rejected(error)
+    } else {
+        StoreError::Unavailable(error)
+    }
+}
+
+/// PostgreSQL's `invalid_password`.
+fn is_bad_password(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("28P01"))
+}
+
+/// The connection itself failed (rather than the server refusing a statement).
+fn is_connection_lost(error: &sqlx::Error) -> bool {
+    matches!(
+        error,
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)
+    )
+}
+
+/// Stores a lead once on `connection`: inserts it, or finds the row it repeats; `None`
+/// when a conflicting row kept changing under it.
+async fn write(
+    connection: &mut PgConnection,
+    record: &LeadRecord,
+    window: Duration,
+) -> Result<Option<Stored>, sqlx::Error> {
+    let received_ms = record.received_at_ms() as f64;
+    let window_ms = window.as_millis() as f64;
+    let platform = record.source.platform;
+    let mut body_claim = record.identity.body_sha256.as_deref();
+    // A conflict is settled in at most two more rounds: an expired claim released (or
+    // a newer one stepped around), then the insert again.
+    for _ in 0..3 {
+        if let Some(id) = insert_query(record, body_claim)
+            .fetch_optional(&mut *connection)
+            .await?
+        {
+            return Ok(Some(Stored::Created(LeadId::from_text(id))));
+        }
+        let existing: Option<(String, bool, f64)> = sqlx::query_as(FIND_EXISTING)
+            .bind(platform)
+            .bind(&record.identity.partner_lead_id)
+            .bind(&record.identity.idempotency_key)
+            .bind(body_claim)
+            .bind(received_ms)
+            .fetch_optional(&mut *connection)
             .await?;
-        Ok(id.map(LeadId::from_text))
+        match existing {
+            // Deleted since the conflict: try again.
+            None => {}
+            Some((id, keyed, age_ms)) if keyed || age_ms.abs() < window_ms => {
+                return Ok(Some(Stored::Duplicate(LeadId::from_text(id))));
+            }
+            // The same body, accepted longer ago than the window: a new lead. It takes
+            // the claim over, so its own retries are recognised.
+            Some((id, _, age_ms)) if age_ms > 0.0 => {
+                sqlx::query(RELEASE_BODY_CLAIM)
+                    .bind(platform)
+                    .bind(body_claim)
+                    .bind(id)
+                    .execute(&mut *connection)
+                    .await?;
+            }
+            // The claim belongs to a lead that arrived more than a window *after* this
+            // one (a late drain of the queue): a different lead, stored unclaimed.
+            Some(_) => body_claim = None,
+        }
     }
+    Ok(None)
 }
 
 #[cfg(test)]

@@ -14,7 +14,6 @@ use common::local_aws::LocalAws;
 use common::proxy::{upstream, via, Mode, Proxy};
 use common::Answer;
 use shared::buffer::Buffer;
-use shared::database::Database;
 use shared::drain::Drain;
 use shared::source::{Source, CARDEKHO, KNOWLARITY};
 use shared::store::{Store, StoreSettings};
@@ -157,10 +156,7 @@ async fn database_down(source: &'static Source, options: &PgConnectOptions) -> (
 }
 
 fn drain_for(options: PgConnectOptions) -> Drain {
-    Drain::new(Database::fixed(Store::connect_lazy(
-        options,
-        &StoreSettings::default(),
-    )))
+    Drain::new(Store::new(options, StoreSettings::default()))
 }
 
 async fn post(app: &App, headers: &[(&str, &str)], body: &str) -> (Answer, Duration) {
@@ -439,16 +435,14 @@ fn sample_record() -> shared::record::LeadRecord {
     shared::record::LeadRecord {
         source: &CARDEKHO,
         lead: shared::lead::Lead {
-            platform: CARDEKHO.platform,
             name: "Ravi".into(),
             phone_number: "9800000002".into(),
             car_model: None,
             lead_url: None,
             campaign: None,
-            partner_lead_id: None,
         },
         payload: r#"{"name":"Ravi","mobile":"9800000002"}"#.into(),
-        keys: shared::dedup::DedupKeys::default(),
+        identity: shared::dedup::Identity::default(),
         request_id: "r".into(),
         received_at: std::time::SystemTime::now(),
     }

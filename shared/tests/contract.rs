@@ -5,6 +5,7 @@ mod common;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use serde_json::Value;
 use shared::auth::ApiKeys;
@@ -72,7 +73,7 @@ async fn the_size_limit_is_64_kib_exactly(_: PgPoolOptions, options: PgConnectOp
 #[sqlx::test(migrations = "../migrations")]
 async fn every_active_key_works_during_a_rotation(_: PgPoolOptions, options: PgConnectOptions) {
     let keys = ApiKeys::from_csv("old-knowlarity-key,new-knowlarity-key");
-    let store = Store::connect_lazy(options, &StoreSettings::default());
+    let store = Store::new(options, StoreSettings::default());
     let app = App::new(&KNOWLARITY, keys, store);
     for (n, (key, status)) in [
         ("old-knowlarity-key", 201),
@@ -92,12 +93,38 @@ async fn every_active_key_works_during_a_rotation(_: PgPoolOptions, options: PgC
 
 #[sqlx::test(migrations = "../migrations")]
 async fn statements_are_bounded_on_the_server(_: PgPoolOptions, options: PgConnectOptions) {
-    let store = Store::connect_lazy(options, &StoreSettings::default());
-    let timeout: String = sqlx::query_scalar("SHOW statement_timeout")
-        .fetch_one(store.pool())
+    // Only the server's statement timeout can end the wait: the operation's is longer.
+    let settings = StoreSettings {
+        statement_timeout: Duration::from_millis(300),
+        operation_timeout: Duration::from_secs(60),
+        ..StoreSettings::default()
+    };
+    let app = App::new(
+        &KNOWLARITY,
+        ApiKeys::new([common::dev_key(&KNOWLARITY)]),
+        Store::new(options.clone(), settings),
+    );
+    // Another session holds the table: the insert waits on its lock.
+    let pool = common::pool(&options).await;
+    let mut blocker = pool.begin().await.expect("begin");
+    sqlx::query(r#"LOCK TABLE public."mg-digital-leads" IN ACCESS EXCLUSIVE MODE"#)
+        .execute(&mut *blocker)
         .await
-        .expect("show statement_timeout");
-    assert_eq!(timeout, "3s");
+        .expect("lock");
+    let started = std::time::Instant::now();
+    let request = common::request(
+        Some(&common::dev_key(&KNOWLARITY)),
+        None,
+        br#"{"phone":"9000000000"}"#.to_vec(),
+    );
+    let answer = common::call(&app, request).await;
+    let waited = started.elapsed();
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert!(
+        waited >= Duration::from_millis(300) && waited < Duration::from_secs(3),
+        "answered after {waited:?}"
+    );
+    blocker.rollback().await.expect("rollback");
 }
 
 /// Collects what the JSON subscriber writes.

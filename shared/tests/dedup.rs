@@ -44,10 +44,6 @@ fn assert_duplicate_of(answer: &Answer, id: i64) {
     assert_eq!(answer.content_type, "application/json; charset=utf-8");
 }
 
-async fn pool_of(app: &App) -> PgPool {
-    app.store().await.expect("fixed store").pool().clone()
-}
-
 async fn names(pool: &PgPool) -> Vec<String> {
     sqlx::query_scalar(r#"SELECT name FROM public."mg-digital-leads" ORDER BY id"#)
         .fetch_all(pool)
@@ -85,8 +81,7 @@ async fn a_partner_id_is_stored_once_per_source(_: PgPoolOptions, options: PgCon
         let id = assert_created(&post(&app, &[], first).await, source);
         assert_duplicate_of(&post(&app, &[], repeat).await, id);
     }
-    let app = common::app(&CARDEKHO, options.clone());
-    let pool = pool_of(&app).await;
+    let pool = common::pool(&options).await;
     assert_eq!(common::count(&pool).await, 4);
 
     // Another partner's lead with the same id is its own lead.
@@ -103,7 +98,7 @@ async fn a_partner_id_is_stored_once_per_source(_: PgPoolOptions, options: PgCon
 
 #[sqlx::test(migrations = "../migrations")]
 async fn an_idempotency_key_is_stored_once(_: PgPoolOptions, options: PgConnectOptions) {
-    let app = common::app(&CARDEKHO, options);
+    let app = common::app(&CARDEKHO, options.clone());
     let key = [("Idempotency-Key", "req-7f3a")];
     let id = assert_created(
         &post(&app, &key, r#"{"name":"Asha","mobile":"9800000001"}"#).await,
@@ -142,7 +137,7 @@ async fn an_idempotency_key_is_stored_once(_: PgPoolOptions, options: PgConnectO
     assert_duplicate_of(&blank_again, blank_id);
     assert!(other_id != id && blank_id != other_id);
 
-    let pool = pool_of(&app).await;
+    let pool = common::pool(&options).await;
     assert_eq!(names(&pool).await, ["Asha", "Asha", "Meera"]);
 }
 
@@ -152,7 +147,7 @@ async fn the_same_body_is_a_retry_within_the_window_only(
     options: PgConnectOptions,
 ) {
     let app = common::app(&KNOWLARITY, options.clone());
-    let pool = pool_of(&app).await;
+    let pool = common::pool(&options).await;
     let body = r#"{"caller_id":"+919800000001","dispnumber":"+918047000000"}"#;
 
     let id = assert_created(&post(&app, &[], body).await, &KNOWLARITY);
@@ -193,7 +188,7 @@ async fn the_window_is_configurable(_: PgPoolOptions, options: PgConnectOptions)
     let app = App::new(
         &CARDEKHO,
         shared::auth::ApiKeys::new([common::dev_key(&CARDEKHO)]),
-        Store::connect_lazy(options, &settings),
+        Store::new(options, settings),
     );
     let body = r#"{"name":"Asha","mobile":"9800000001"}"#;
     let id = assert_created(&post(&app, &[], body).await, &CARDEKHO);
@@ -210,13 +205,9 @@ async fn race(options: &PgConnectOptions, headers: &'static [(&str, &str)], body
         .collect();
     // Connect every container first, so the requests meet at the database together.
     for app in &apps {
-        let pool = pool_of(app).await;
-        sqlx::query("SELECT 1")
-            .execute(&pool)
-            .await
-            .expect("connect");
+        app.store().open().await.expect("connect");
     }
-    let pool = pool_of(&apps[0]).await;
+    let pool = common::pool(options).await;
     let before = common::count(&pool).await;
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(apps.len()));
     let mut tasks = JoinSet::new();
@@ -257,13 +248,13 @@ async fn simultaneous_repeats_store_one_row(_: PgPoolOptions, options: PgConnect
 
 #[sqlx::test(migrations = "../migrations")]
 async fn keys_are_kept_with_the_row(_: PgPoolOptions, options: PgConnectOptions) {
-    let app = common::app(&CARDEKHO, options);
+    let app = common::app(&CARDEKHO, options.clone());
     let body = r#"{"name":"Asha","mobile":"9800000001","lead_id":"CD-9"}"#;
     let id = assert_created(
         &post(&app, &[("Idempotency-Key", "k-9")], body).await,
         &CARDEKHO,
     );
-    let pool = pool_of(&app).await;
+    let pool = common::pool(&options).await;
     let row: (
         Option<String>,
         Option<String>,

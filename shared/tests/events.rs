@@ -270,12 +270,7 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
         .iter()
         .map(|source| (source.slug, common::app(source, options.clone())))
         .collect();
-    let pool = apps["knowlarity"]
-        .store()
-        .await
-        .expect("fixed store")
-        .pool()
-        .clone();
+    let pool = common::pool(&options).await;
     for (case, expected) in expectations() {
         sqlx::query(r#"DELETE FROM public."mg-digital-leads""#)
             .execute(&pool)

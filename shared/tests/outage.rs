@@ -82,12 +82,12 @@ async fn the_operation_timeout_bounds_a_silent_database(
     options: PgConnectOptions,
 ) {
     let proxy = Proxy::start(upstream(&options).await).await;
-    // Acquiring alone would wait a minute: only the operation timeout can answer in time.
+    // Connecting alone would wait a minute: only the operation timeout can answer in time.
     let settings = StoreSettings {
-        acquire_timeout: Duration::from_secs(60),
+        connect_timeout: Duration::from_secs(60),
         ..StoreSettings::default()
     };
-    let store = Store::connect_lazy(via(&proxy, options), &settings);
+    let store = Store::new(via(&proxy, options), settings);
     let app = App::new(
         &KNOWLARITY,
         ApiKeys::new([common::dev_key(&KNOWLARITY)]),

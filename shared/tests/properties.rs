@@ -7,11 +7,13 @@ use std::time::{Duration, SystemTime};
 use lambda_http::{Body, Request};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
+use shared::answer::Answers;
 use shared::app::{self, Incoming};
 use shared::auth::ApiKeys;
+use shared::error::Error;
 use shared::source::{self, Source};
 use shared::store::{Store, StoreSettings};
-use shared::{App, IngestError};
+use shared::App;
 use sqlx::postgres::PgConnectOptions;
 
 const KEY: &str = "local-dev-property-key";
@@ -107,9 +109,11 @@ fn any_source() -> impl Strategy<Value = &'static Source> {
 }
 
 /// Every answer the contract allows for a refused request.
-fn contract_refusal(error: &IngestError) -> bool {
-    let message = error.public_message();
-    match error.status() {
+fn contract_refusal(source: &Source, error: Error) -> bool {
+    let answer = Answers::new(source).to(&Err(error));
+    let body: Value = serde_json::from_str(&answer.body).expect("JSON body");
+    let message = body["error"].as_str().unwrap_or_default();
+    match answer.status {
         401 => message == "Missing API key",
         403 => message == "Invalid API key",
         413 => message == "Payload too large",
@@ -146,7 +150,6 @@ proptest! {
         match app::prepare(source, &keys, &incoming) {
             Ok(record) => {
                 let lead = &record.lead;
-                prop_assert_eq!(lead.platform, source.platform);
                 prop_assert!(!lead.phone_number.is_empty());
                 prop_assert_eq!(lead.phone_number.trim(), lead.phone_number.as_str());
                 prop_assert!(!lead.name.trim().is_empty());
@@ -154,17 +157,20 @@ proptest! {
                 let archived: Value = serde_json::from_str(&record.payload).expect("archived JSON");
                 prop_assert!(archived.is_object());
                 prop_assert!(!record.payload.contains("\\u0000"));
-                // Exactly one kind of deduplication key stands in for a missing id.
-                let keys = &record.keys;
+                // Exactly one kind of id stands in for a missing one.
+                let identity = &record.identity;
                 prop_assert_eq!(
-                    keys.body_sha256.is_some(),
-                    keys.partner_lead_id.is_none() && keys.idempotency_key.is_none()
+                    identity.body_sha256.is_some(),
+                    identity.partner_lead_id.is_none() && identity.idempotency_key.is_none()
                 );
-                for key in [&keys.partner_lead_id, &keys.idempotency_key].into_iter().flatten() {
+                for key in [&identity.partner_lead_id, &identity.idempotency_key].into_iter().flatten() {
                     prop_assert!(key.len() <= 7 + 64);
                 }
             }
-            Err(error) => prop_assert!(contract_refusal(&error), "{error:?}"),
+            Err(error) => {
+                let text = format!("{error:?}");
+                prop_assert!(contract_refusal(source, error), "{}", text);
+            }
         }
     }
 }
@@ -179,7 +185,7 @@ fn runtime() -> tokio::runtime::Runtime {
 /// An app whose database never answers: port 9 on loopback (discard) refuses, fast.
 fn app_without_database(source: &'static Source) -> App {
     let settings = StoreSettings {
-        acquire_timeout: Duration::from_millis(100),
+        connect_timeout: Duration::from_millis(100),
         operation_timeout: Duration::from_millis(200),
         ..StoreSettings::default()
     };
@@ -187,11 +193,7 @@ fn app_without_database(source: &'static Source) -> App {
         .host("127.0.0.1")
         .port(9)
         .username("nobody");
-    App::new(
-        source,
-        ApiKeys::new([KEY]),
-        Store::connect_lazy(options, &settings),
-    )
+    App::new(source, ApiKeys::new([KEY]), Store::new(options, settings))
 }
 
 proptest! {

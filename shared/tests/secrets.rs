@@ -8,6 +8,7 @@ mod common;
 
 use common::local_aws::LocalAws;
 use shared::config::Config;
+use shared::container::Container;
 use shared::source::{Source, CARWALE, KNOWLARITY};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -59,9 +60,10 @@ impl Fixture {
                 .map(|(_, value)| value.clone())
         })
         .expect("valid configuration");
-        App::with_aws(source, config, Some(&self.config))
-            .await
-            .expect("app")
+        let container = Container::build(config, Some(&self.config)).expect("container");
+        let app = App::from_container(source, container).expect("app");
+        app.warm_up().await;
+        app
     }
 }
 

@@ -386,7 +386,7 @@ fn every_function_dir_is_deployed_and_nothing_else() {
     }
 }
 
-/// A source crate's `main` is `shared::lambda::main(&shared::source::X)`; the others' is not.
+/// A source crate serves its `App` with `shared::http::serve`; the others do not.
 /// So a crate written as a source but missing from `ALL` (or the reverse) fails here.
 #[test]
 fn the_sources_are_the_codes_own_list() {
@@ -405,11 +405,11 @@ fn the_sources_are_the_codes_own_list() {
             .join("src")
             .join("main.rs");
         let text = std::fs::read_to_string(&main).unwrap_or_else(|e| panic!("{main:?}: {e}"));
-        let runs_a_source = text.contains("shared::lambda::main(");
+        let runs_a_source = text.contains("http::serve(");
         assert_eq!(
             runs_a_source,
             sources.contains(dir),
-            "functions/{dir}: runs a source (shared::lambda::main) = {runs_a_source}, \
+            "functions/{dir}: runs a source (http::serve) = {runs_a_source}, \
              listed in shared::source::ALL = {}",
             sources.contains(dir)
         );
@@ -709,14 +709,11 @@ fn the_drain_is_fed_by_the_buffer_queue() {
     }
 }
 
+/// A container holds one connection (see `shared::store`), so reserved concurrency is
+/// what bounds the connections.
 #[test]
 fn database_connections_are_bounded() {
     let template = Template::load();
-    assert_eq!(
-        template.globals_env().get("DB_MAX_CONNECTIONS"),
-        Some(&json!("1")),
-        "Globals: one connection per container"
-    );
     for id in template.functions.values() {
         let function = template.resource(id);
         assert!(
@@ -724,12 +721,6 @@ fn database_connections_are_bounded() {
                 .get("ReservedConcurrentExecutions")
                 .is_some(),
             "{id}: reserved concurrency caps its database connections"
-        );
-        assert!(
-            function["Properties"]["Environment"]["Variables"]
-                .get("DB_MAX_CONNECTIONS")
-                .is_none(),
-            "{id}: DB_MAX_CONNECTIONS comes from Globals"
         );
     }
 }

@@ -1,5 +1,11 @@
 //! The `cardekho` Lambda function: one source, the shared pipeline.
 
+use shared::source::CARDEKHO;
+use shared::{http, runtime, App};
+
 fn main() -> std::process::ExitCode {
-    shared::lambda::main(&shared::source::CARDEKHO)
+    runtime::run(async {
+        let app = App::from_env(&CARDEKHO).await?;
+        http::serve(&app).await
+    })
 }

@@ -1,5 +1,11 @@
 //! The `carwale` Lambda function: one source, the shared pipeline.
 
+use shared::source::CARWALE;
+use shared::{http, runtime, App};
+
 fn main() -> std::process::ExitCode {
-    shared::lambda::main(&shared::source::CARWALE)
+    runtime::run(async {
+        let app = App::from_env(&CARWALE).await?;
+        http::serve(&app).await
+    })
 }

@@ -1,6 +1,15 @@
 //! The `drain` Lambda function: stores the leads the source functions queued while the
 //! database was unavailable (an SQS event source), with the same deduplication.
 
+// The runtime's future over SQS batches is deeper than rustc's default layout limit.
+#![recursion_limit = "256"]
+
+use shared::drain::{self, Drain};
+use shared::runtime;
+
 fn main() -> std::process::ExitCode {
-    shared::drain::main()
+    runtime::run(async {
+        let drain = Drain::from_env().await?;
+        drain::serve(&drain).await
+    })
 }

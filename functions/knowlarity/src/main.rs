@@ -1,5 +1,11 @@
 //! The `knowlarity` Lambda function: one source, the shared pipeline.
 
+use shared::source::KNOWLARITY;
+use shared::{http, runtime, App};
+
 fn main() -> std::process::ExitCode {
-    shared::lambda::main(&shared::source::KNOWLARITY)
+    runtime::run(async {
+        let app = App::from_env(&KNOWLARITY).await?;
+        http::serve(&app).await
+    })
 }

@@ -27,7 +27,7 @@ pub fn app(source: &'static Source, options: PgConnectOptions) -> App {
     App::new(
         source,
         ApiKeys::new([dev_key(source)]),
-        Store::connect_lazy(options, &StoreSettings::default()),
+        Store::new(options, StoreSettings::default()),
     )
 }
 
@@ -139,4 +139,11 @@ pub async fn count(pool: &PgPool) -> i64 {
         .fetch_one(pool)
         .await
         .expect("count rows")
+}
+
+/// A pool of the test's own, to read what the functions stored.
+pub async fn pool(options: &PgConnectOptions) -> PgPool {
+    PgPool::connect_with(options.clone())
+        .await
+        .expect("connect a test pool")
 }

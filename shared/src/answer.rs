@@ -1,0 +1,256 @@
+//! What partners read: every status code and message of the contract, in one place, and
+//! the label each answer carries in the log line.
+
+use serde::Serialize;
+
+use crate::app::{Accepted, Outcome};
+use crate::error::{Error, Failure, Refusal, StoreError};
+use crate::source::Source;
+use crate::store::{LeadId, Stored};
+
+/// The message of a repeat, as the system this replaces words it.
+pub const DUPLICATE: &str = "Duplicate ignored";
+
+/// The only text a server-side failure shows; its cause goes to the log.
+pub const INTERNAL: &str = "Internal server error";
+
+/// A status code and its JSON body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub body: String,
+}
+
+/// The bodies this service answers with.
+#[derive(Serialize)]
+#[serde(untagged)]
+enum Body<'a> {
+    Stored { message: &'a str, id: &'a LeadId },
+    Queued { message: &'a str, queued: bool },
+    Failure { error: &'a str },
+}
+
+/// One source's success messages, worded once per container.
+#[derive(Debug, Clone)]
+pub struct Answers {
+    inserted: String,
+    accepted: String,
+}
+
+impl Answers {
+    pub fn new(source: &Source) -> Self {
+        Self {
+            // Exactly as the contract words it.
+            inserted: format!("{} lead inserted successfully", source.platform),
+            accepted: format!("{} lead accepted", source.platform),
+        }
+    }
+
+    /// The 201 message.
+    pub fn inserted(&self) -> &str {
+        &self.inserted
+    }
+
+    /// The contract's answer to a request's result.
+    pub fn to(&self, result: &Result<Accepted, Error>) -> Answer {
+        match result {
+            Ok(accepted) => match &accepted.outcome {
+                Outcome::Stored(Stored::Created(id)) => answer(
+                    201,
+                    &Body::Stored {
+                        message: &self.inserted,
+                        id,
+                    },
+                ),
+                Outcome::Stored(Stored::Duplicate(id)) => answer(
+                    200,
+                    &Body::Stored {
+                        message: DUPLICATE,
+                        id,
+                    },
+                ),
+                Outcome::Queued(_) => answer(
+                    202,
+                    &Body::Queued {
+                        message: &self.accepted,
+                        queued: true,
+                    },
+                ),
+            },
+            Err(error) => {
+                let (status, text) = failed(error);
+                answer(status, &Body::Failure { error: &text })
+            }
+        }
+    }
+}
+
+/// The status of a failed request.
+pub fn status(error: &Error) -> u16 {
+    failed(error).0
+}
+
+/// The status and `error` text of a failed request.
+fn failed(error: &Error) -> (u16, String) {
+    match error {
+        Error::Refused(refusal) => match refusal {
+            Refusal::MissingApiKey => (401, "Missing API key".into()),
+            Refusal::InvalidApiKey => (403, "Invalid API key".into()),
+            Refusal::PayloadTooLarge { .. } => (413, "Payload too large".into()),
+            Refusal::InvalidJson(_) => (400, "Invalid JSON payload".into()),
+            Refusal::MissingFields(fields) => (
+                400,
+                format!("Missing required fields: {}", fields.join(", ")),
+            ),
+        },
+        Error::Failed(_) => (500, INTERNAL.into()),
+    }
+}
+
+fn answer(status: u16, body: &Body<'_>) -> Answer {
+    // Serialising strings, a bool and an id cannot fail; the fallback keeps that
+    // unwrap-free.
+    let body =
+        serde_json::to_string(body).unwrap_or_else(|_| format!(r#"{{"error":"{INTERNAL}"}}"#));
+    Answer { status, body }
+}
+
+/// The log line's `outcome`: a short stable label operators filter on.
+pub fn label(result: &Result<Accepted, Error>) -> &'static str {
+    match result {
+        Ok(accepted) => match accepted.outcome {
+            Outcome::Stored(Stored::Created(_)) => "stored",
+            Outcome::Stored(Stored::Duplicate(_)) => "duplicate",
+            Outcome::Queued(_) => "queued",
+        },
+        Err(Error::Refused(refusal)) => match refusal {
+            Refusal::MissingApiKey => "missing_api_key",
+            Refusal::InvalidApiKey => "invalid_api_key",
+            Refusal::PayloadTooLarge { .. } => "payload_too_large",
+            Refusal::InvalidJson(_) => "invalid_json",
+            Refusal::MissingFields(_) => "missing_fields",
+        },
+        Err(Error::Failed(failure)) => match failure {
+            Failure::NoApiKeys => "no_keys_configured",
+            Failure::Secret(_) => "secret_unavailable",
+            Failure::Store(store) => store_label(store),
+            Failure::Unqueued { .. } => "queue_unavailable",
+        },
+    }
+}
+
+/// The label of a store failure (also the drain's).
+pub fn store_label(error: &StoreError) -> &'static str {
+    match error {
+        StoreError::Unavailable(_) | StoreError::Rejected(_) => "database_error",
+        StoreError::Timeout(_) => "database_timeout",
+        StoreError::Credentials(_) => "secret_unavailable",
+        StoreError::Unsettled => "dedup_unsettled",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::error::SecretError;
+    use crate::source::{CARDEKHO, CARWALE, KNOWLARITY};
+
+    #[test]
+    fn statuses_and_messages_follow_the_contract() {
+        let cases: Vec<(Error, u16, &str)> = vec![
+            (Refusal::MissingApiKey.into(), 401, "Missing API key"),
+            (Refusal::InvalidApiKey.into(), 403, "Invalid API key"),
+            (
+                Refusal::PayloadTooLarge {
+                    size: 70000,
+                    limit: 65536,
+                }
+                .into(),
+                413,
+                "Payload too large",
+            ),
+            (
+                Refusal::InvalidJson("x".into()).into(),
+                400,
+                "Invalid JSON payload",
+            ),
+            (
+                Refusal::MissingFields(vec!["name", "phone_number"]).into(),
+                400,
+                "Missing required fields: name, phone_number",
+            ),
+            (Failure::NoApiKeys.into(), 500, INTERNAL),
+            (
+                StoreError::Unavailable(sqlx::Error::PoolTimedOut).into(),
+                500,
+                INTERNAL,
+            ),
+            (
+                StoreError::Timeout(Duration::from_secs(5)).into(),
+                500,
+                INTERNAL,
+            ),
+            (
+                SecretError::Parse {
+                    arn: "arn".into(),
+                    reason: "holds no key",
+                }
+                .into(),
+                500,
+                INTERNAL,
+            ),
+        ];
+        let answers = Answers::new(&CARDEKHO);
+        for (error, status, message) in cases {
+            let text = error.to_string();
+            let answer = answers.to(&Err(error));
+            assert_eq!(answer.status, status, "{text}");
+            let body: serde_json::Value = serde_json::from_str(&answer.body).unwrap();
+            assert_eq!(body, serde_json::json!({ "error": message }), "{text}");
+        }
+    }
+
+    #[test]
+    fn successes_follow_the_contract() {
+        let accepted = |outcome| {
+            Ok(Accepted {
+                outcome,
+                phone_number: "1".into(),
+            })
+        };
+        let answers = Answers::new(&KNOWLARITY);
+        let created = answers.to(&accepted(Outcome::Stored(Stored::Created(LeadId::Number(
+            7,
+        )))));
+        assert_eq!(
+            created,
+            Answer {
+                status: 201,
+                body: r#"{"message":"Knowlarity lead inserted successfully","id":7}"#.into()
+            }
+        );
+        let duplicate = answers.to(&accepted(Outcome::Stored(Stored::Duplicate(
+            LeadId::Number(7),
+        ))));
+        assert_eq!(duplicate.status, 200);
+        assert_eq!(duplicate.body, r#"{"message":"Duplicate ignored","id":7}"#);
+        let queued = answers.to(&accepted(Outcome::Queued(StoreError::Timeout(
+            Duration::from_secs(5),
+        ))));
+        assert_eq!(queued.status, 202);
+        assert_eq!(
+            queued.body,
+            r#"{"message":"Knowlarity lead accepted","queued":true}"#
+        );
+        assert_eq!(
+            Answers::new(&CARDEKHO).inserted(),
+            "CarDekho lead inserted successfully"
+        );
+        assert_eq!(
+            Answers::new(&CARWALE).inserted(),
+            "CarWale lead inserted successfully"
+        );
+    }
+}

@@ -1,0 +1,84 @@
+//! The one place a configuration becomes what a container keeps between invocations:
+//! the store, the source's API keys, the buffer queue. Every kind of function (the
+//! sources, the drain, migrate) builds its state here, once per cold start. Nothing
+//! connects yet; secrets are read by the function's warm-up or first use.
+
+use crate::auth::ApiKeys;
+use crate::buffer::Buffer;
+use crate::config::{Config, Provided};
+use crate::error::ConfigError;
+use crate::secrets::{DbCredentials, Refreshing, SecretsClient, Setting};
+use crate::store::Store;
+
+#[derive(Debug)]
+pub struct Container {
+    pub store: Store,
+    /// Only when configured: the drain and migrate have none.
+    pub api_keys: Option<Setting<ApiKeys>>,
+    pub buffer: Option<Buffer>,
+}
+
+impl Container {
+    /// The container the process environment configures.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        Self::from_config(Config::from_env()?).await
+    }
+
+    /// Builds `config`, loading the AWS SDK configuration only when a secret or the
+    /// buffer queue needs it (local runs and tests need none).
+    pub async fn from_config(config: Config) -> Result<Self, ConfigError> {
+        let aws = if config.needs_aws() {
+            Some(crate::aws::sdk_config_from_env().await)
+        } else {
+            None
+        };
+        Self::build(config, aws.as_ref())
+    }
+
+    /// As [`Container::from_config`], with a given AWS SDK configuration (tests point
+    /// one at a local endpoint).
+    pub fn build(config: Config, aws: Option<&aws_config::SdkConfig>) -> Result<Self, ConfigError> {
+        let secrets = aws.map(SecretsClient::new);
+        let secret = |name: &'static str| {
+            secrets.clone().ok_or(ConfigError::Invalid {
+                name,
+                reason: "no AWS SDK configuration".into(),
+            })
+        };
+
+        let mut store = Store::new(config.database.options, config.database.settings);
+        if let Some(arn) = config.database.credentials_arn {
+            store = store.with_credentials(Refreshing::new(
+                secret("DB_SECRET_ARN")?,
+                arn,
+                config.secrets_ttl,
+                DbCredentials::from_secret,
+            ));
+        }
+        let api_keys = match config.api_keys {
+            Some(Provided::Value(keys)) => Some(Setting::fixed(keys)),
+            Some(Provided::Secret { arn }) => Some(Setting::Secret(Refreshing::new(
+                secret("API_KEYS_SECRET_ARN")?,
+                arn,
+                config.secrets_ttl,
+                ApiKeys::from_secret,
+            ))),
+            None => None,
+        };
+        let buffer = match (config.buffer_queue_url, aws) {
+            (Some(url), Some(aws)) => Some(Buffer::new(aws, url)),
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    name: "BUFFER_QUEUE_URL",
+                    reason: "no AWS SDK configuration".into(),
+                })
+            }
+            (None, _) => None,
+        };
+        Ok(Self {
+            store,
+            api_keys,
+            buffer,
+        })
+    }
+}
