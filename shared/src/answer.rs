@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::app::{Accepted, Outcome};
 use crate::error::{Error, Failure, Refusal, StoreError};
+use crate::outcome::{Accepted, Outcome};
 use crate::source::Source;
 use crate::store::{LeadId, Stored};
 

@@ -8,13 +8,14 @@ use crate::auth::{self, ApiKeys};
 use crate::buffer::Buffer;
 use crate::container::Container;
 use crate::dedup::Identity;
-use crate::error::{ConfigError, Error, Failure, StoreError};
+use crate::error::{ConfigError, Error, Failure};
 use crate::lead;
+use crate::outcome::{Accepted, Outcome};
 use crate::payload;
 use crate::record::LeadRecord;
 use crate::secrets::Setting;
 use crate::source::Source;
-use crate::store::{Store, Stored};
+use crate::store::Store;
 
 /// What a request brings, already taken out of its transport.
 #[derive(Debug, Clone, Copy)]
@@ -27,22 +28,6 @@ pub struct Incoming<'a> {
     /// The Lambda request id, kept with the lead.
     pub request_id: &'a str,
     pub received_at: SystemTime,
-}
-
-/// An accepted lead: stored (new or a repeat), or queued.
-#[derive(Debug)]
-pub struct Accepted {
-    pub outcome: Outcome,
-    /// Kept for the log line, which masks it.
-    pub phone_number: String,
-}
-
-#[derive(Debug)]
-pub enum Outcome {
-    Stored(Stored),
-    /// The database was unavailable (the error says how); the lead waits in the buffer
-    /// queue.
-    Queued(StoreError),
 }
 
 /// A source function's state, built once per container.

@@ -9,9 +9,10 @@ use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
 use crate::answer::{self, Answer};
-use crate::app::{Accepted, App, Incoming, Outcome};
+use crate::app::{App, Incoming};
 use crate::error::Error;
 use crate::mask;
+use crate::outcome::{Accepted, Outcome};
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 

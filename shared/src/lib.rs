@@ -5,7 +5,7 @@
 //! [`payload`] the body, [`lead`] the mapping through the [`source`] declaration — and
 //! [`dedup`] names what makes the lead a repeat; [`store`] inserts the [`record`] once,
 //! or, while the database is unavailable, [`buffer`] queues it for the [`drain`]
-//! function. Every failure is an [`error::Error`] (a partner's [`error::Refusal`] or our
+//! function; the [`outcome`] says which. Every failure is an [`error::Error`] (a partner's [`error::Refusal`] or our
 //! [`error::Failure`]); [`answer`] words every status and message of the contract.
 //!
 //! Each function's state is built once per container by [`container`] from its
@@ -25,6 +25,7 @@ pub mod http;
 pub mod lead;
 pub mod mask;
 pub mod migrate;
+pub mod outcome;
 pub mod payload;
 pub mod record;
 pub mod runtime;
