@@ -218,18 +218,25 @@ impl Template {
                 .as_str()
                 .unwrap_or_else(|| panic!("{id}: Metadata.BuildProperties.Binary"))
                 .to_owned();
-            assert_eq!(resource["Properties"]["CodeUri"], ".", "{id}: CodeUri");
             if let Some(other) = functions.insert(binary.clone(), id.clone()) {
                 panic!("binary {binary} is deployed twice: {other} and {id}");
             }
         }
-        Self {
+        let template = Self {
             resources,
             conditions,
             globals,
             outputs,
             functions,
+        };
+        for id in template.functions.values() {
+            assert_eq!(
+                template.property(template.resource(id), "CodeUri"),
+                ".",
+                "{id}: CodeUri, the workspace root cargo-lambda builds from"
+            );
         }
+        template
     }
 
     fn globals_env(&self) -> Map<String, Value> {
@@ -301,31 +308,42 @@ impl Template {
             .collect()
     }
 
-    /// The inline policy statements of a function (both branches of an `!If`). Policy
-    /// templates and managed policies are refused: the test could not check them.
+    /// The policy statements of a function (both branches of an `!If`): inline ones, and
+    /// those of the template's own `AWS::IAM::ManagedPolicy` resources it refers to. Policy
+    /// templates and other managed policies are refused: the test could not check them.
     fn statements(&self, id: &str) -> Vec<Value> {
         let mut statements = Vec::new();
         for policy in as_list(&self.resource(id)["Properties"]["Policies"]) {
-            match policy {
-                Value::Object(map) if map.contains_key("Statement") => {
-                    for statement in as_list(&map["Statement"]) {
-                        match statement.get("Fn::If") {
-                            Some(Value::Array(parts)) => statements.extend(
-                                parts[1..]
-                                    .iter()
-                                    .filter(|branch| **branch != reference("AWS::NoValue"))
-                                    .cloned(),
-                            ),
-                            _ => statements.push(statement.clone()),
-                        }
-                    }
+            let document = if policy.get("Statement").is_some() {
+                policy
+            } else {
+                self.managed_policy(policy).unwrap_or_else(|| {
+                    panic!(
+                        "{id}: policy {policy} is neither inline statements nor a managed \
+                         policy of this template; the test cannot check it"
+                    )
+                })
+            };
+            for statement in as_list(&document["Statement"]) {
+                match statement.get("Fn::If") {
+                    Some(Value::Array(parts)) => statements.extend(
+                        parts[1..]
+                            .iter()
+                            .filter(|branch| **branch != reference("AWS::NoValue"))
+                            .cloned(),
+                    ),
+                    _ => statements.push(statement.clone()),
                 }
-                other => panic!(
-                    "{id}: policy {other} is not an inline statement list; the test cannot check it"
-                ),
             }
         }
         statements
+    }
+
+    /// The document of a `!Ref` to one of this template's `AWS::IAM::ManagedPolicy`s.
+    fn managed_policy(&self, policy: &Value) -> Option<&Value> {
+        let resource = self.resources.get(policy.get("Ref")?.as_str()?)?;
+        (resource["Type"] == "AWS::IAM::ManagedPolicy")
+            .then(|| &resource["Properties"]["PolicyDocument"])
     }
 
     /// The `Resource`s a function is allowed an action on (by prefix, e.g.
@@ -644,7 +662,7 @@ fn the_drain_is_fed_by_the_buffer_queue() {
         );
     }
     assert!(
-        function["Properties"]["VpcConfig"].is_object(),
+        template.property(function, "VpcConfig").is_object(),
         "{id}: in the VPC, next to the database"
     );
 
@@ -717,12 +735,19 @@ fn database_connections_are_bounded() {
         Some(&json!("1")),
         "Globals: one connection per container"
     );
+    assert!(
+        template
+            .globals
+            .get("ReservedConcurrentExecutions")
+            .is_some(),
+        "Globals: a function without its own reserved concurrency is capped all the same"
+    );
     for id in template.functions.values() {
         let function = template.resource(id);
         assert!(
-            function["Properties"]
-                .get("ReservedConcurrentExecutions")
-                .is_some(),
+            !template
+                .property(function, "ReservedConcurrentExecutions")
+                .is_null(),
             "{id}: reserved concurrency caps its database connections"
         );
         assert!(
