@@ -941,7 +941,8 @@ fn make_dev_serves_every_source_on_its_route_with_its_dev_key() {
 }
 
 /// `sam local --env-vars local/env.example.json` only overrides variables the template
-/// declares for a function, so each entry must match a function and its declarations.
+/// declares for a function, so each entry must match a function and its declarations;
+/// each source gets its development key.
 #[test]
 fn sam_local_env_file_covers_every_function_and_source_key() {
     let template = Template::load();
@@ -978,6 +979,12 @@ fn sam_local_env_file_covers_every_function_and_source_key() {
             env[id]["API_KEYS"],
             json!(dev_key(source.slug)),
             "{path:?}: {id}.API_KEYS"
+        );
+        // No queue under sam local: empty, a lead the database cannot take is a 500.
+        assert_eq!(
+            env[id]["BUFFER_QUEUE_URL"],
+            json!(""),
+            "{path:?}: {id}.BUFFER_QUEUE_URL"
         );
     }
 }
