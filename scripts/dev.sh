@@ -50,7 +50,7 @@ for name in "${functions[@]}"; do bins+=(--bin "$name"); done
 # features are unified over the whole workspace. The same `--bin` build here leaves it
 # nothing to compile (a `-p` build selects other features, and watch would rebuild).
 say "building migrate and ${functions[*]}: cargo build ${bins[*]}"
-say "a first build compiles about 300 crates: about 6 minutes on 2 cores; later ones take seconds"
+say "a first build compiles about 250 crates: 17 minutes on 2 cores busy with other builds; later ones take seconds"
 start=$SECONDS
 cargo build "${bins[@]}"
 say "built in $((SECONDS - start)) s"
@@ -112,8 +112,8 @@ announce() {
         cargo lambda invoke --invoke-address $address knowlarity --data-file events/knowlarity/call-webhook.json
         psql "$DATABASE_URL" -c 'select id, platform, name, phone_number, status from "mg-digital-leads"'
 
-  Ready. Changes to the code are rebuilt on the next request. Ctrl-C stops the functions
-  and the database.
+  Ready. A change to the code rebuilds and restarts the functions. Ctrl-C stops them and
+  the database.
 
 INFO
     }
