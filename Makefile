@@ -27,7 +27,7 @@ clean-db:
 ## Cold start, warm latency against the database floor, peak RSS, binary sizes (not part
 ## of `test`). Prints the table; writes it and a JSON copy under .local/bench/.
 bench:
-	bench/run.sh $(BENCH_ARGS)
+	tools/bench/run.sh $(BENCH_ARGS)
 
 .PHONY: validate migrate replay-dlq
 

@@ -9,7 +9,7 @@
 //! machine shifts both sides of each.
 //!
 //! Prints a Markdown table and writes it, with a JSON copy, under `.local/bench/`.
-//! `bench/run.sh` builds what it measures; run it through `make bench`.
+//! `tools/bench/run.sh` builds what it measures; run it through `make bench`.
 
 mod function;
 mod measure;
@@ -73,7 +73,7 @@ struct Args {
 
 impl Args {
     fn parse(mut args: impl Iterator<Item = String>) -> Result<Self, String> {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let mut parsed = Self {
             bootstrap: root.join("target/release").join(FUNCTION),
             baseline: root.join("target/release/bench-baseline"),
@@ -568,7 +568,7 @@ fn file_size(path: &Path) -> Result<u64, Error> {
 /// `path` relative to the workspace root when inside it, for output that reads the same
 /// on every machine.
 fn display_relative(path: &Path) -> String {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     let absolute = |path: &Path| std::fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
     let (path, root) = (absolute(path), absolute(&root));
     path.strip_prefix(&root)

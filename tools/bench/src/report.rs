@@ -166,7 +166,7 @@ pub fn markdown(machine: &Machine, setup: &str, metrics: &[Metric]) -> String {
 
 /// The README's lines around the table `make bench` maintains.
 pub const README_BEGIN: &str =
-    "<!-- make bench: begin (generated; edit bench/src, not this table) -->";
+    "<!-- make bench: begin (generated; edit tools/bench/src, not this table) -->";
 pub const README_END: &str = "<!-- make bench: end -->";
 
 /// `readme` with what lies between the markers replaced by `table`; `None` without both

@@ -4,11 +4,11 @@
 # running at the same time keeps its .local/pg-test). Extra arguments go to the bench
 # binary (`make bench BENCH_ARGS='--warm-runs 3'`; `cargo run -p bench -- --help` lists them).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
 if [ -z "${DATABASE_URL:-}" ]; then
-    PG_CLUSTER=pg-bench exec scripts/with-db.sh "$root/bench/run.sh" "$@"
+    PG_CLUSTER=pg-bench exec scripts/with-db.sh "$root/tools/bench/run.sh" "$@"
 fi
 
 target=${CARGO_TARGET_DIR:-$root/target}
