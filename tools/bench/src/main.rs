@@ -24,9 +24,10 @@ use std::str::FromStr;
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
+use stats::Spread;
 
 use crate::function::{EventTemplate, Spec};
-use crate::measure::{ColdStart, FloorLeads, LatencyRun, RunSize, Spread};
+use crate::measure::{ColdStart, FloorLeads, LatencyRun, RunSize};
 use crate::report::{Machine, Metric};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;

@@ -1,11 +1,12 @@
 //! The measurements: cold starts, warm runs of the function, and the database floor (the
-//! same INSERT on one loopback connection, no function), with the statistics they need.
+//! same INSERT on one loopback connection, no function).
 
 use std::time::{Duration, Instant, SystemTime};
 
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
+use stats::Latencies;
 
 use shared::app::Incoming;
 use shared::auth::ApiKeys;
@@ -55,16 +56,15 @@ pub struct LatencyRun {
 }
 
 impl LatencyRun {
-    fn from_samples(mut samples: Vec<Duration>, ids: Vec<String>, rss: Option<u64>) -> Self {
-        samples.sort_unstable();
+    fn from_samples(samples: Vec<Duration>, ids: Vec<String>, rss: Option<u64>) -> Self {
         let micros = |d: Duration| d.as_secs_f64() * 1e6;
-        let total: Duration = samples.iter().sum();
+        let summary = Latencies::of(samples);
         Self {
-            p50_us: micros(percentile(&samples, 50.0)),
-            p99_us: micros(percentile(&samples, 99.0)),
-            mean_us: micros(total) / samples.len().max(1) as f64,
-            max_us: samples.last().copied().map_or(0.0, micros),
-            samples: samples.len(),
+            p50_us: micros(summary.p50),
+            p99_us: micros(summary.p99),
+            mean_us: micros(summary.mean),
+            max_us: micros(summary.max),
+            samples: summary.count,
             peak_rss_bytes: rss,
             ids,
         }
@@ -241,45 +241,6 @@ pub async fn delete_rows(options: &PgConnectOptions, ids: &[String]) -> Result<u
     Ok(deleted)
 }
 
-/// Nearest-rank percentile of sorted samples.
-pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-/// Median and range of repeated measurements.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Spread {
-    pub median: f64,
-    pub min: f64,
-    pub max: f64,
-}
-
-impl Spread {
-    /// `None` for no values. The median of an even count is the mean of the middle two.
-    pub fn of(values: impl IntoIterator<Item = f64>) -> Option<Self> {
-        let mut values: Vec<f64> = values.into_iter().collect();
-        if values.is_empty() {
-            return None;
-        }
-        values.sort_by(f64::total_cmp);
-        let middle = values.len() / 2;
-        let median = if values.len() % 2 == 0 {
-            (values[middle - 1] + values[middle]) / 2.0
-        } else {
-            values[middle]
-        };
-        Some(Self {
-            median,
-            min: values[0],
-            max: values[values.len() - 1],
-        })
-    }
-}
-
 fn ms(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e3
 }
@@ -287,24 +248,6 @@ fn ms(duration: Duration) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let samples: Vec<Duration> = (1..=100).map(Duration::from_micros).collect();
-        assert_eq!(percentile(&samples, 50.0), Duration::from_micros(50));
-        assert_eq!(percentile(&samples, 99.0), Duration::from_micros(99));
-        assert_eq!(percentile(&samples, 100.0), Duration::from_micros(100));
-        assert_eq!(percentile(&samples[..1], 99.0), Duration::from_micros(1));
-        assert_eq!(percentile(&[], 50.0), Duration::ZERO);
-    }
-
-    #[test]
-    fn spreads() {
-        let odd = Spread::of([3.0, 1.0, 2.0]).unwrap();
-        assert_eq!((odd.median, odd.min, odd.max), (2.0, 1.0, 3.0));
-        assert_eq!(Spread::of([4.0, 1.0, 2.0, 3.0]).unwrap().median, 2.5);
-        assert_eq!(Spread::of([]), None);
-    }
 
     #[test]
     fn runs_summarise_their_samples() {

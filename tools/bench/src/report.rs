@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-
-use crate::measure::Spread;
+use stats::Spread;
 
 /// Where the numbers were taken.
 #[derive(Debug, Clone, Serialize)]
