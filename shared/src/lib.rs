@@ -28,6 +28,8 @@ pub mod secrets;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "tools")]
+pub mod tools;
 
 pub use app::{Accepted, App, Outcome};
 pub use error::IngestError;

@@ -21,19 +21,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::str::FromStr;
 
+use product::Leads;
 use serde::Serialize;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 use stats::Spread;
 
 use crate::function::{EventTemplate, Spec};
-use crate::measure::{ColdStart, FloorLeads, LatencyRun, RunSize};
+use crate::measure::{ColdStart, LatencyRun, RunSize};
 use crate::report::{Machine, Metric};
 
 pub type Error = Box<dyn std::error::Error + Send + Sync>;
 
 const FUNCTION: &str = "knowlarity";
-const PLATFORM: &str = "Knowlarity";
 const CREATED: &str = "Knowlarity lead inserted successfully";
 
 /// template.yaml's `LogLevel` default: each request leaves one JSON line.
@@ -267,8 +267,7 @@ async fn run(args: Args) -> Result<(), Error> {
         cold.push(start);
     }
 
-    let source = shared::source::by_slug(FUNCTION).ok_or("no such source in shared::source")?;
-    let floor_leads = FloorLeads::new(source, &events);
+    let floor_leads = Leads::new(FUNCTION, function::API_KEY, events.content_type())?;
     let mut rounds = Vec::with_capacity(args.warm_runs);
     for n in 1..=args.warm_runs {
         let function = measure::warm_run(&spec, &events, CREATED, args.size).await?;
@@ -321,13 +320,14 @@ async fn run(args: Args) -> Result<(), Error> {
         .iter()
         .flat_map(|round| round.floor.ids.clone())
         .collect();
+    let platform = floor_leads.platform();
     let mut rows_checked = 0;
     for (who, ids) in [("function", &function_ids), ("floor", &floor_ids)] {
         let distinct: HashSet<&String> = ids.iter().collect();
-        let stored = measure::count_rows(&options, ids, PLATFORM).await?;
+        let stored = measure::count_rows(&options, ids, platform).await?;
         if distinct.len() != ids.len() || usize::try_from(stored) != Ok(ids.len()) {
             return Err(format!(
-                "{who}: {} inserts answered, {} distinct ids, {stored} {PLATFORM} rows found",
+                "{who}: {} inserts answered, {} distinct ids, {stored} {platform} rows found",
                 ids.len(),
                 distinct.len()
             )

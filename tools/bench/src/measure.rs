@@ -1,24 +1,18 @@
 //! The measurements: cold starts, warm runs of the function, and the database floor (the
 //! same INSERT on one loopback connection, no function).
 
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
 use stats::Latencies;
 
-use shared::app::Incoming;
-use shared::auth::ApiKeys;
-use shared::record::LeadRecord;
-use shared::source::Source;
+use product::Leads;
 
 use crate::function::{self, EventTemplate, Function, Spec};
 use crate::runtime_api::RuntimeApi;
 use crate::Error;
-
-/// The floor runs the very statement `shared::store` runs, bound by the same code.
-use shared::store::insert_query;
 
 /// How many invocations (or INSERTs) one latency run makes.
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -124,45 +118,13 @@ pub async fn warm_run(
     Ok(LatencyRun::from_samples(samples, ids, Some(rss)))
 }
 
-/// The leads the floor inserts: each made from the body of an event of its own by the
-/// function's own pure steps (`shared::app::prepare`: key check, decoding, mapping,
-/// deduplication keys), so its row is the one the function would store for that event.
-pub struct FloorLeads {
-    source: &'static Source,
-    keys: ApiKeys,
-    content_type: Option<String>,
-}
-
-impl FloorLeads {
-    pub fn new(source: &'static Source, events: &EventTemplate) -> Self {
-        Self {
-            source,
-            keys: ApiKeys::from_csv(function::API_KEY),
-            content_type: events.content_type().map(str::to_owned),
-        }
-    }
-
-    fn record(&self, events: &EventTemplate, sequence: u64) -> Result<LeadRecord, Error> {
-        let body = events.body(sequence);
-        let request_id = format!("bench-floor-{sequence:012}");
-        let incoming = Incoming {
-            api_key: Some(function::API_KEY.as_bytes()),
-            content_type: self.content_type.as_deref(),
-            idempotency_key: None,
-            body: body.as_bytes(),
-            request_id: &request_id,
-            received_at: SystemTime::now(),
-        };
-        shared::app::prepare(self.source, &self.keys, &incoming)
-            .map_err(|error| format!("the floor's lead is refused: {error}").into())
-    }
-}
-
-/// The floor: `shared::store::INSERT_LEAD` on one connection, in a loop, no function. Each insert is a
-/// distinct new lead, as each invocation is; it is prepared before the clock starts.
+/// The floor: the store's first INSERT for a lead (`product::Lead::insert`) on one
+/// connection, in a loop, no function. Each insert is a distinct new lead with a
+/// deduplication key of its own, as each invocation is, made by the function's own steps
+/// before the clock starts.
 pub async fn floor_run(
     options: &PgConnectOptions,
-    leads: &FloorLeads,
+    leads: &Leads,
     events: &EventTemplate,
     size: RunSize,
 ) -> Result<LatencyRun, Error> {
@@ -170,11 +132,16 @@ pub async fn floor_run(
     let mut ids = Vec::with_capacity(size.warmup + size.measured);
     let mut samples = Vec::with_capacity(size.measured);
     for n in 0..size.warmup + size.measured {
-        let record = leads.record(events, function::next_sequence())?;
+        let sequence = function::next_sequence();
+        let request_id = format!("bench-floor-{sequence:012}");
+        let lead = leads
+            .lead(&events.body(sequence), &request_id)
+            .map_err(|error| format!("the floor's {error}"))?;
+        if lead.dedup_key().is_none() {
+            return Err("the floor's lead has no deduplication key: its insert would not be the store-once one".into());
+        }
         let started = Instant::now();
-        let id: Option<String> = insert_query(&record, record.keys.body_sha256.as_deref())
-            .fetch_optional(&mut connection)
-            .await?;
+        let id = lead.insert(&mut connection).await?;
         let elapsed = started.elapsed();
         let id =
             id.ok_or("the floor's lead was taken for a duplicate: rows left from an earlier run?")?;
