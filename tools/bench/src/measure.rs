@@ -219,7 +219,12 @@ pub async fn non_durable_url(url: &str) -> Result<String, Error> {
     let setting = synchronous_commit(&mut connection).await?;
     connection.close().await?;
     if setting != "off" {
-        return Err(format!("a session of {url} has synchronous_commit = {setting}").into());
+        // The URL may hold a password: not in the message.
+        return Err(format!(
+            "DATABASE_URL with synchronous_commit=off in its options gave a session with \
+             synchronous_commit = {setting}"
+        )
+        .into());
     }
     Ok(url)
 }
