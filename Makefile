@@ -25,10 +25,12 @@ clean-db:
 	-scripts/pg.sh stop .local/pg-dev
 	rm -rf .local/pg-dev .local/pg-dev.initdb.log
 
-## Cold start, warm latency against the database floor, peak RSS, binary sizes (not part
-## of `test`). Prints the table; writes it and a JSON copy under .local/bench/.
+## Cold start, warm latency against the durable database floor, peak RSS, binary sizes
+## (not part of `test`), on a PostgreSQL of its own that commits durably. Prints the table;
+## writes it and a JSON copy under .local/bench/. Quick look (see README, Performance):
+## make bench BENCH_ARGS='--cold-runs 3 --warm-runs 3 --warmup 50 --invocations 500 --no-readme'
 bench:
-	bench/run.sh $(BENCH_ARGS)
+	tools/bench/run.sh $(BENCH_ARGS)
 
 .PHONY: validate migrate replay-dlq
 

@@ -47,7 +47,7 @@ for name in "${functions[@]}"; do bins+=(--bin "$name"); done
 
 # `cargo lambda watch` starts a function with `cargo run --bin <name>` at the workspace
 # root: the dev profile, this environment's target dir, and no `-p`, so the dependencies'
-# features are unified over the whole workspace. The same `--bin` build here leaves it
+# features are unified over the default members (Cargo.toml). The same `--bin` build leaves it
 # nothing to compile (a `-p` build selects other features, and watch would rebuild).
 say "building migrate and ${functions[*]}: cargo build ${bins[*]}"
 say "a first build compiles about 250 crates: 17 minutes on 2 cores busy with other builds; later ones take seconds"

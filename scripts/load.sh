@@ -46,7 +46,10 @@ trap 'exit 130' INT TERM
 
 target=${CARGO_TARGET_DIR:-$root/target}
 echo "load: building the release functions, migrate and load" >&2
-cargo build --release --locked -p knowlarity -p cardekho -p carwale -p migrate -p load
+# Apart, so the functions are built with their own features, as deployed, not the load
+# tool's.
+cargo build --release --locked -p knowlarity -p cardekho -p carwale -p migrate
+cargo build --release --locked -p load
 bin="$out/bin"
 rm -rf "$bin"
 mkdir -p "$bin"

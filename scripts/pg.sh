@@ -4,6 +4,10 @@
 #   scripts/pg.sh start DIR   initdb DIR if needed, start it, print its DATABASE_URL
 #   scripts/pg.sh stop DIR    stop the cluster of DIR (pg_ctl reads its own postmaster.pid)
 #
+# PG_DURABLE=1 starts it committing durably, as production does (fsync, synchronous_commit
+# and full_page_writes on): `make bench` measures against that. Otherwise it runs with
+# them off, for fast tests (the data is throwaway by design).
+#
 # Needs PostgreSQL's server binaries (initdb, pg_ctl, postgres). On Debian/Ubuntu:
 #   apt-get install postgresql   (they land in /usr/lib/postgresql/<major>/bin)
 # PostgreSQL refuses to run as root; as root the cluster runs as the `postgres` user.
@@ -55,10 +59,15 @@ start)
             || { cat "$dir.initdb.log" >&2; exit 1; }
     fi
     port=$(free_port)
-    # Loopback only, sockets inside the data folder, small and fast (fsync off: the data
-    # is throwaway by design).
+    if [ "${PG_DURABLE:-0}" = 1 ]; then
+        # Named, not left to the defaults, so no configuration elsewhere can turn them off.
+        commit="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+    else
+        commit="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+    fi
+    # Loopback only, sockets inside the data folder.
     as_owner "$pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200" \
+        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $commit -c max_connections=200" \
         start >/dev/null
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;

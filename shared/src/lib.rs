@@ -33,6 +33,8 @@ pub mod secrets;
 pub mod source;
 pub mod store;
 pub mod telemetry;
+#[cfg(feature = "tools")]
+pub mod tools;
 
 pub use app::App;
 pub use source::Source;

@@ -84,7 +84,8 @@ ON CONFLICT DO NOTHING
 RETURNING id::text"#;
 
 /// [`INSERT_LEAD`] bound to a record, claiming its body only when `body_claim` says so.
-/// The one place its parameters are bound.
+/// The one place its parameters are bound (the store runs it; `tools` hands it to the
+/// benchmark's floor).
 pub(crate) fn insert_query<'q>(
     record: &'q LeadRecord,
     body_claim: Option<&'q str>,

@@ -1,5 +1,5 @@
 //! `bench-baseline`: a bootstrap that does no work, for the cost of the Lambda plumbing
-//! itself. It starts and logs as the source functions do (`shared::telemetry`, the same
+//! itself. It starts and logs as the source functions do (their logging, the same
 //! current-thread runtime) and answers every invocation with the function's 201, without
 //! a database:
 //!
@@ -67,10 +67,9 @@ async fn through_lambda_http() -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    shared::telemetry::init();
     match std::env::var("BENCH_BASELINE").as_deref() {
-        Ok("runtime") => shared::lambda::block_on(runtime_only()),
-        Ok("http") | Err(_) => shared::lambda::block_on(through_lambda_http()),
+        Ok("runtime") => product::run_as_a_function(runtime_only()),
+        Ok("http") | Err(_) => product::run_as_a_function(through_lambda_http()),
         Ok(other) => {
             eprintln!("bench-baseline: BENCH_BASELINE={other:?}: expected runtime or http");
             ExitCode::from(2)

@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # `make bench`: builds what the benchmark measures, then runs it against DATABASE_URL or,
 # when that is unset, a throwaway PostgreSQL of its own (.local/pg-bench, so a `make test`
-# running at the same time keeps its .local/pg-test). Extra arguments go to the bench
-# binary (`make bench BENCH_ARGS='--warm-runs 3'`; `cargo run -p bench -- --help` lists them).
+# running at the same time keeps its .local/pg-test) that commits durably, as production
+# does (the bench refuses a server that does not). Extra arguments go to the bench binary
+# (`make bench BENCH_ARGS='--warm-runs 3'`; `cargo run -p bench -- --help` lists them).
 set -euo pipefail
-root=$(cd "$(dirname "$0")/.." && pwd)
+root=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$root"
 
 if [ -z "${DATABASE_URL:-}" ]; then
-    PG_CLUSTER=pg-bench exec scripts/with-db.sh "$root/bench/run.sh" "$@"
+    PG_CLUSTER=pg-bench PG_DURABLE=1 exec scripts/with-db.sh "$root/tools/bench/run.sh" "$@"
 fi
 
 target=${CARGO_TARGET_DIR:-$root/target}

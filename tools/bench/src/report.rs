@@ -5,8 +5,7 @@ use std::fmt::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
-
-use crate::measure::Spread;
+use stats::Spread;
 
 /// Where the numbers were taken.
 #[derive(Debug, Clone, Serialize)]
@@ -17,13 +16,15 @@ pub struct Machine {
     pub arch: String,
     pub memory_gib: f64,
     pub postgres: String,
+    /// How the server commits (`fsync on, synchronous_commit on, …`).
+    pub commits: String,
     /// The day of the run, UTC.
     pub date: String,
 }
 
 impl Machine {
     /// Reads /proc; `postgres` is the server's `server_version`.
-    pub fn describe(postgres: String) -> Self {
+    pub fn describe(postgres: String, commits: String) -> Self {
         let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
         let cpuinfo = read("/proc/cpuinfo");
         let cpu = cpuinfo
@@ -51,14 +52,22 @@ impl Machine {
             arch: std::env::consts::ARCH.to_owned(),
             memory_gib: memory_kib / (1024.0 * 1024.0),
             postgres,
+            commits,
             date: today_utc(),
         }
     }
 
     pub fn line(&self) -> String {
         format!(
-            "{} ({} cores), {} {}, {:.1} GiB RAM; PostgreSQL {} on 127.0.0.1; {}",
-            self.cpu, self.cores, self.kernel, self.arch, self.memory_gib, self.postgres, self.date
+            "{} ({} cores), {} {}, {:.1} GiB RAM; PostgreSQL {} on 127.0.0.1 ({}); {}",
+            self.cpu,
+            self.cores,
+            self.kernel,
+            self.arch,
+            self.memory_gib,
+            self.postgres,
+            self.commits,
+            self.date
         )
     }
 }
@@ -121,8 +130,15 @@ impl Metric {
     }
 }
 
-/// The Markdown table, headed by the machine and how the runs were made.
-pub fn markdown(machine: &Machine, setup: &str, metrics: &[Metric]) -> String {
+/// The Markdown tables: the figures, headed by the machine and how the runs were made,
+/// then `breakdown` (parts of one figure, no targets) after `breakdown_intro`.
+pub fn markdown(
+    machine: &Machine,
+    setup: &str,
+    metrics: &[Metric],
+    breakdown_intro: &str,
+    breakdown: &[Metric],
+) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "Measured by `make bench` on {}.", machine.line());
     let _ = writeln!(out, "{setup}");
@@ -130,30 +146,12 @@ pub fn markdown(machine: &Machine, setup: &str, metrics: &[Metric]) -> String {
     let _ = writeln!(out, "| metric | median | min–max | target | met? |");
     let _ = writeln!(out, "|---|---:|---:|---|---|");
     for metric in metrics {
-        let (median, range) = match metric.value {
-            Some(value) if value.min == value.max => {
-                (with_unit(value.median, &metric.unit), "—".to_owned())
-            }
-            Some(value) => (
-                with_unit(value.median, &metric.unit),
-                format!(
-                    "{}–{}",
-                    number(value.min),
-                    with_unit(value.max, &metric.unit)
-                ),
-            ),
-            None => ("unavailable".to_owned(), "—".to_owned()),
-        };
+        let (name, median, range) = cells(metric);
         let verdict = match metric.verdict {
             Verdict::Met => "yes",
             Verdict::Missed => "**no**",
             Verdict::Unknown => "unknown",
             Verdict::Info => "",
-        };
-        let name = if metric.note.is_empty() {
-            metric.name.clone()
-        } else {
-            format!("{} ({})", metric.name, metric.note)
         };
         let _ = writeln!(
             out,
@@ -161,12 +159,47 @@ pub fn markdown(machine: &Machine, setup: &str, metrics: &[Metric]) -> String {
             metric.target
         );
     }
+    if !breakdown.is_empty() {
+        let _ = writeln!(out);
+        let _ = writeln!(out, "{breakdown_intro}");
+        let _ = writeln!(out);
+        let _ = writeln!(out, "| part | median | min–max |");
+        let _ = writeln!(out, "|---|---:|---:|");
+        for part in breakdown {
+            let (name, median, range) = cells(part);
+            let _ = writeln!(out, "| {name} | {median} | {range} |");
+        }
+    }
     out
+}
+
+/// A metric's name (with its note), median and range, as printed.
+fn cells(metric: &Metric) -> (String, String, String) {
+    let (median, range) = match metric.value {
+        Some(value) if value.min == value.max => {
+            (with_unit(value.median, &metric.unit), "—".to_owned())
+        }
+        Some(value) => (
+            with_unit(value.median, &metric.unit),
+            format!(
+                "{}–{}",
+                number(value.min),
+                with_unit(value.max, &metric.unit)
+            ),
+        ),
+        None => ("unavailable".to_owned(), "—".to_owned()),
+    };
+    let name = if metric.note.is_empty() {
+        metric.name.clone()
+    } else {
+        format!("{} ({})", metric.name, metric.note)
+    };
+    (name, median, range)
 }
 
 /// The README's lines around the table `make bench` maintains.
 pub const README_BEGIN: &str =
-    "<!-- make bench: begin (generated; edit bench/src, not this table) -->";
+    "<!-- make bench: begin (generated; edit tools/bench/src, not this table) -->";
 pub const README_END: &str = "<!-- make bench: end -->";
 
 /// `readme` with what lies between the markers replaced by `table`; `None` without both
@@ -186,7 +219,7 @@ fn with_unit(value: f64, unit: &str) -> String {
     attach(number(value), unit)
 }
 
-/// A target as written in the issue: `15 ms`, `1.2×`.
+/// A target as written in the issue: `15 ms`, `1.3×`.
 fn with_unit_plain(value: f64, unit: &str) -> String {
     attach(value.to_string(), unit)
 }
@@ -289,24 +322,37 @@ mod tests {
             arch: "x86_64".into(),
             memory_gib: 4.0,
             postgres: "16.4".into(),
+            commits: "fsync on, synchronous_commit on".into(),
             date: "2026-11-23".into(),
         };
         let spread = |median, min, max| Some(Spread { median, min, max });
         let metrics = [
             Metric::at_most("cold start", "ms", spread(3.2, 2.9, 4.1), 15.0),
-            Metric::at_most("ratio", "×", spread(1.31, 1.2, 1.4), 1.2),
+            Metric::at_most("ratio", "×", spread(1.31, 1.2, 1.4), 1.3),
             Metric::at_most("arm64 size", "MiB", None, 8.0).with_note("zig missing"),
             Metric::info("floor p50", "µs", spread(250.0, 250.0, 250.0)),
         ];
-        let table = markdown(&machine, "Runs: a few.", &metrics);
-        assert!(
-            table.starts_with("Measured by `make bench` on Test CPU (2 cores), Linux 6.1 x86_64")
-        );
+        let parts = [
+            Metric::info("floor", "µs", spread(900.0, 850.0, 990.0)),
+            Metric::info("log line", "µs", spread(-2.5, -4.0, 9.0)).with_note("a difference"),
+        ];
+        let table = markdown(&machine, "Runs: a few.", &metrics, "Where it goes:", &parts);
+        assert!(table.starts_with(
+            "Measured by `make bench` on Test CPU (2 cores), Linux 6.1 x86_64, 4.0 GiB RAM; \
+             PostgreSQL 16.4 on 127.0.0.1 (fsync on, synchronous_commit on); 2026-11-23."
+        ));
         assert!(table.contains("| cold start | 3.20 ms | 2.90–4.10 ms | ≤ 15 ms | yes |"));
-        assert!(table.contains("| ratio | 1.31× | 1.20–1.40× | ≤ 1.2× | **no** |"));
+        assert!(table.contains("| ratio | 1.31× | 1.20–1.40× | ≤ 1.3× | **no** |"));
         assert!(
             table.contains("| arm64 size (zig missing) | unavailable | — | ≤ 8 MiB | unknown |")
         );
         assert!(table.contains("| floor p50 | 250 µs | — |  |  |"));
+        assert!(table.contains(
+            "\n\nWhere it goes:\n\n| part | median | min–max |\n|---|---:|---:|\n\
+             | floor | 900 µs | 850–990 µs |\n\
+             | log line (a difference) | -2.50 µs | -4.00–9.00 µs |\n"
+        ));
+        let without = markdown(&machine, "Runs: a few.", &metrics, "Where it goes:", &[]);
+        assert!(!without.contains("Where it goes"));
     }
 }

@@ -386,7 +386,7 @@ mod tests {
     #[test]
     fn every_event_is_a_distinct_lead_with_the_bench_key() {
         let path =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../events/knowlarity/call-webhook.json");
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/knowlarity/call-webhook.json");
         let template = EventTemplate::load(&path).unwrap();
         let (first, second) = (template.event(7), template.event(8));
         assert_eq!(first.len(), second.len());

@@ -69,7 +69,7 @@ impl Args {
             warmup: 5,
             wait: Duration::from_secs(900),
             seed: None,
-            out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../.local/load"),
+            out: Path::new(env!("CARGO_MANIFEST_DIR")).join("../../.local/load"),
             note: None,
         };
         while let Some(flag) = args.next() {

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use serde::Serialize;
+use stats::Latencies;
 
 use crate::check::Verdict;
 use crate::plan::{Plan, PARTNERS};
@@ -79,7 +80,7 @@ pub fn figures(
         starts.push(outcome.started);
         lag = lag.max(outcome.start_lag);
     }
-    latencies.sort();
+    let latencies = Latencies::of(latencies);
     let span = match (starts.iter().min(), starts.iter().max()) {
         (Some(first), Some(last)) => (*last - *first).as_secs_f64(),
         _ => 0.0,
@@ -98,21 +99,12 @@ pub fn figures(
         target_rate_per_s: target_rate,
         achieved_rate_per_s: achieved,
         statuses,
-        latency_p50_ms: ms(percentile(&latencies, 0.50)),
-        latency_p99_ms: ms(percentile(&latencies, 0.99)),
-        latency_max_ms: ms(latencies.last().copied().unwrap_or_default()),
+        latency_p50_ms: ms(latencies.p50),
+        latency_p99_ms: ms(latencies.p99),
+        latency_max_ms: ms(latencies.max),
         start_lag_max_ms: ms(lag),
         verdict,
     }
-}
-
-/// Nearest-rank percentile of sorted values.
-pub fn percentile(sorted: &[Duration], quantile: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let rank = (quantile * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn ms(duration: Duration) -> f64 {
@@ -256,19 +248,4 @@ pub fn columns(
         total,
     ));
     columns
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn nearest_rank_percentiles() {
-        let values: Vec<Duration> = (1..=100).map(Duration::from_millis).collect();
-        assert_eq!(percentile(&values, 0.5), Duration::from_millis(50));
-        assert_eq!(percentile(&values, 0.99), Duration::from_millis(99));
-        assert_eq!(percentile(&values, 1.0), Duration::from_millis(100));
-        assert_eq!(percentile(&values[..1], 0.99), Duration::from_millis(1));
-        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
-    }
 }
