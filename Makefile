@@ -1,7 +1,8 @@
 # Lead ingestion: the everyday commands. See README.md.
 .PHONY: dev test lint unit check-fmt clippy clean-db bench
 
-## Serve all three functions on http://127.0.0.1:9000 with a local database.
+## Build (progress shown), then serve every source function on http://127.0.0.1:9000 with a
+## local database; the routes and development keys are listed once all answer.
 dev:
 	scripts/dev.sh
 

@@ -1,43 +1,125 @@
 #!/usr/bin/env bash
-# `make dev`: a database, the migrations, and all three functions on their production
-# paths at http://127.0.0.1:9000 with development keys.
+# `make dev`: a database, the migrations, and every source function on its production
+# path at http://127.0.0.1:9000 with its development key. The routes and keys are the ones
+# the root Cargo.toml declares for `cargo lambda watch` (shared/tests/template.rs checks
+# them against shared::source::ALL); the list below is read from there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
 
+address=127.0.0.1
+port=9000
+say() { printf 'dev: %s\n' "$*" >&2; }
+
 if ! command -v cargo-lambda >/dev/null 2>&1; then
-    echo "dev: installing cargo-lambda (pip install cargo-lambda)" >&2
-    pip install --quiet cargo-lambda
+    say "installing cargo-lambda: pip install cargo-lambda"
+    pip install cargo-lambda
+    # pyenv only finds a new console script after a rehash.
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
+
+if (exec 3<>"/dev/tcp/$address/$port") 2>/dev/null; then
+    say "something already listens on $address:$port (another make dev?); stop it first"
+    exit 1
+fi
+
+# "METHOD PATH FUNCTION KEY" per route, from the metadata cargo-lambda reads.
+mapfile -t served < <(cargo metadata --no-deps --format-version 1 | python3 -c '
+import json, sys
+config = json.load(sys.stdin)["metadata"]["lambda"]
+for path, routes in config["watch"]["router"].items():
+    for route in routes:
+        name = route["function"]
+        key = config.get("bin", {}).get(name, {}).get("env", {}).get("API_KEYS", "")
+        print(route["method"], path, name, key)
+')
+if [ ${#served[@]} -eq 0 ]; then
+    say "no routes in Cargo.toml's [workspace.metadata.lambda.watch.router]"
+    exit 1
+fi
+functions=()
+for line in "${served[@]}"; do
+    read -r _ _ name _ <<<"$line"
+    functions+=("$name")
+done
+bins=(--bin migrate)
+for name in "${functions[@]}"; do bins+=(--bin "$name"); done
+
+# `cargo lambda watch` starts a function with `cargo run --bin <name>` at the workspace
+# root: the dev profile, this environment's target dir, and no `-p`, so the dependencies'
+# features are unified over the whole workspace. The same `--bin` build here leaves it
+# nothing to compile (a `-p` build selects other features, and watch would rebuild).
+say "building migrate and ${functions[*]}: cargo build ${bins[*]}"
+say "a first build compiles about 250 crates: 17 minutes on 2 cores busy with other builds; later ones take seconds"
+start=$SECONDS
+cargo build "${bins[@]}"
+say "built in $((SECONDS - start)) s"
+
+helper=
+cleanup() {
+    if [ -n "$helper" ]; then kill "$helper" 2>/dev/null || true; fi
+    if [ -n "${pg_dir:-}" ]; then "$root/scripts/pg.sh" stop "$pg_dir"; fi
+}
+trap cleanup EXIT
+# Let the EXIT trap run on Ctrl-C and kill as well.
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 if [ -z "${DATABASE_URL:-}" ]; then
-    dir="$root/.local/pg-dev"
+    pg_dir="$root/.local/pg-dev"
     # Kept between runs so rows stay visible; `make clean-db` throws it away.
-    "$root/scripts/pg.sh" stop "$dir" 2>/dev/null || true
-    DATABASE_URL=$("$root/scripts/pg.sh" start "$dir")
+    "$root/scripts/pg.sh" stop "$pg_dir" 2>/dev/null || true
+    DATABASE_URL=$("$root/scripts/pg.sh" start "$pg_dir")
     export DATABASE_URL
-    trap '"$root/scripts/pg.sh" stop "$dir"' EXIT
 fi
+say "applying migrations/ to $DATABASE_URL"
+cargo run --quiet --bin migrate
 
-cargo run --quiet -p migrate
-cargo build --quiet -p knowlarity -p cardekho -p carwale
+base="http://$address:$port"
 
-cat <<INFO
+# Starts each function with a request without a key (answered 401, nothing stored), so
+# the banner only appears once every function answers at once.
+announce() {
+    local line method path name key code
+    for _ in $(seq 1 600); do
+        if (exec 3<>"/dev/tcp/$address/$port") 2>/dev/null; then break; fi
+        sleep 0.2
+    done
+    say "starting each function with a request without a key (answered 401)"
+    for line in "${served[@]}"; do
+        read -r method path name key <<<"$line"
+        code=$(curl -s -o /dev/null -w '%{http_code} in %{time_total} s' -X "$method" "$base$path") || true
+        say "$name: $code"
+    done
+    {
+        echo
+        echo "  Database   $DATABASE_URL"
+        echo "  Functions  (POST, header X-API-Key: the development key beside each URL)"
+        local width=0
+        for line in "${served[@]}"; do
+            read -r method path name key <<<"$line"
+            if [ ${#path} -gt "$width" ]; then width=${#path}; fi
+        done
+        for line in "${served[@]}"; do
+            read -r method path name key <<<"$line"
+            printf '             %-*s  %s\n' "$((${#base} + width))" "$base$path" "$key"
+        done
+        cat <<INFO
 
-  Database   $DATABASE_URL
-  Functions  POST http://127.0.0.1:9000/admin/mg-digital-leads/source/{knowlarity,cardekho,carwale}
-  Dev keys   knowlarity: local-dev-knowlarity-key
-             cardekho:   local-dev-cardekho-key
-             carwale:    local-dev-carwale-key
-
-  Try:  curl -s http://127.0.0.1:9000/admin/mg-digital-leads/source/cardekho \\
+  Try:  curl -s $base/admin/mg-digital-leads/source/cardekho \\
           -H 'X-API-Key: local-dev-cardekho-key' -H 'Content-Type: application/json' \\
           -d '{"name":"Ravi Kumar","phone_number":"9876543210","car_model":"Tata Nexon EV"}'
+        cargo lambda invoke --invoke-address $address knowlarity --data-file events/knowlarity/call-webhook.json
         psql "$DATABASE_URL" -c 'select id, platform, name, phone_number, status from "mg-digital-leads"'
 
-  Ctrl-C stops the functions and the database.
+  Ready. A change to the code rebuilds and restarts the functions. Ctrl-C stops them and
+  the database.
 
 INFO
+    }
+}
+announce &
+helper=$!
 
-# Not exec: the trap above must stop the database when watch ends.
-cargo lambda watch -A 127.0.0.1 -P 9000 --env-var "DATABASE_URL=$DATABASE_URL"
+# In the foreground, so Ctrl-C reaches it; not exec, so the EXIT trap stops the database.
+cargo lambda watch -A "$address" -P "$port" --env-var "DATABASE_URL=$DATABASE_URL"

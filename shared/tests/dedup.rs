@@ -32,7 +32,10 @@ fn assert_created(answer: &Answer, source: &Source) -> i64 {
     let id = answer.id();
     assert_eq!(
         answer.body,
-        format!(r#"{{"message":"{}","id":{id}}}"#, source.inserted_message())
+        format!(
+            r#"{{"message":"{}","id":{id}}}"#,
+            shared::answer::Answers::new(source).inserted()
+        )
     );
     id
 }

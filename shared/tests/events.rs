@@ -317,10 +317,7 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
                 let id = answer.id();
                 assert_eq!(
                     answer.body,
-                    format!(
-                        r#"{{"message":"{}","id":{id}}}"#,
-                        app.source().inserted_message()
-                    ),
+                    format!(r#"{{"message":"{}","id":{id}}}"#, app.answers().inserted()),
                     "{case}"
                 );
                 let payload = match payload {

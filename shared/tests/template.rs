@@ -1,16 +1,23 @@
-//! `template.yaml` against the workspace, so a fourth source cannot be half-added and the
-//! deployment cannot drift from the code:
+//! Everything a source is declared in outside its code, against the code's own list
+//! [`shared::source::ALL`], so a fourth source cannot be half-added and the deployment
+//! and local runs cannot drift from the code (README, "Adding a fourth source", lists
+//! these checks as steps):
 //!
-//! - every crate under `functions/` is deployed, built by cargo-lambda from its binary;
-//! - the partner sources are the code's own list, [`shared::source::ALL`]: each has
-//!   `functions/<slug>`, exactly one route (its own path, `POST`), its own generated
-//!   API-key secret that only it can read, the buffer queue, and `events/<slug>/`;
+//! - every crate under `functions/` is deployed, built by cargo-lambda from its binary,
+//!   with its own log group and an alarm on its errors;
+//! - each source has `functions/<slug>` serving its `App` (`shared::http::serve`), `events/<slug>/`,
+//!   exactly one route in `template.yaml` (its own path, `POST`, throttled), its own
+//!   generated API-key secret (`<stack>/api-keys/<slug>`) that only it can read, the
+//!   buffer queue, and outputs with its URL and its key secret;
 //! - every other function (migrate, drain) has no route and no API key;
 //! - the drain is fed by the buffer queue, with partial batch failures, a bounded
 //!   concurrency and a dead-letter queue behind an alarm;
-//! - every environment variable the template sets is one the code reads.
+//! - every environment variable the template sets is one the code reads;
+//! - `make dev` (`cargo lambda watch`, the root `Cargo.toml`'s metadata) serves each source
+//!   on its route with its development key, and `sam local` (`local/env.example.json`)
+//!   gives each function's declared variables local values, each source its key.
 //!
-//! It reads files only: no database, no AWS, no Docker.
+//! It reads files (and `cargo metadata`) only: no database, no AWS, no Docker.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -21,7 +28,7 @@ use shared::source::ALL;
 const API_ID: &str = "LeadsApi";
 const QUEUE_ID: &str = "LeadBufferQueue";
 const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
-/// The function the buffer queue feeds (issue 4). Not a source: no route, no API key.
+/// The function the buffer queue feeds. Not a source: no route, no API key.
 const DRAIN: &str = "drain";
 /// The pseudo account id `sam local` uses; see the `IsSamLocal` condition.
 const SAM_LOCAL_ACCOUNT: &str = "123456789012";
@@ -130,6 +137,34 @@ fn number(value: &Value, what: &str) -> u64 {
     .unwrap_or_else(|| panic!("{what}: a literal number, not {value}"))
 }
 
+/// The development key of a source: `make dev`, `sam local` and the event files use it.
+fn dev_key(slug: &str) -> String {
+    format!("local-dev-{slug}-key")
+}
+
+/// The workspace metadata `cargo lambda watch` reads (routes, per-function environment),
+/// through `cargo metadata`, as cargo-lambda itself reads it.
+fn lambda_metadata() -> Value {
+    let output = std::process::Command::new(env!("CARGO"))
+        .args([
+            "metadata",
+            "--no-deps",
+            "--format-version",
+            "1",
+            "--offline",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo metadata");
+    assert!(
+        output.status.success(),
+        "cargo metadata: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let metadata: Value = serde_json::from_slice(&output.stdout).expect("cargo metadata JSON");
+    metadata["metadata"]["lambda"].clone()
+}
+
 /// The slugs of the partner sources, from the code.
 fn sources() -> BTreeSet<String> {
     let slugs: BTreeSet<String> = ALL.iter().map(|source| source.slug.to_owned()).collect();
@@ -218,18 +253,25 @@ impl Template {
                 .as_str()
                 .unwrap_or_else(|| panic!("{id}: Metadata.BuildProperties.Binary"))
                 .to_owned();
-            assert_eq!(resource["Properties"]["CodeUri"], ".", "{id}: CodeUri");
             if let Some(other) = functions.insert(binary.clone(), id.clone()) {
                 panic!("binary {binary} is deployed twice: {other} and {id}");
             }
         }
-        Self {
+        let template = Self {
             resources,
             conditions,
             globals,
             outputs,
             functions,
+        };
+        for id in template.functions.values() {
+            assert_eq!(
+                template.property(template.resource(id), "CodeUri"),
+                ".",
+                "{id}: CodeUri, the workspace root cargo-lambda builds from"
+            );
         }
+        template
     }
 
     fn globals_env(&self) -> Map<String, Value> {
@@ -301,31 +343,42 @@ impl Template {
             .collect()
     }
 
-    /// The inline policy statements of a function (both branches of an `!If`). Policy
-    /// templates and managed policies are refused: the test could not check them.
+    /// The policy statements of a function (both branches of an `!If`): inline ones, and
+    /// those of the template's own `AWS::IAM::ManagedPolicy` resources it refers to. Policy
+    /// templates and other managed policies are refused: the test could not check them.
     fn statements(&self, id: &str) -> Vec<Value> {
         let mut statements = Vec::new();
         for policy in as_list(&self.resource(id)["Properties"]["Policies"]) {
-            match policy {
-                Value::Object(map) if map.contains_key("Statement") => {
-                    for statement in as_list(&map["Statement"]) {
-                        match statement.get("Fn::If") {
-                            Some(Value::Array(parts)) => statements.extend(
-                                parts[1..]
-                                    .iter()
-                                    .filter(|branch| **branch != reference("AWS::NoValue"))
-                                    .cloned(),
-                            ),
-                            _ => statements.push(statement.clone()),
-                        }
-                    }
+            let document = if policy.get("Statement").is_some() {
+                policy
+            } else {
+                self.managed_policy(policy).unwrap_or_else(|| {
+                    panic!(
+                        "{id}: policy {policy} is neither inline statements nor a managed \
+                         policy of this template; the test cannot check it"
+                    )
+                })
+            };
+            for statement in as_list(&document["Statement"]) {
+                match statement.get("Fn::If") {
+                    Some(Value::Array(parts)) => statements.extend(
+                        parts[1..]
+                            .iter()
+                            .filter(|branch| **branch != reference("AWS::NoValue"))
+                            .cloned(),
+                    ),
+                    _ => statements.push(statement.clone()),
                 }
-                other => panic!(
-                    "{id}: policy {other} is not an inline statement list; the test cannot check it"
-                ),
             }
         }
         statements
+    }
+
+    /// The document of a `!Ref` to one of this template's `AWS::IAM::ManagedPolicy`s.
+    fn managed_policy(&self, policy: &Value) -> Option<&Value> {
+        let resource = self.resources.get(policy.get("Ref")?.as_str()?)?;
+        (resource["Type"] == "AWS::IAM::ManagedPolicy")
+            .then(|| &resource["Properties"]["PolicyDocument"])
     }
 
     /// The `Resource`s a function is allowed an action on (by prefix, e.g.
@@ -505,6 +558,11 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
                 && secret["Properties"].get("GenerateSecretString").is_some(),
             "{secret_id}: the key is generated, never written in the template"
         );
+        assert_eq!(
+            secret["Properties"]["Name"],
+            json!({ "Fn::Sub": format!("${{AWS::StackName}}/api-keys/{slug}") }),
+            "{secret_id}: Name, which the README's key hand-out reads"
+        );
         if let Some(other) = secrets_in_use.insert(secret_id.clone(), id.to_owned()) {
             panic!("{secret_id} is the key secret of both {other} and {id}");
         }
@@ -522,8 +580,8 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
             );
         }
 
-        // Queues a lead it cannot store (issue 4): the buffer queue's URL, and sending to
-        // that queue only.
+        // Queues a lead it cannot store: the buffer queue's URL, and sending to that queue
+        // only.
         assert_eq!(
             template.env(function, "BUFFER_QUEUE_URL"),
             Some(reference(QUEUE_ID)),
@@ -644,7 +702,7 @@ fn the_drain_is_fed_by_the_buffer_queue() {
         );
     }
     assert!(
-        function["Properties"]["VpcConfig"].is_object(),
+        template.property(function, "VpcConfig").is_object(),
         "{id}: in the VPC, next to the database"
     );
 
@@ -714,12 +772,19 @@ fn the_drain_is_fed_by_the_buffer_queue() {
 #[test]
 fn database_connections_are_bounded() {
     let template = Template::load();
+    assert!(
+        template
+            .globals
+            .get("ReservedConcurrentExecutions")
+            .is_some(),
+        "Globals: a function without its own reserved concurrency is capped all the same"
+    );
     for id in template.functions.values() {
         let function = template.resource(id);
         assert!(
-            function["Properties"]
-                .get("ReservedConcurrentExecutions")
-                .is_some(),
+            !template
+                .property(function, "ReservedConcurrentExecutions")
+                .is_null(),
             "{id}: reserved concurrency caps its database connections"
         );
     }
@@ -758,7 +823,7 @@ fn every_variable_the_template_sets_is_read_by_the_code() {
 }
 
 #[test]
-fn every_source_has_an_endpoint_output() {
+fn every_source_has_its_endpoint_and_key_secret_outputs() {
     let template = Template::load();
     for source in ALL {
         let path = source.route();
@@ -769,5 +834,148 @@ fn every_source_has_an_endpoint_output() {
             })
         });
         assert!(found, "no output with the full URL of {path}");
+
+        let (id, function) = template.function(source.slug);
+        let secret = template
+            .env(function, "API_KEYS_SECRET_ARN")
+            .unwrap_or_else(|| panic!("{id}: no API_KEYS_SECRET_ARN"));
+        assert!(
+            template
+                .outputs
+                .values()
+                .any(|output| output["Value"] == secret),
+            "no output with {id}'s key secret ({secret})"
+        );
+    }
+}
+
+#[test]
+fn every_function_has_its_own_log_group_and_an_errors_alarm() {
+    let template = Template::load();
+    let mut owners = BTreeMap::new();
+    for (binary, id) in &template.functions {
+        let function = template.resource(id);
+        let group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup is !Ref <its log group>"));
+        let group = template.resource(group_id);
+        assert_eq!(group["Type"], "AWS::Logs::LogGroup", "{id}: {group_id}");
+        assert_eq!(
+            group["Properties"]["LogGroupName"],
+            json!({ "Fn::Sub": format!("/aws/lambda/${{AWS::StackName}}-{binary}") }),
+            "{group_id}: LogGroupName, where the README sends operators"
+        );
+        assert_eq!(
+            group["Properties"]["RetentionInDays"],
+            reference("LogRetentionDays"),
+            "{group_id}: RetentionInDays"
+        );
+        if let Some(other) = owners.insert(group_id.to_owned(), id.clone()) {
+            panic!("{group_id} is the log group of both {other} and {id}");
+        }
+
+        let dimension = json!({ "Name": "FunctionName", "Value": reference(id) });
+        let alarmed = template.resources.values().any(|resource| {
+            let props = &resource["Properties"];
+            resource["Type"] == "AWS::CloudWatch::Alarm"
+                && props["Namespace"] == "AWS/Lambda"
+                && props["MetricName"] == "Errors"
+                && as_list(&props["Dimensions"]).contains(&&dimension)
+                && !as_list(&props["AlarmActions"]).is_empty()
+        });
+        assert!(alarmed, "{id}: no alarm on its AWS/Lambda Errors");
+    }
+}
+
+/// `cargo lambda watch` reads its routes and each function's environment statically from
+/// the root `Cargo.toml`; they cannot be derived from the code, so they are checked here.
+#[test]
+fn make_dev_serves_every_source_on_its_route_with_its_dev_key() {
+    let lambda = lambda_metadata();
+    let router = lambda["watch"]["router"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    let bins = lambda["bin"].as_object().cloned().unwrap_or_default();
+    for source in ALL {
+        let slug = source.slug;
+        let route = source.route();
+        assert_eq!(
+            router.get(&route),
+            Some(&json!([{ "method": "POST", "function": slug }])),
+            "Cargo.toml, [workspace.metadata.lambda.watch.router]: \
+             \"{route}\" = [{{ method = \"POST\", function = \"{slug}\" }}]"
+        );
+        assert_eq!(
+            bins.get(slug).map(|bin| &bin["env"]["API_KEYS"]),
+            Some(&json!(dev_key(slug))),
+            "Cargo.toml, [workspace.metadata.lambda.bin.{slug}.env]: API_KEYS = \"{}\"",
+            dev_key(slug)
+        );
+    }
+    let routes: BTreeSet<String> = router.keys().cloned().collect();
+    let expected: BTreeSet<String> = ALL.iter().map(|source| source.route()).collect();
+    assert_eq!(
+        routes, expected,
+        "Cargo.toml, [workspace.metadata.lambda.watch.router] vs shared::source::ALL"
+    );
+    let keyed: BTreeSet<String> = bins
+        .iter()
+        .filter(|(_, bin)| bin["env"].get("API_KEYS").is_some())
+        .map(|(name, _)| name.clone())
+        .collect();
+    assert_eq!(
+        keyed,
+        sources(),
+        "Cargo.toml, functions given API_KEYS in [workspace.metadata.lambda.bin] vs shared::source::ALL"
+    );
+}
+
+/// `sam local --env-vars local/env.example.json` only overrides variables the template
+/// declares for a function, so each entry must match a function and its declarations;
+/// each source gets its development key.
+#[test]
+fn sam_local_env_file_covers_every_function_and_source_key() {
+    let template = Template::load();
+    let path = root().join("local").join("env.example.json");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let env: Map<String, Value> =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let listed: BTreeSet<String> = env.keys().cloned().collect();
+    let functions: BTreeSet<String> = template.functions.values().cloned().collect();
+    assert_eq!(
+        listed, functions,
+        "{path:?}: one entry per function of template.yaml"
+    );
+    for (id, vars) in &env {
+        let function = template.resource(id);
+        let vars = vars
+            .as_object()
+            .unwrap_or_else(|| panic!("{path:?}: {id} is not an object of variables"));
+        assert!(
+            vars.contains_key("DATABASE_URL"),
+            "{path:?}: {id} has no DATABASE_URL"
+        );
+        for name in vars.keys() {
+            assert!(
+                template.env(function, name).is_some(),
+                "{path:?} sets {name} for {id}, which template.yaml does not declare for it \
+                 (sam local would ignore it)"
+            );
+        }
+    }
+    for source in ALL {
+        let (id, _) = template.function(source.slug);
+        assert_eq!(
+            env[id]["API_KEYS"],
+            json!(dev_key(source.slug)),
+            "{path:?}: {id}.API_KEYS"
+        );
+        // No queue under sam local: empty, a lead the database cannot take is a 500.
+        assert_eq!(
+            env[id]["BUFFER_QUEUE_URL"],
+            json!(""),
+            "{path:?}: {id}.BUFFER_QUEUE_URL"
+        );
     }
 }
