@@ -26,6 +26,8 @@ use serde_json::{json, Map, Value};
 use shared::source::ALL;
 
 const API_ID: &str = "LeadsApi";
+/// The database credentials the functions log in with (role `lead_writer`).
+const WRITER_SECRET_ID: &str = "DatabaseWriterSecret";
 const QUEUE_ID: &str = "LeadBufferQueue";
 const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
 /// The function the buffer queue feeds. Not a source: no route, no API key.
@@ -343,6 +345,13 @@ impl Template {
             .collect()
     }
 
+    /// The resources of a type: logical id → resource.
+    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+        self.resources
+            .iter()
+            .filter(move |(_, resource)| resource["Type"] == kind)
+    }
+
     /// The policy statements of a function (both branches of an `!If`): inline ones, and
     /// those of the template's own `AWS::IAM::ManagedPolicy` resources it refers to. Policy
     /// templates and other managed policies are refused: the test could not check them.
@@ -643,9 +652,131 @@ fn other_functions_have_no_route_and_no_api_key() {
                 "{id}: no {name}"
             );
         }
+        // The database secrets only (migrate's two are checked in
+        // the_functions_log_in_as_lead_writer_and_only_migrate_as_master).
         for grant in template.grants(id, "secretsmanager:get") {
-            assert_eq!(grant, db_secret, "{id} reads only the database secret");
+            assert!(
+                grant == db_secret || (binary == "migrate" && grant == master_secret()),
+                "{id} may read {grant}, which is not a database secret it needs"
+            );
         }
+    }
+}
+
+/// The master credentials: RDS's own secret of a new database, or `ExistingDbSecretArn`.
+fn master_secret() -> Value {
+    json!({ "Fn::If": [
+        "CreateDatabase",
+        get_att("Database", "MasterUserSecret.SecretArn"),
+        reference("ExistingDbSecretArn"),
+    ] })
+}
+
+/// The source functions and the drain log in as `lead_writer`, with a password generated
+/// into a secret of its own; only `migrate`, which creates the role and sets that password,
+/// reads the master credentials. Through RDS Proxy too.
+#[test]
+fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
+    let template = Template::load();
+    let writer = reference(WRITER_SECRET_ID);
+    let master = master_secret();
+
+    let secret = template.resource(WRITER_SECRET_ID);
+    assert_eq!(
+        secret["Type"], "AWS::SecretsManager::Secret",
+        "{WRITER_SECRET_ID}"
+    );
+    assert!(
+        secret["Properties"].get("SecretString").is_none(),
+        "{WRITER_SECRET_ID}: generated, never written in the template"
+    );
+    let generate = &secret["Properties"]["GenerateSecretString"];
+    let shape: Value = serde_json::from_str(
+        generate["SecretStringTemplate"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{WRITER_SECRET_ID}: a SecretStringTemplate")),
+    )
+    .expect("SecretStringTemplate is JSON");
+    assert_eq!(
+        shape,
+        json!({ "username": "lead_writer" }),
+        "{WRITER_SECRET_ID}: the role the migration creates"
+    );
+    assert_eq!(
+        generate["GenerateStringKey"], "password",
+        "{WRITER_SECRET_ID}: GenerateStringKey"
+    );
+    // migrate writes the password into ALTER ROLE ... PASSWORD '...'.
+    let excluded = generate["ExcludeCharacters"].as_str().unwrap_or_default();
+    for c in ['"', '\'', '\\', '@', '/', ' '] {
+        assert!(
+            excluded.contains(c),
+            "{WRITER_SECRET_ID}: ExcludeCharacters lacks {c:?}"
+        );
+    }
+
+    assert_eq!(
+        template.globals_env().get("DB_SECRET_ARN"),
+        Some(&writer),
+        "Globals: DB_SECRET_ARN is !Ref {WRITER_SECRET_ID}"
+    );
+    for (binary, id) in &template.functions {
+        let function = template.resource(id);
+        let grants = template.grants(id, "secretsmanager:get");
+        assert!(
+            grants.contains(&writer),
+            "{id}: no secretsmanager:GetSecretValue on {WRITER_SECRET_ID}"
+        );
+        if binary == "migrate" {
+            assert_eq!(
+                template.env(function, "DB_SECRET_ARN"),
+                Some(master.clone()),
+                "{id}: DB_SECRET_ARN is the master secret"
+            );
+            assert_eq!(
+                template.env(function, "DB_WRITER_SECRET_ARN"),
+                Some(writer.clone()),
+                "{id}: DB_WRITER_SECRET_ARN, whose password it sets"
+            );
+            assert!(
+                grants.contains(&master),
+                "{id}: no secretsmanager:GetSecretValue on the master secret"
+            );
+        } else {
+            assert_eq!(
+                template.env(function, "DB_SECRET_ARN"),
+                Some(writer.clone()),
+                "{id} logs in as lead_writer"
+            );
+            let text = serde_json::to_string(&grants).expect("grants");
+            assert!(
+                !grants.contains(&master)
+                    && !text.contains("MasterUserSecret")
+                    && !text.contains("ExistingDbSecretArn"),
+                "{id} may read the master credentials: {text}"
+            );
+        }
+    }
+
+    // RDS Proxy checks the passwords of whoever logs in through it.
+    for (id, proxy) in template.of_type("AWS::RDS::DBProxy") {
+        let secrets: Vec<&Value> = as_list(&proxy["Properties"]["Auth"])
+            .into_iter()
+            .map(|auth| &auth["SecretArn"])
+            .collect();
+        assert!(
+            secrets.contains(&&writer),
+            "{id}: Auth lacks {WRITER_SECRET_ID}; lead_writer could not log in through it"
+        );
+        let role = proxy["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: RoleArn is !GetAtt <role>.Arn"));
+        let policies = serde_json::to_string(&template.resource(role)["Properties"]["Policies"])
+            .expect("policies");
+        assert!(
+            policies.contains(&serde_json::to_string(&writer).expect("ref")),
+            "{role}: {id} may not read {WRITER_SECRET_ID}"
+        );
     }
 }
 
