@@ -28,6 +28,12 @@ use shared::source::ALL;
 const API_ID: &str = "LeadsApi";
 /// The database credentials the functions log in with (role `lead_writer`).
 const WRITER_SECRET_ID: &str = "DatabaseWriterSecret";
+/// `REQUEST_BUDGET_MS`'s default in the code: the most one request may take.
+const REQUEST_BUDGET_MS: u64 = 7000;
+/// Partners give up after 10 s.
+const PARTNER_TIMEOUT_MS: u64 = 10_000;
+/// SQS's largest message, which the code's encoding of a lead stays under.
+const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
 const QUEUE_ID: &str = "LeadBufferQueue";
 const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
 /// The function the buffer queue feeds. Not a source: no route, no API key.
@@ -843,6 +849,12 @@ fn the_drain_is_fed_by_the_buffer_queue() {
     let dlq = &template.resource(DEAD_LETTER_QUEUE_ID)["Properties"];
     for (name, props) in [(QUEUE_ID, queue), (DEAD_LETTER_QUEUE_ID, dlq)] {
         assert_eq!(props["SqsManagedSseEnabled"], true, "{name}: SSE");
+        // The code encodes any lead the database would take under 1 MiB.
+        assert_eq!(
+            number(&props["MaximumMessageSize"], "MaximumMessageSize"),
+            MAX_MESSAGE_SIZE,
+            "{name}: MaximumMessageSize 1 MiB, so no lead is too large to queue"
+        );
         assert_eq!(
             number(&props["MessageRetentionPeriod"], "MessageRetentionPeriod"),
             14 * 24 * 3600,
@@ -1108,5 +1120,35 @@ fn sam_local_env_file_covers_every_function_and_source_key() {
             json!(""),
             "{path:?}: {id}.BUFFER_QUEUE_URL"
         );
+    }
+}
+
+/// The code bounds one request to `REQUEST_BUDGET_MS` (secret reads, insert, queueing); the
+/// function's timeout must leave it that long, the gateway must wait for the function, and
+/// both must answer before the partners give up at 10 s.
+#[test]
+fn source_functions_answer_before_the_partners_give_up() {
+    let template = Template::load();
+    for source in ALL {
+        let (id, function) = template.function(source.slug);
+        let budget = match template.env(function, "REQUEST_BUDGET_MS") {
+            Some(value) => number(&value, "REQUEST_BUDGET_MS"),
+            None => REQUEST_BUDGET_MS,
+        };
+        let timeout_ms = 1000 * number(&template.property(function, "Timeout"), "Timeout");
+        assert!(
+            timeout_ms > budget && timeout_ms < PARTNER_TIMEOUT_MS,
+            "{id}: Timeout {timeout_ms} ms must be above the request budget ({budget} ms) \
+             and below the partners' {PARTNER_TIMEOUT_MS} ms"
+        );
+        for (name, (_, props)) in template.events(id) {
+            let integration = number(&props["TimeoutInMillis"], "TimeoutInMillis");
+            assert!(
+                integration > timeout_ms && integration < PARTNER_TIMEOUT_MS,
+                "{id}.Events.{name}: TimeoutInMillis {integration} must be above the \
+                 function's {timeout_ms} ms (its own answer comes first) and below \
+                 {PARTNER_TIMEOUT_MS}"
+            );
+        }
     }
 }
