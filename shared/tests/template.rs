@@ -25,7 +25,9 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 use shared::source::ALL;
 
-const API_ID: &str = "LeadsApi";
+const API_ID: &str = "LeadsRestApi";
+/// The REST API's stage: the execute-api URL's first path segment.
+const STAGE: &str = "live";
 /// The database credentials the functions log in with (role `lead_writer`).
 const WRITER_SECRET_ID: &str = "DatabaseWriterSecret";
 /// `REQUEST_BUDGET_MS`'s default in the code: the most one request may take.
@@ -332,17 +334,21 @@ impl Template {
             .collect()
     }
 
-    /// The routes `METHOD /path` of a function's HttpApi (or Api) events.
+    /// The routes `METHOD /path` of a function's Api (or HttpApi) events.
     fn routes(&self, id: &str) -> Vec<String> {
         self.events(id)
             .into_iter()
             .filter(|(_, (kind, _))| kind == "HttpApi" || kind == "Api")
             .map(|(name, (kind, props))| {
-                assert_eq!(kind, "HttpApi", "{id}.Events.{name}: an HTTP API event");
                 assert_eq!(
-                    props["ApiId"],
+                    kind, "Api",
+                    "{id}.Events.{name}: a REST API event (gateway responses, WAF)"
+                );
+                assert_eq!(
+                    props["RestApiId"],
                     reference(API_ID),
-                    "{id}.Events.{name}: on {API_ID}, where the throttling and access logs are"
+                    "{id}.Events.{name}: on {API_ID}, where the throttling, gateway responses \
+                     and access logs are"
                 );
                 let method = props["Method"].as_str().expect("Method").to_uppercase();
                 let path = props["Path"].as_str().expect("Path");
@@ -356,6 +362,14 @@ impl Template {
         self.resources
             .iter()
             .filter(move |(_, resource)| resource["Type"] == kind)
+    }
+
+    /// The stage's method settings of the REST API.
+    fn method_settings(&self) -> Vec<Value> {
+        as_list(&self.resource(API_ID)["Properties"]["MethodSettings"])
+            .into_iter()
+            .cloned()
+            .collect()
     }
 
     /// The policy statements of a function (both branches of an `!If`): inline ones, and
@@ -514,15 +528,13 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
     }
 
     let api = template.resource(API_ID);
-    assert_eq!(api["Type"], "AWS::Serverless::HttpApi", "{API_ID}");
-    let route_settings = api["Properties"]["RouteSettings"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    assert_eq!(api["Type"], "AWS::Serverless::Api", "{API_ID}: a REST API");
+    assert_eq!(api["Properties"]["StageName"], STAGE, "{API_ID}: StageName");
     assert!(
-        api["Properties"]["AccessLogSettings"]["DestinationArn"].is_object(),
+        api["Properties"]["AccessLogSetting"]["DestinationArn"].is_object(),
         "{API_ID}: access logs"
     );
+    let method_settings = template.method_settings();
 
     let mut secrets_in_use = BTreeMap::new();
     for source in ALL {
@@ -546,12 +558,26 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
             vec![id.to_owned()],
             "{route}: one function"
         );
-        let throttle = route_settings
-            .get(&route)
-            .unwrap_or_else(|| panic!("{API_ID}.RouteSettings has no {route:?} (throttling)"));
+        // Its own throttle: the stage's method setting for exactly this resource and method
+        // (CloudFormation writes a path's slashes as ~1).
+        let resource_path = format!("/{}", source.route().replace('/', "~1"));
+        let throttles: Vec<&Value> = method_settings
+            .iter()
+            .filter(|setting| {
+                setting["ResourcePath"] == resource_path.as_str()
+                    && setting["HttpMethod"].as_str().map(str::to_uppercase)
+                        == Some("POST".to_owned())
+            })
+            .collect();
+        assert_eq!(
+            throttles.len(),
+            1,
+            "{API_ID}.MethodSettings: one entry with ResourcePath {resource_path:?} and \
+             HttpMethod POST (its throttle)"
+        );
         assert!(
-            throttle.get("ThrottlingRateLimit").is_some()
-                && throttle.get("ThrottlingBurstLimit").is_some(),
+            throttles[0].get("ThrottlingRateLimit").is_some()
+                && throttles[0].get("ThrottlingBurstLimit").is_some(),
             "{route}: rate and burst limits"
         );
 
@@ -969,14 +995,31 @@ fn every_variable_the_template_sets_is_read_by_the_code() {
 fn every_source_has_its_endpoint_and_key_secret_outputs() {
     let template = Template::load();
     for source in ALL {
+        // The partner's URL on ApiDomainName (its exact path), else the execute-api one
+        // (after the stage).
         let path = source.route();
         let found = template.outputs.values().any(|output| {
-            output["Value"]["Fn::Sub"].as_str().is_some_and(|url| {
-                url.starts_with(&format!("https://${{{API_ID}}}.execute-api."))
-                    && url.ends_with(&path)
-            })
+            let urls: Vec<&str> = match output["Value"].get("Fn::If") {
+                Some(Value::Array(parts)) => parts[1..]
+                    .iter()
+                    .filter_map(|branch| branch["Fn::Sub"].as_str())
+                    .collect(),
+                _ => output["Value"]["Fn::Sub"].as_str().into_iter().collect(),
+            };
+            output["Value"]["Fn::If"][0] == "HasApiDomain"
+                && urls.contains(&format!("https://${{ApiDomainName}}{path}").as_str())
+                && urls.contains(
+                    &format!(
+                        "https://${{{API_ID}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{STAGE}{path}"
+                    )
+                    .as_str(),
+                )
         });
-        assert!(found, "no output with the full URL of {path}");
+        assert!(
+            found,
+            "no output with the full URL of {path}: \
+             !If [HasApiDomain, https://${{ApiDomainName}}{path}, the execute-api URL]"
+        );
 
         let (id, function) = template.function(source.slug);
         let secret = template
@@ -1151,4 +1194,216 @@ fn source_functions_answer_before_the_partners_give_up() {
             );
         }
     }
+}
+
+/// A template of a gateway response parsed as JSON (`$context.error.messageString` is
+/// already a quoted JSON string).
+fn gateway_body(owner: &str, template: &Value) -> Value {
+    let text = template
+        .as_str()
+        .unwrap_or_else(|| panic!("{owner}: a template string"))
+        .replace("$context.error.messageString", "\"message\"");
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{owner}: not JSON ({e}): {text}"));
+    assert!(
+        body.as_object()
+            .is_some_and(|body| body.len() == 1 && body.get("error").is_some_and(Value::is_string)),
+        "{owner}: the contract's {{\"error\":\"...\"}}, not {body}"
+    );
+    body
+}
+
+/// Partners retry a 5xx and never a 4xx: whatever the gateway answers on its own is in the
+/// contract's JSON and content type, and every overload (a route's throttle, a quota, a
+/// WAF block) is a retryable 503, never API Gateway's 429.
+#[test]
+fn the_gateway_answers_overloads_with_a_retryable_503_in_the_contracts_json() {
+    let template = Template::load();
+    let responses = template.resource(API_ID)["Properties"]["GatewayResponses"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for kind in ["DEFAULT_4XX", "DEFAULT_5XX"] {
+        assert!(
+            responses.contains_key(kind),
+            "{API_ID}.GatewayResponses: no {kind}, so some of the gateway's answers are \
+             {{\"message\":...}}"
+        );
+    }
+    for (kind, response) in &responses {
+        let owner = format!("{API_ID}.GatewayResponses.{kind}");
+        assert_eq!(
+            response["ResponseParameters"]["Headers"]["Content-Type"],
+            "'application/json; charset=utf-8'",
+            "{owner}: the contract's content type"
+        );
+        let templates = response["ResponseTemplates"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{owner}: ResponseTemplates"));
+        assert!(
+            templates.contains_key("application/json"),
+            "{owner}: an application/json template"
+        );
+        for (content_type, body) in templates {
+            gateway_body(&format!("{owner}.{content_type}"), body);
+        }
+        if let Some(status) = response.get("StatusCode") {
+            let status = number(status, "StatusCode");
+            assert!(
+                (400..600).contains(&status) && status != 429,
+                "{owner}: StatusCode {status}"
+            );
+            if kind == "DEFAULT_5XX" {
+                assert!(status >= 500, "{owner}: a 5xx stays a 5xx");
+            }
+        }
+    }
+    for kind in ["THROTTLED", "QUOTA_EXCEEDED", "WAF_FILTERED"] {
+        let owner = format!("{API_ID}.GatewayResponses.{kind}");
+        let response = responses
+            .get(kind)
+            .unwrap_or_else(|| panic!("{owner} is missing: API Gateway would answer a 4xx"));
+        assert_eq!(
+            number(&response["StatusCode"], "StatusCode"),
+            503,
+            "{owner}: a 503, which partners retry"
+        );
+        for (content_type, body) in response["ResponseTemplates"]
+            .as_object()
+            .expect("templates")
+        {
+            assert_eq!(
+                gateway_body(&format!("{owner}.{content_type}"), body),
+                json!({ "error": "Service unavailable" }),
+                "{owner}.{content_type}"
+            );
+        }
+    }
+}
+
+/// REST API keys and usage plans read the partners' own `X-API-Key` header and answer a
+/// missing key and a wrong one alike (403 Forbidden): the key is the function's to check,
+/// with the contract's 401/403. No authorizer either.
+#[test]
+fn the_gateway_checks_no_api_key_of_its_own() {
+    let template = Template::load();
+    for kind in [
+        "AWS::ApiGateway::ApiKey",
+        "AWS::ApiGateway::UsagePlan",
+        "AWS::ApiGateway::UsagePlanKey",
+        "AWS::ApiGateway::Authorizer",
+    ] {
+        let found: Vec<&String> = template.of_type(kind).map(|(id, _)| id).collect();
+        assert!(found.is_empty(), "{kind}: {found:?}");
+    }
+    let auth = &template.resource(API_ID)["Properties"]["Auth"];
+    for name in [
+        "ApiKeyRequired",
+        "UsagePlan",
+        "Authorizers",
+        "DefaultAuthorizer",
+    ] {
+        assert!(auth.get(name).is_none(), "{API_ID}.Auth.{name}");
+    }
+    for id in template.functions.values() {
+        for (name, (_, props)) in template.events(id) {
+            assert!(
+                props["Auth"].is_null(),
+                "{id}.Events.{name}.Auth: the function checks the key"
+            );
+        }
+    }
+}
+
+/// Execution logs and data trace would write headers and bodies (keys and leads) to
+/// CloudWatch; the access log names no header.
+#[test]
+fn the_gateway_logs_no_header_or_body() {
+    let template = Template::load();
+    let settings = template.method_settings();
+    assert!(
+        settings
+            .iter()
+            .any(|setting| setting["ResourcePath"] == "/*" && setting["HttpMethod"] == "*"),
+        "{API_ID}.MethodSettings: an entry for every method (/*, *)"
+    );
+    for setting in &settings {
+        assert!(
+            setting["DataTraceEnabled"] == false && setting["LoggingLevel"] == "OFF",
+            "{API_ID}.MethodSettings: DataTraceEnabled false and LoggingLevel OFF in {setting}"
+        );
+    }
+    let format = template.resource(API_ID)["Properties"]["AccessLogSetting"]["Format"]
+        .as_str()
+        .expect("AccessLogSetting.Format")
+        .to_lowercase();
+    for forbidden in ["header", "$input", "apikey", "requestoverride"] {
+        assert!(
+            !format.contains(forbidden),
+            "{API_ID}: the access log format mentions {forbidden}"
+        );
+    }
+}
+
+/// A WAF in front of the stage rate-limits single IPs before they reach a partner's route
+/// budget, keyless requests hardest; no managed rule set (they inspect bodies and would
+/// refuse leads with a 403), and no sampled requests (they show the X-API-Key header).
+#[test]
+fn a_waf_rate_limits_single_ips_in_front_of_the_stage() {
+    let template = Template::load();
+    let associations: Vec<&Value> = template
+        .of_type("AWS::WAFv2::WebACLAssociation")
+        .map(|(_, association)| &association["Properties"])
+        .filter(|props| mentions(&props["ResourceArn"], API_ID))
+        .collect();
+    assert_eq!(associations.len(), 1, "one web ACL on {API_ID}'s stage");
+    let acl_id = associations[0]["WebACLArn"]["Fn::GetAtt"][0]
+        .as_str()
+        .expect("WebACLArn: !GetAtt <web ACL>.Arn");
+    let acl = &template.resource(acl_id)["Properties"];
+    assert_eq!(acl["Scope"], "REGIONAL", "{acl_id}");
+    assert!(
+        acl["DefaultAction"].get("Allow").is_some(),
+        "{acl_id}: allow by default"
+    );
+    assert_eq!(
+        acl["VisibilityConfig"]["SampledRequestsEnabled"], false,
+        "{acl_id}: no sampled requests"
+    );
+    let rules = as_list(&acl["Rules"]);
+    let mut keyless = false;
+    let mut any = false;
+    for rule in &rules {
+        let name = &rule["Name"];
+        assert!(
+            rule["Statement"].get("ManagedRuleGroupStatement").is_none(),
+            "{acl_id}.{name}: no managed rule sets"
+        );
+        assert_eq!(
+            rule["VisibilityConfig"]["SampledRequestsEnabled"], false,
+            "{acl_id}.{name}: no sampled requests"
+        );
+        let rate = &rule["Statement"]["RateBasedStatement"];
+        if rate.is_null()
+            || rule["Action"].get("Block").is_none()
+            || rate["AggregateKeyType"] != "IP"
+        {
+            continue;
+        }
+        let header = &rate["ScopeDownStatement"]["NotStatement"]["Statement"]
+            ["SizeConstraintStatement"]["FieldToMatch"]["SingleHeader"]["Name"];
+        if rate.get("ScopeDownStatement").is_none() {
+            any = true;
+        } else if header.as_str().map(str::to_lowercase).as_deref() == Some("x-api-key") {
+            keyless = true;
+        }
+    }
+    assert!(
+        keyless,
+        "{acl_id}: a rate-based rule blocking, per IP, requests without an x-api-key header"
+    );
+    assert!(
+        any,
+        "{acl_id}: a rate-based rule blocking, per IP, all requests"
+    );
 }
