@@ -6,12 +6,22 @@
 //! - every crate under `functions/` is deployed, built by cargo-lambda from its binary,
 //!   with its own log group and an alarm on its errors;
 //! - each source has `functions/<slug>` serving its `App` (`shared::http::serve`), `events/<slug>/`,
-//!   exactly one route in `template.yaml` (its own path, `POST`, throttled), its own
-//!   generated API-key secret (`<stack>/api-keys/<slug>`) that only it can read, the
-//!   buffer queue, and outputs with its URL and its key secret;
+//!   exactly one route in `template.yaml` (its own path, `POST`, on the REST API, throttled
+//!   in the stage's method settings), its own generated API-key secret
+//!   (`<stack>/api-keys/<slug>`) that only it can read, the buffer queue, outputs with its
+//!   URL and its key secret, a timeout between the code's request budget and the partners'
+//!   10 s, and its alarms (silence, refused leads, key refusals, misconfiguration) on
+//!   metric filters of its own log group;
+//! - the gateway never answers an overload with a 4xx, answers everything in the
+//!   contract's JSON, checks no API key of its own (the function does), logs no header or
+//!   body, and sits behind a WAF that rate-limits single IPs;
+//! - the functions log in to the database as `lead_writer` (its generated secret), and only
+//!   `migrate` may read the master credentials;
 //! - every other function (migrate, drain) has no route and no API key;
 //! - the drain is fed by the buffer queue, with partial batch failures, a bounded
-//!   concurrency and a dead-letter queue behind an alarm;
+//!   concurrency and a dead-letter queue behind an alarm; both queues take 1 MiB messages;
+//! - every alarm notifies the alarm topic, which must have a recipient, and a new database
+//!   has its storage, CPU and connection alarms;
 //! - every environment variable the template sets is one the code reads;
 //! - `make dev` (`cargo lambda watch`, the root `Cargo.toml`'s metadata) serves each source
 //!   on its route with its development key, and `sam local` (`local/env.example.json`)
@@ -36,6 +46,8 @@ const REQUEST_BUDGET_MS: u64 = 7000;
 const PARTNER_TIMEOUT_MS: u64 = 10_000;
 /// SQS's largest message, which the code's encoding of a lead stays under.
 const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
+/// The namespace of the metrics the template's metric filters publish.
+const METRIC_NAMESPACE: &str = "MgDigitalLeads/${AWS::StackName}";
 const QUEUE_ID: &str = "LeadBufferQueue";
 const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
 /// The function the buffer queue feeds. Not a source: no route, no API key.
@@ -231,6 +243,8 @@ fn names_in_code() -> String {
 struct Template {
     resources: Map<String, Value>,
     conditions: Map<String, Value>,
+    rules: Map<String, Value>,
+    parameters: Map<String, Value>,
     globals: Value,
     outputs: Map<String, Value>,
     /// Binary → logical id of every `AWS::Serverless::Function`.
@@ -249,6 +263,11 @@ impl Template {
             .cloned()
             .unwrap_or_default();
         let outputs = template["Outputs"].as_object().cloned().unwrap_or_default();
+        let rules = template["Rules"].as_object().cloned().unwrap_or_default();
+        let parameters = template["Parameters"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let globals = template["Globals"]["Function"].clone();
         let mut functions = BTreeMap::new();
         for (id, resource) in &resources {
@@ -270,6 +289,8 @@ impl Template {
         let template = Self {
             resources,
             conditions,
+            rules,
+            parameters,
             globals,
             outputs,
             functions,
@@ -1405,5 +1426,192 @@ fn a_waf_rate_limits_single_ips_in_front_of_the_stage() {
     assert!(
         any,
         "{acl_id}: a rate-based rule blocking, per IP, all requests"
+    );
+}
+
+/// The `{ ... }` filter pattern and metric (namespace, name) of a metric filter.
+fn metric_filter(filter: &Value) -> (String, Value, Value) {
+    let props = &filter["Properties"];
+    let transformation = &props["MetricTransformations"][0];
+    (
+        props["FilterPattern"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        transformation["MetricNamespace"].clone(),
+        transformation["MetricName"].clone(),
+    )
+}
+
+/// Every source has metric filters on its own log group and an alarm on each: no accepted
+/// lead for `SilentSourceHours` (no data counts, in hourly periods inside CloudWatch's
+/// 7-day window), leads refused after the key passed, key refusals, and the
+/// misconfigurations answered 500 (`database_denied`, `secret_unavailable`).
+#[test]
+fn every_source_is_alarmed_when_silent_refusing_leads_or_misconfigured() {
+    let template = Template::load();
+    let namespace = json!({ "Fn::Sub": METRIC_NAMESPACE });
+    let hours = template
+        .parameters
+        .get("SilentSourceHours")
+        .expect("Parameters: SilentSourceHours");
+    assert!(
+        number(&hours["MinValue"], "SilentSourceHours.MinValue") >= 1
+            && number(&hours["MaxValue"], "SilentSourceHours.MaxValue") * 3600 <= 7 * 24 * 3600,
+        "SilentSourceHours: 1 hour to 7 days (CloudWatch's longest evaluation)"
+    );
+    // Metric name → words its filter pattern must name.
+    let metrics: [(&str, &[&str]); 4] = [
+        (
+            "AcceptedLeads",
+            &["\"stored\"", "\"duplicate\"", "\"queued\""],
+        ),
+        (
+            "RejectedLeads",
+            &["$.status >= 400", "$.status < 500", "401", "403"],
+        ),
+        ("KeyRefusals", &["$.status = 401", "$.status = 403"]),
+        (
+            "Misconfigured",
+            &["\"database_denied\"", "\"secret_unavailable\""],
+        ),
+    ];
+    for source in ALL {
+        let slug = source.slug;
+        let (id, function) = template.function(slug);
+        let group = &function["Properties"]["LoggingConfig"]["LogGroup"];
+        for (metric, words) in metrics {
+            let filters: Vec<String> = template
+                .of_type("AWS::Logs::MetricFilter")
+                .filter(|(_, filter)| filter["Properties"]["LogGroupName"] == *group)
+                .map(|(_, filter)| metric_filter(filter))
+                .filter(|(_, ns, name)| *ns == namespace && *name == metric)
+                .map(|(pattern, _, _)| pattern)
+                .collect();
+            assert_eq!(
+                filters.len(),
+                1,
+                "{id}: one metric filter on its log group publishing {metric}"
+            );
+            for word in words {
+                assert!(
+                    filters[0].contains(word),
+                    "{id}: the {metric} filter {:?} does not name {word}",
+                    filters[0]
+                );
+            }
+            let dimension = json!({ "Name": "Source", "Value": slug });
+            let alarms: Vec<&Value> = template
+                .of_type("AWS::CloudWatch::Alarm")
+                .map(|(_, alarm)| &alarm["Properties"])
+                .filter(|props| {
+                    props["Namespace"] == namespace
+                        && props["MetricName"] == metric
+                        && as_list(&props["Dimensions"]).contains(&&dimension)
+                })
+                .collect();
+            assert_eq!(alarms.len(), 1, "{id}: one alarm on {metric} of {slug}");
+            assert!(
+                !as_list(&alarms[0]["AlarmActions"]).is_empty(),
+                "{id}: the {metric} alarm notifies nobody"
+            );
+            if metric == "AcceptedLeads" {
+                let silent = alarms[0];
+                assert_eq!(number(&silent["Period"], "Period"), 3600, "{id}: hourly");
+                for name in ["EvaluationPeriods", "DatapointsToAlarm"] {
+                    assert_eq!(
+                        silent[name],
+                        reference("SilentSourceHours"),
+                        "{id}: the silence alarm's {name}"
+                    );
+                }
+                assert_eq!(silent["ComparisonOperator"], "LessThanThreshold", "{id}");
+                assert_eq!(number(&silent["Threshold"], "Threshold"), 1, "{id}");
+                assert_eq!(
+                    silent["TreatMissingData"], "breaching",
+                    "{id}: no lead at all is silence too"
+                );
+            }
+        }
+    }
+}
+
+/// Every alarm notifies the alarm topic, and a deploy without a recipient is refused. The
+/// gateway's overloads, the API's 5xx and a new database's storage, CPU and connections are
+/// alarmed.
+#[test]
+fn every_alarm_reaches_someone() {
+    let template = Template::load();
+    let topic = json!({ "Fn::If": [
+        "CreateAlarmTopic",
+        reference("AlarmTopic"),
+        reference("ExistingAlarmTopicArn"),
+    ] });
+    for (id, alarm) in template.of_type("AWS::CloudWatch::Alarm") {
+        assert_eq!(
+            alarm["Properties"]["AlarmActions"],
+            json!([topic.clone()]),
+            "{id}: AlarmActions"
+        );
+    }
+    let required = template.rules.iter().any(|(_, rule)| {
+        let asserts = serde_json::to_string(&rule["Assertions"]).expect("assertions");
+        rule.get("RuleCondition").is_none()
+            && asserts.contains("\"AlarmEmail\"")
+            && asserts.contains("\"ExistingAlarmTopicArn\"")
+    });
+    assert!(
+        required,
+        "Rules: none requires AlarmEmail or ExistingAlarmTopicArn unconditionally"
+    );
+
+    let alarmed = |namespace: &str, metric: &str| {
+        template
+            .of_type("AWS::CloudWatch::Alarm")
+            .any(|(_, alarm)| {
+                alarm["Properties"]["Namespace"] == namespace
+                    && alarm["Properties"]["MetricName"] == metric
+            })
+    };
+    assert!(
+        alarmed("AWS/ApiGateway", "5XXError"),
+        "no alarm on the API's 5XXError"
+    );
+    for metric in ["FreeStorageSpace", "CPUUtilization", "DatabaseConnections"] {
+        let alarm = template
+            .of_type("AWS::CloudWatch::Alarm")
+            .find(|(_, alarm)| {
+                alarm["Properties"]["Namespace"] == "AWS/RDS"
+                    && alarm["Properties"]["MetricName"] == metric
+            });
+        let (id, alarm) = alarm.unwrap_or_else(|| panic!("no alarm on the database's {metric}"));
+        assert_eq!(alarm["Condition"], "CreateDatabase", "{id}");
+        assert_eq!(
+            alarm["Properties"]["Dimensions"],
+            json!([{ "Name": "DBInstanceIdentifier", "Value": reference("Database") }]),
+            "{id}"
+        );
+    }
+    // The gateway's throttles and WAF blocks, from its access log.
+    let api_log = &template.resource(API_ID)["Properties"]["AccessLogSetting"]["DestinationArn"]
+        ["Fn::GetAtt"][0];
+    let overload = template
+        .of_type("AWS::Logs::MetricFilter")
+        .map(|(_, filter)| (filter, metric_filter(filter)))
+        .find(|(filter, (pattern, _, _))| {
+            filter["Properties"]["LogGroupName"] == reference(api_log.as_str().unwrap_or_default())
+                && pattern.contains("\"THROTTLED\"")
+                && pattern.contains("\"WAF_FILTERED\"")
+        });
+    let (_, (_, namespace, metric)) = overload
+        .expect("no metric filter on the API access log counting THROTTLED and WAF_FILTERED");
+    assert!(
+        template
+            .of_type("AWS::CloudWatch::Alarm")
+            .any(|(_, alarm)| {
+                alarm["Properties"]["Namespace"] == namespace
+                    && alarm["Properties"]["MetricName"] == metric
+            }),
+        "no alarm on the gateway's overloads ({metric})"
     );
 }
