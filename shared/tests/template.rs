@@ -1185,6 +1185,19 @@ fn sam_local_env_file_covers_every_function_and_source_key() {
             "{path:?}: {id}.BUFFER_QUEUE_URL"
         );
     }
+    // No lead_writer password to set under sam local (no Secrets Manager there).
+    for id in template.functions.values() {
+        if template
+            .env(template.resource(id), "DB_WRITER_SECRET_ARN")
+            .is_some()
+        {
+            assert_eq!(
+                env[id]["DB_WRITER_SECRET_ARN"],
+                json!(""),
+                "{path:?}: {id}.DB_WRITER_SECRET_ARN"
+            );
+        }
+    }
 }
 
 /// The code bounds one request to `REQUEST_BUDGET_MS` (secret reads, insert, queueing); the
