@@ -2,6 +2,11 @@
 -- applies onto the table the CRM already has (id, created_at, platform, name,
 -- phone_number, car_model, lead_url, payload, status without default, meta_created_at),
 -- keeping its rows and columns.
+--
+-- The CRM writes to this table while a migration runs: `migrate` waits for any lock at
+-- most lock_timeout, so a migration that cannot get its lock fails (and is run again)
+-- instead of queueing the CRM's writes behind it. Indexes are built CONCURRENTLY by the
+-- migrations after this one.
 
 CREATE TABLE IF NOT EXISTS public."mg-digital-leads" (
     id           bigserial PRIMARY KEY,
@@ -31,9 +36,3 @@ ALTER TABLE public."mg-digital-leads"
 ALTER TABLE public."mg-digital-leads"
     ALTER COLUMN status SET DEFAULT 'new',
     ALTER COLUMN created_at SET DEFAULT now();
-
--- The CRM lists a platform's newest leads, and looks a caller up by phone.
-CREATE INDEX IF NOT EXISTS "mg-digital-leads_platform_created_at_idx"
-    ON public."mg-digital-leads" (platform, created_at DESC);
-CREATE INDEX IF NOT EXISTS "mg-digital-leads_phone_number_idx"
-    ON public."mg-digital-leads" (phone_number);

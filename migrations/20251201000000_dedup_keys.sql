@@ -4,7 +4,8 @@
 -- race-free: the insert is `ON CONFLICT DO NOTHING`, never check-then-insert.
 --
 -- Additive and IF NOT EXISTS like the first migration: existing rows keep NULL keys,
--- which no unique index compares, so this applies onto the CRM's table as it is.
+-- which no unique index compares, so this applies onto the CRM's table as it is. The
+-- unique indexes are built CONCURRENTLY by the migrations after this one.
 
 ALTER TABLE public."mg-digital-leads"
     ADD COLUMN IF NOT EXISTS request_id      text,
@@ -20,13 +21,3 @@ COMMENT ON COLUMN public."mg-digital-leads".idempotency_key IS
     'The Idempotency-Key header of the request';
 COMMENT ON COLUMN public."mg-digital-leads".body_sha256 IS
     'SHA-256 of the body while it marks retries (cleared when the window has passed and the same body arrives again)';
-
-CREATE UNIQUE INDEX IF NOT EXISTS "mg-digital-leads_platform_partner_lead_id_key"
-    ON public."mg-digital-leads" (platform, partner_lead_id)
-    WHERE partner_lead_id IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS "mg-digital-leads_platform_idempotency_key_key"
-    ON public."mg-digital-leads" (platform, idempotency_key)
-    WHERE idempotency_key IS NOT NULL;
-CREATE UNIQUE INDEX IF NOT EXISTS "mg-digital-leads_platform_body_sha256_key"
-    ON public."mg-digital-leads" (platform, body_sha256)
-    WHERE body_sha256 IS NOT NULL;

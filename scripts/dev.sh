@@ -73,7 +73,10 @@ if [ -z "${DATABASE_URL:-}" ]; then
     export DATABASE_URL
 fi
 say "applying migrations/ to $DATABASE_URL"
-cargo run --quiet --bin migrate
+cargo run --quiet --bin migrate || {
+    say "migrate failed; a .local/pg-dev from before a change to migrations/ is started afresh by 'make clean-db'"
+    exit 1
+}
 
 base="http://$address:$port"
 

@@ -142,10 +142,13 @@ pub fn label(result: &Result<Accepted, Error>) -> &'static str {
 /// The label of a store failure (also the drain's).
 pub fn store_label(error: &StoreError) -> &'static str {
     match error {
-        StoreError::Unavailable(_) | StoreError::Rejected(_) => "database_error",
+        StoreError::Unavailable(_) => "database_error",
         StoreError::Timeout(_) => "database_timeout",
         StoreError::Credentials(_) => "secret_unavailable",
+        StoreError::Resting => "database_resting",
         StoreError::Unsettled => "dedup_unsettled",
+        StoreError::Rejected(_) => "database_rejected",
+        StoreError::Denied(_) => "database_denied",
     }
 }
 

@@ -1,16 +1,16 @@
 //! The pipeline of one source, free of Lambda types: key → body → lead → row, or the
 //! buffer queue while the database is unavailable.
 
-use std::time::SystemTime;
+use std::time::{Duration, Instant, SystemTime};
 
 use crate::answer::Answers;
-use crate::auth::{self, ApiKeys};
+use crate::auth::{self, ApiKeys, Fingerprint};
 use crate::buffer::Buffer;
 use crate::container::Container;
 use crate::dedup::Identity;
-use crate::error::{ConfigError, Error, Failure};
+use crate::error::{ConfigError, Error, Failure, Refusal};
 use crate::lead;
-use crate::outcome::{Accepted, Outcome};
+use crate::outcome::{Accepted, Ingested, Outcome};
 use crate::payload;
 use crate::record::LeadRecord;
 use crate::secrets::Setting;
@@ -38,6 +38,7 @@ pub struct App {
     store: Store,
     buffer: Option<Buffer>,
     answers: Answers,
+    budget: Duration,
 }
 
 impl App {
@@ -57,12 +58,19 @@ impl App {
             store,
             buffer,
             answers: Answers::new(source),
+            budget: Duration::from_secs(7),
         }
     }
 
     /// Queues leads on `buffer` while the database is unavailable.
     pub fn with_buffer(mut self, buffer: Buffer) -> Self {
         self.buffer = Some(buffer);
+        self
+    }
+
+    /// Bounds each request to `budget` (see [`App::ingest`]).
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.budget = budget;
         self
     }
 
@@ -81,12 +89,10 @@ impl App {
         let api_keys = container
             .api_keys
             .ok_or(ConfigError::Missing("API_KEYS or API_KEYS_SECRET_ARN"))?;
-        Ok(Self::with(
-            source,
-            api_keys,
-            container.store,
-            container.buffer,
-        ))
+        Ok(
+            Self::with(source, api_keys, container.store, container.buffer)
+                .with_budget(container.request_budget),
+        )
     }
 
     /// Reads the secrets now, so the first request does not wait for them. A failure is
@@ -113,13 +119,48 @@ impl App {
     }
 
     /// Runs the contract's checks in order and stores the lead once, or queues it while
-    /// the database is unavailable.
-    pub async fn ingest(&self, incoming: Incoming<'_>) -> Result<Accepted, Error> {
+    /// the database is unavailable. Names the key that passed, for the log.
+    ///
+    /// The whole takes at most the budget: a slow secret read shortens the insert's
+    /// limit, and the queue's own bound is kept back for a lead the database did not take.
+    pub async fn ingest(&self, incoming: Incoming<'_>) -> Ingested {
+        let started = Instant::now();
+        let key = match self.authenticate(incoming.api_key).await {
+            Ok(key) => key,
+            Err(error) => {
+                return Ingested {
+                    key: None,
+                    result: Err(error),
+                }
+            }
+        };
+        let result = match read(self.source, &incoming) {
+            Ok(record) => self.keep(record, started).await,
+            Err(refusal) => Err(refusal.into()),
+        };
+        Ingested {
+            key: Some(key),
+            result,
+        }
+    }
+
+    async fn authenticate(&self, header: Option<&[u8]>) -> Result<Fingerprint, Error> {
         // A missing key is the partner's mistake whatever state the secrets are in.
-        auth::require_present(incoming.api_key)?;
-        let api_keys = self.api_keys.get().await?;
-        let record = prepare(self.source, &api_keys, &incoming)?;
-        let outcome = match self.store.insert(&record).await {
+        auth::require_present(header)?;
+        self.api_keys.get().await?.check(header)
+    }
+
+    /// Stores the record, or queues it while the database is unavailable.
+    async fn keep(&self, record: LeadRecord, started: Instant) -> Result<Accepted, Error> {
+        let queueing = match self.buffer {
+            Some(_) => crate::aws::OPERATION_TIMEOUT,
+            None => Duration::ZERO,
+        };
+        let limit = self
+            .budget
+            .saturating_sub(started.elapsed())
+            .saturating_sub(queueing);
+        let outcome = match self.store.insert_within(&record, limit).await {
             Ok(stored) => Outcome::Stored(stored),
             Err(store) if store.is_unavailable() => match &self.buffer {
                 Some(buffer) => match buffer.send(&record).await {
@@ -146,6 +187,11 @@ pub fn prepare(
     incoming: &Incoming<'_>,
 ) -> Result<LeadRecord, Error> {
     api_keys.check(incoming.api_key)?;
+    Ok(read(source, incoming)?)
+}
+
+/// Checks 2 and 3, once the key has passed: the body and the required fields.
+fn read(source: &'static Source, incoming: &Incoming<'_>) -> Result<LeadRecord, Refusal> {
     let payload = payload::decode(incoming.content_type, incoming.body)?;
     let lead = lead::map(source, &payload.fields)?;
     Ok(LeadRecord {

@@ -4,6 +4,9 @@
 //! fixed 32 bytes, so neither the length of a key nor the position of the first wrong
 //! byte shows in the timing, and every active key is compared on every request (no
 //! short-circuit that would tell which key a prefix belongs to).
+//!
+//! The key that matched is named in the log by its [`Fingerprint`] (never the key), so an
+//! operator can see which key each partner uses before dropping an old one.
 
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
@@ -25,6 +28,23 @@ impl std::fmt::Debug for ApiKeys {
 
 fn digest(bytes: &[u8]) -> [u8; 32] {
     Sha256::digest(bytes).into()
+}
+
+/// A short, stable name for an active key that does not reveal it: the first 8 hex
+/// digits of its SHA-256 (`printf %s "$KEY" | sha256sum | cut -c1-8`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fingerprint([u8; 4]);
+
+impl Fingerprint {
+    fn of(digest: &[u8; 32]) -> Self {
+        Self([digest[0], digest[1], digest[2], digest[3]])
+    }
+}
+
+impl std::fmt::Display for Fingerprint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.iter().try_for_each(|byte| write!(f, "{byte:02x}"))
+    }
 }
 
 /// The presented key, trimmed; absent or blank is [`Refusal::MissingApiKey`].
@@ -71,7 +91,7 @@ impl ApiKeys {
     /// Checks the raw header value: absent or blank is 401, anything that is not one of
     /// the active keys is 403. No configured key at all is a server fault, not the
     /// partner's.
-    pub fn check(&self, header: Option<&[u8]>) -> Result<(), Error> {
+    pub fn check(&self, header: Option<&[u8]>) -> Result<Fingerprint, Error> {
         let presented = require_present(header)?;
         if self.digests.is_empty() {
             return Err(Failure::NoApiKeys.into());
@@ -82,26 +102,44 @@ impl ApiKeys {
             .iter()
             .fold(Choice::from(0), |found, key| found | key.ct_eq(&presented));
         if bool::from(matched) {
-            Ok(())
+            Ok(Fingerprint::of(&presented))
         } else {
             Err(Refusal::InvalidApiKey.into())
         }
     }
 
-    /// The keys of an API-key secret: one key, or a JSON list of keys during a rotation.
+    /// The keys of an API-key secret, in the documented forms only: one key as plain
+    /// text, or a JSON list of keys during a rotation. Anything else is refused with the
+    /// reason (never the value), so a mistyped secret is a loud 500 at once rather than
+    /// every partner's key quietly failing as a 403.
     pub fn from_secret(text: &str) -> Result<Self, &'static str> {
         let text = text.trim();
-        let keys = if text.starts_with('[') {
-            let list: Vec<String> =
-                serde_json::from_str(text).map_err(|_| "expected a key or a JSON list of keys")?;
-            Self::new(list)
-        } else {
-            Self::new([text])
+        let keys: Vec<String> = match text.as_bytes().first() {
+            None => return Err("holds no key"),
+            Some(b'[') => {
+                let list: Vec<String> = serde_json::from_str(text)
+                    .map_err(|_| "is not a JSON list of keys (strings)")?;
+                list.into_iter().map(|key| key.trim().to_owned()).collect()
+            }
+            Some(b'{') => {
+                return Err(
+                    "is a JSON object (the console's key/value form): store the key as \
+                     plain text, or a JSON list of keys",
+                )
+            }
+            Some(b'"' | b'\'') => return Err("is wrapped in quotes: store the key alone"),
+            Some(_) => vec![text.to_owned()],
         };
         if keys.is_empty() {
             return Err("holds no key");
         }
-        Ok(keys)
+        if keys.iter().any(|key| key.is_empty()) {
+            return Err("holds a blank key");
+        }
+        if keys.iter().any(|key| key.contains(char::is_whitespace)) {
+            return Err("holds a key with white space inside it");
+        }
+        Ok(Self::new(keys))
     }
 }
 
@@ -111,7 +149,7 @@ mod tests {
 
     fn status(keys: &ApiKeys, header: Option<&str>) -> u16 {
         match keys.check(header.map(str::as_bytes)) {
-            Ok(()) => 200,
+            Ok(_) => 200,
             Err(error) => crate::answer::status(&error),
         }
     }
@@ -162,9 +200,46 @@ mod tests {
         assert!(both.check(Some(b"new-key")).is_ok());
         // A comma is part of a single key, not a separator, in the secret.
         assert_eq!(ApiKeys::from_secret("a,b").unwrap().len(), 1);
-        assert!(ApiKeys::from_secret("").is_err());
-        assert!(ApiKeys::from_secret("[]").is_err());
-        assert!(ApiKeys::from_secret("[1, 2]").is_err());
+    }
+
+    #[test]
+    fn a_secret_in_any_other_form_is_refused_with_its_reason() {
+        for (text, reason) in [
+            ("", "holds no key"),
+            ("  \n", "holds no key"),
+            ("[]", "holds no key"),
+            (r#"{"api_key":"k1"}"#, "is a JSON object"),
+            (r#""k1""#, "is wrapped in quotes"),
+            ("'k1'", "is wrapped in quotes"),
+            ("k1 k2", "white space inside"),
+            ("k1\nk2", "white space inside"),
+            ("[1, 2]", "is not a JSON list of keys"),
+            (r#"["k1", ""]"#, "holds a blank key"),
+            (r#"["k1", "k 2"]"#, "white space inside"),
+            ("[k1]", "is not a JSON list of keys"),
+        ] {
+            let error = ApiKeys::from_secret(text).expect_err(text);
+            assert!(error.contains(reason), "{text:?}: {error}");
+            assert!(
+                !error.contains("k1"),
+                "{text:?}: the reason shows the value"
+            );
+        }
+    }
+
+    #[test]
+    fn the_matching_key_is_named_by_its_fingerprint() {
+        let keys = ApiKeys::from_csv("old-key,new-key");
+        let old = keys.check(Some(b"old-key")).unwrap();
+        let new = keys.check(Some(b" new-key ")).unwrap();
+        assert_ne!(old, new);
+        // The same as `printf %s old-key | sha256sum | cut -c1-8`.
+        let expected: String = Sha256::digest(b"old-key")[..4]
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        assert_eq!(old.to_string(), expected);
+        assert_eq!(old.to_string().len(), 8);
     }
 
     #[test]

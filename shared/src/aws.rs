@@ -5,6 +5,9 @@ use std::time::Duration;
 use aws_config::timeout::TimeoutConfig;
 use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
 
+/// The bound on any one AWS call, the SDK's retries included.
+pub const OPERATION_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// Region and credentials from the environment, `AWS_ENDPOINT_URL` honoured (local runs
 /// and tests), with this project's HTTP client and timeouts.
 pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
@@ -14,7 +17,7 @@ pub async fn sdk_config_from_env() -> aws_config::SdkConfig {
 /// Completes an SDK configuration with this project's HTTP client and timeouts.
 ///
 /// Every AWS call can sit on a request's path inside the partners' 10 s, so each is
-/// bounded: 1 s to connect, 2 s for the whole operation including the SDK's retries.
+/// bounded: 1 s to connect, [`OPERATION_TIMEOUT`] for the whole operation.
 pub async fn sdk_config(loader: aws_config::ConfigLoader) -> aws_config::SdkConfig {
     // rustls with ring: one TLS stack for the SDK and the database, and an arm64
     // cross-build without a C toolchain for aws-lc.
@@ -23,7 +26,7 @@ pub async fn sdk_config(loader: aws_config::ConfigLoader) -> aws_config::SdkConf
         .build_https();
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(Duration::from_secs(1))
-        .operation_timeout(Duration::from_secs(2))
+        .operation_timeout(OPERATION_TIMEOUT)
         .build();
     loader
         .http_client(http_client)

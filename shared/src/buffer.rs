@@ -85,7 +85,33 @@ pub fn encode(record: &LeadRecord) -> Result<String, BufferError> {
         body_sha256: record.identity.body_sha256.clone(),
         payload,
     };
-    serde_json::to_string(&message).map_err(|error| BufferError::Message(error.to_string()))
+    let text =
+        serde_json::to_string(&message).map_err(|error| BufferError::Message(error.to_string()))?;
+    let text = sqs_safe(text);
+    if text.len() > MAX_MESSAGE_BYTES {
+        return Err(BufferError::Message(format!(
+            "{} bytes, over the queue's {MAX_MESSAGE_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(text)
+}
+
+/// The queue's maximum message size, as template.yaml sets it (SQS's largest). The
+/// largest lead the 64 KiB body limit lets in fits with room to spare (see the tests).
+pub const MAX_MESSAGE_BYTES: usize = 1024 * 1024;
+
+/// SQS takes only the characters #x9, #xA, #xD, #x20 to #xD7FF, #xE000 to #xFFFD and
+/// #x10000 to #x10FFFF. JSON already escapes every control character; the two
+/// noncharacters U+FFFE and U+FFFF are valid in JSON and in PostgreSQL text, so a lead
+/// may hold them, and they are written as the JSON escapes that read back as the same
+/// text. They can only stand inside JSON strings, where an escape is valid.
+fn sqs_safe(text: String) -> String {
+    if !text.contains(['\u{FFFE}', '\u{FFFF}']) {
+        return text;
+    }
+    text.replace('\u{FFFE}', "\\ufffe")
+        .replace('\u{FFFF}', "\\uffff")
 }
 
 /// The record a message body carries.
@@ -123,7 +149,7 @@ pub fn decode(body: &str) -> Result<LeadRecord, BufferError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::CARDEKHO;
+    use crate::source::{Source, CARDEKHO};
     use std::time::{Duration, UNIX_EPOCH};
 
     fn record() -> LeadRecord {
@@ -157,6 +183,76 @@ mod tests {
             "{body}"
         );
         assert_eq!(decode(&body).unwrap(), record);
+    }
+
+    /// What SQS accepts in a message body.
+    fn sqs_allows(c: char) -> bool {
+        matches!(c, '\u{9}' | '\u{A}' | '\u{D}' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+    }
+
+    /// The largest, most escaped bodies the 64 KiB limit lets in, for every source: a
+    /// JSON body of noncharacters (each escaped to six bytes), a form body of `%01`
+    /// (three bytes that become a six-byte escape, twice: in the archive and in the
+    /// mapped name), and JSON escapes that the name repeats.
+    fn worst_bodies(source: &Source) -> Vec<(&'static str, Vec<u8>)> {
+        let name = source.name.aliases[0];
+        let phone = source.phone_number.aliases[0];
+        let fill = |unit: &str, room: usize| unit.repeat(room / unit.len());
+        let json = |unit: &str| {
+            let frame = format!(r#"{{"{phone}":"9876543210","{name}":""}}"#);
+            format!(
+                r#"{{"{phone}":"9876543210","{name}":"{}"}}"#,
+                fill(unit, crate::payload::MAX_BODY_BYTES - frame.len())
+            )
+            .into_bytes()
+        };
+        let form = {
+            let frame = format!("{phone}=9876543210&{name}=");
+            format!(
+                "{frame}{}",
+                fill("%01", crate::payload::MAX_BODY_BYTES - frame.len())
+            )
+            .into_bytes()
+        };
+        vec![
+            ("application/json", json("\u{FFFF}")),
+            ("application/json", json("\u{FFFE}")),
+            ("application/json", json(r"\u0001")),
+            ("application/json", json(r"\uffff")),
+            ("application/x-www-form-urlencoded", form),
+        ]
+    }
+
+    #[test]
+    fn the_largest_most_escaped_lead_fits_the_queue_and_reads_back() {
+        for source in crate::source::ALL {
+            let keys = crate::auth::ApiKeys::new(["k"]);
+            for (content_type, body) in worst_bodies(source) {
+                assert!(body.len() <= crate::payload::MAX_BODY_BYTES);
+                let incoming = crate::app::Incoming {
+                    api_key: Some(b"k"),
+                    content_type: Some(content_type),
+                    idempotency_key: None,
+                    body: &body,
+                    request_id: "r",
+                    received_at: UNIX_EPOCH + Duration::from_millis(1),
+                };
+                let record = crate::app::prepare(source, &keys, &incoming).expect("a lead");
+                let message = encode(&record).expect("encoded");
+                assert!(
+                    message.len() <= MAX_MESSAGE_BYTES / 2,
+                    "{}: {content_type}: {} bytes",
+                    source.slug,
+                    message.len()
+                );
+                assert!(message.chars().all(sqs_allows), "{}", source.slug);
+                let back = decode(&message).expect("decoded");
+                assert_eq!(back.lead, record.lead);
+                assert_eq!(back.identity, record.identity);
+                let payload = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+                assert_eq!(payload(&back.payload), payload(&record.payload));
+            }
+        }
     }
 
     #[test]

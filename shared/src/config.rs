@@ -13,6 +13,9 @@ use crate::auth::ApiKeys;
 pub use crate::error::ConfigError;
 use crate::store::StoreSettings;
 
+/// Inside the deployed functions' 8 s timeout, which is inside the partners' 10 s.
+const DEFAULT_REQUEST_BUDGET_MS: u64 = 7000;
+
 /// A value given in the environment, or the ARN of the secret that holds it.
 #[derive(Debug, Clone)]
 pub enum Provided<T> {
@@ -31,6 +34,9 @@ pub struct Config {
     pub buffer_queue_url: Option<String>,
     /// `SECRETS_TTL_SECONDS`: how long any fetched secret is used before it is read again.
     pub secrets_ttl: Duration,
+    /// `REQUEST_BUDGET_MS`: the most one request may take, secret reads, insert and
+    /// queueing together; below the function's timeout and the partners' 10 s.
+    pub request_budget: Duration,
 }
 
 /// Where the database is and how it is used.
@@ -39,8 +45,11 @@ pub struct DatabaseConfig {
     /// `DATABASE_URL` as is; or `DB_HOST`, `DB_PORT`, `DB_NAME`, `DB_SSLMODE` (`require`
     /// by default: RDS enforces TLS) and `DB_SSLROOTCERT`, without credentials.
     pub options: PgConnectOptions,
-    /// `DB_SECRET_ARN`: the RDS-managed secret holding `username` and `password`.
+    /// `DB_SECRET_ARN`: a secret holding `username` and `password` (the functions' own
+    /// role's; for `migrate`, the RDS-managed master user's).
     pub credentials_arn: Option<String>,
+    /// `DB_WRITER_SECRET_ARN`, `migrate` only: the functions' role, whose password it sets.
+    pub writer_arn: Option<String>,
     pub settings: StoreSettings,
 }
 
@@ -52,6 +61,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("port", &self.options.get_port())
             .field("database", &self.options.get_database())
             .field("credentials_arn", &self.credentials_arn)
+            .field("writer_arn", &self.writer_arn)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -86,6 +96,9 @@ impl Config {
             database: DatabaseConfig::from_lookup(&get)?,
             buffer_queue_url: get("BUFFER_QUEUE_URL"),
             secrets_ttl: Duration::from_secs(parse(&get, "SECRETS_TTL_SECONDS")?.unwrap_or(300)),
+            request_budget: Duration::from_millis(
+                parse(&get, "REQUEST_BUDGET_MS")?.unwrap_or(DEFAULT_REQUEST_BUDGET_MS),
+            ),
         })
     }
 
@@ -93,6 +106,7 @@ impl Config {
     pub fn needs_aws(&self) -> bool {
         matches!(self.api_keys, Some(Provided::Secret { .. }))
             || self.database.credentials_arn.is_some()
+            || self.database.writer_arn.is_some()
             || self.buffer_queue_url.is_some()
     }
 }
@@ -134,10 +148,12 @@ impl DatabaseConfig {
             operation_timeout: millis("DB_OPERATION_TIMEOUT_MS", defaults.operation_timeout)?,
             dedup_window: parse(get, "DEDUP_WINDOW_SECONDS")?
                 .map_or(defaults.dedup_window, Duration::from_secs),
+            breaker: millis("DB_BREAKER_MS", defaults.breaker)?,
         };
         Ok(Self {
             options,
             credentials_arn,
+            writer_arn: get("DB_WRITER_SECRET_ARN"),
             settings,
         })
     }

@@ -3,6 +3,8 @@
 //! sources, the drain, migrate) builds its state here, once per cold start. Nothing
 //! connects yet; secrets are read by the function's warm-up or first use.
 
+use std::time::Duration;
+
 use crate::auth::ApiKeys;
 use crate::buffer::Buffer;
 use crate::config::{Config, Provided};
@@ -16,6 +18,10 @@ pub struct Container {
     /// Only when configured: the drain and migrate have none.
     pub api_keys: Option<Setting<ApiKeys>>,
     pub buffer: Option<Buffer>,
+    /// The most one request may take (`REQUEST_BUDGET_MS`).
+    pub request_budget: Duration,
+    /// `migrate` only: the functions' role, whose password it sets from this secret.
+    pub writer: Option<Refreshing<DbCredentials>>,
 }
 
 impl Container {
@@ -46,6 +52,15 @@ impl Container {
             })
         };
 
+        let writer = match config.database.writer_arn {
+            Some(arn) => Some(Refreshing::new(
+                secret("DB_WRITER_SECRET_ARN")?,
+                arn,
+                config.secrets_ttl,
+                DbCredentials::from_secret,
+            )),
+            None => None,
+        };
         let mut store = Store::new(config.database.options, config.database.settings);
         if let Some(arn) = config.database.credentials_arn {
             store = store.with_credentials(Refreshing::new(
@@ -79,6 +94,8 @@ impl Container {
             store,
             api_keys,
             buffer,
+            request_budget: config.request_budget,
+            writer,
         })
     }
 }

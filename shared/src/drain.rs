@@ -6,12 +6,13 @@
 //! comes back after the visibility timeout, and one that keeps failing moves to the
 //! dead-letter queue (see template.yaml), where nothing is lost and an alarm fires.
 
-use std::time::{Instant, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{service_fn, LambdaEvent};
 
 use crate::buffer;
+use crate::config::Config;
 use crate::container::Container;
 use crate::error::{BufferError, ConfigError, StoreError};
 use crate::mask;
@@ -41,9 +42,13 @@ impl Drain {
     }
 
     /// The drain the environment configures (`DATABASE_URL`, or `DB_SECRET_ARN` and
-    /// its companions).
+    /// its companions). Its store never rests after a failure (see `store`): the drain
+    /// hands the rest of a batch back itself, and must store again as soon as the
+    /// database answers.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        Ok(Self::new(Container::from_env().await?.store))
+        let mut config = Config::from_env()?;
+        config.database.settings.breaker = Duration::ZERO;
+        Ok(Self::new(Container::from_config(config).await?.store))
     }
 
     /// Stores every message of a batch it can, and names the others.

@@ -61,17 +61,33 @@ pub enum StoreError {
     Timeout(Duration),
     #[error("database credentials unavailable: {0}")]
     Credentials(SecretError),
+    /// Resting after an outage (see `store`): not tried.
+    #[error("database resting after a failure; not tried")]
+    Resting,
     #[error("a duplicate kept conflicting with a changing row")]
     Unsettled,
     /// The database refused the lead itself: queueing it would only fail again.
     #[error("database refused the lead: {0}")]
     Rejected(sqlx::Error),
+    /// The database refused this function (its grants, its role, a missing table): a
+    /// configuration fault for an operator, not an outage that passes.
+    #[error("database refuses this function (check its role and grants): {0}")]
+    Denied(sqlx::Error),
 }
 
 impl StoreError {
     /// Whether a lead that failed with this should be queued and stored later.
     pub fn is_unavailable(&self) -> bool {
-        !matches!(self, Self::Rejected(_))
+        !matches!(self, Self::Rejected(_) | Self::Denied(_))
+    }
+
+    /// Whether this shows the database down or unreachable, so that the next leads had
+    /// better not wait for it.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable(_) | Self::Timeout(_) | Self::Credentials(_)
+        )
     }
 }
 

@@ -12,7 +12,7 @@ use crate::answer::{self, Answer};
 use crate::app::{App, Incoming};
 use crate::error::Error;
 use crate::mask;
-use crate::outcome::{Accepted, Outcome};
+use crate::outcome::{Ingested, Outcome};
 
 const JSON_UTF8: &str = "application/json; charset=utf-8";
 
@@ -47,9 +47,9 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
         request_id,
         received_at: SystemTime::now(),
     };
-    let result = app.ingest(incoming).await;
-    let answer = app.answers().to(&result);
-    log(app, &request, request_id, &result, answer.status, started);
+    let ingested = app.ingest(incoming).await;
+    let answer = app.answers().to(&ingested.result);
+    log(app, &request, request_id, &ingested, answer.status, started);
     response(answer)
 }
 
@@ -72,24 +72,26 @@ fn gateway_request_id(request: &Request) -> Option<&str> {
 }
 
 /// The one line per request: an accepted lead at info, a queued one at warn (the
-/// database is unwell), a refusal at warn and a failure at error. Never the key; the
-/// phone only masked.
+/// database is unwell), a refusal at warn and a failure at error. Never the key, only
+/// the fingerprint of the one that passed; the phone only masked.
 fn log(
     app: &App,
     request: &Request,
     request_id: &str,
-    result: &Result<Accepted, Error>,
+    ingested: &Ingested,
     status: u16,
     started: Instant,
 ) {
     let source = app.source().slug;
     let gateway_request_id = gateway_request_id(request).unwrap_or_default();
+    let result = &ingested.result;
     let outcome = answer::label(result);
+    let key = ingested.key.map(tracing::field::display);
     let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
     macro_rules! line {
         ($level:ident, $message:literal $(, $($field:tt)+)?) => {
             tracing::$level!(
-                source, request_id, gateway_request_id, outcome, status, latency_ms,
+                source, request_id, gateway_request_id, outcome, status, latency_ms, key,
                 $($($field)+,)? $message
             )
         };

@@ -1,8 +1,10 @@
 //! The `migrate` function: applies `migrations/` (embedded at build time) to the
-//! configured database. On Lambda (inside the VPC, next to a private database) each
-//! invocation applies what is pending and answers with the applied versions; run by
-//! hand it does the same once and exits. Configuration is the functions' database part:
-//! `DATABASE_URL`, or `DB_SECRET_ARN` with `DB_HOST`/`DB_PORT`/`DB_NAME`.
+//! configured database, then lets the functions' own role log in with the password of
+//! its secret. On Lambda (inside the VPC, next to a private database) each invocation
+//! does both and answers with the applied versions; run by hand it does the same once
+//! and exits. Configuration is the functions' database part — `DATABASE_URL`, or
+//! `DB_SECRET_ARN` (the master user) with `DB_HOST`/`DB_PORT`/`DB_NAME` — and
+//! `DB_WRITER_SECRET_ARN` for the functions' role.
 
 use std::time::Duration;
 
@@ -12,24 +14,54 @@ use serde_json::{json, Value};
 use crate::config::Config;
 use crate::container::Container;
 use crate::error::ConfigError;
+use crate::secrets::{DbCredentials, Refreshing};
 use crate::store::Store;
 
-/// The store to migrate, with no statement limit (a migration may rewrite a table).
-pub async fn store() -> Result<Store, ConfigError> {
-    let mut config = Config::from_env()?;
-    config.database.settings.statement_timeout = Duration::ZERO;
-    Ok(Container::from_config(config).await?.store)
+/// What `migrate` works with: the database as the master user, and the functions' role.
+#[derive(Debug)]
+pub struct Migration {
+    store: Store,
+    writer: Option<Refreshing<DbCredentials>>,
 }
 
-/// Applies what is pending: once when run by hand, once per invocation on Lambda.
-pub async fn serve(store: &Store) -> Result<(), lambda_runtime::Error> {
+impl Migration {
+    /// The migration the environment configures, with no statement limit (a migration
+    /// may rewrite a table).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let mut config = Config::from_env()?;
+        config.database.settings.statement_timeout = Duration::ZERO;
+        let container = Container::from_config(config).await?;
+        Ok(Self {
+            store: container.store,
+            writer: container.writer,
+        })
+    }
+
+    /// Applies what is pending, then sets the functions' role's password; returns every
+    /// version now applied.
+    pub async fn run(&self) -> Result<Vec<i64>, lambda_runtime::Error> {
+        let versions = self.store.migrate().await?;
+        if let Some(writer) = &self.writer {
+            let credentials = writer.get().await?;
+            self.store.grant_login(&credentials).await?;
+            tracing::info!(
+                role = credentials.username,
+                "the functions' role may log in"
+            );
+        }
+        Ok(versions)
+    }
+}
+
+/// Migrates once when run by hand, once per invocation on Lambda.
+pub async fn serve(migration: &Migration) -> Result<(), lambda_runtime::Error> {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-        let versions = store.migrate().await?;
+        let versions = migration.run().await?;
         tracing::info!(?versions, "migrations applied");
         return Ok(());
     }
     lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async move {
-        let versions = store.migrate().await.inspect_err(|error| {
+        let versions = migration.run().await.inspect_err(|error| {
             tracing::error!(error = %error, "migration failed");
         })?;
         tracing::info!(?versions, "migrations applied");

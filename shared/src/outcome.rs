@@ -1,8 +1,17 @@
 //! What became of an accepted lead: the pipeline's result, which `answer` words for the
 //! partner and `http` logs.
 
-use crate::error::StoreError;
+use crate::auth::Fingerprint;
+use crate::error::{Error, StoreError};
 use crate::store::Stored;
+
+/// What the pipeline made of a request, with the key that passed (for the log line;
+/// `None` when none did).
+#[derive(Debug)]
+pub struct Ingested {
+    pub key: Option<Fingerprint>,
+    pub result: Result<Accepted, Error>,
+}
 
 /// An accepted lead: stored (new or a repeat), or queued.
 #[derive(Debug)]

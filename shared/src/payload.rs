@@ -11,6 +11,9 @@ use crate::error::Refusal;
 /// Bodies above this many bytes are refused with 413 before any parsing.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
+/// The UTF-8 byte-order mark.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// A decoded body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Payload {
@@ -41,6 +44,10 @@ pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Payload, Refusa
             limit: MAX_BODY_BYTES,
         });
     }
+    // Some senders put a UTF-8 byte-order mark before JSON. It is no part of the JSON
+    // (nor can jsonb hold it), so it is skipped; the dedup ids still hash the body as
+    // received.
+    let body = body.strip_prefix(BOM).unwrap_or(body);
     // `curl -d '{...}'` labels a JSON body as a form; a form field never starts with `{`,
     // so such a body is read as the JSON it is rather than refused.
     let payload = if is_form(content_type) && !body.trim_ascii_start().starts_with(b"{") {
@@ -164,6 +171,23 @@ mod tests {
         ] {
             assert!(invalid(decode(Some("application/json"), body)), "{body:?}");
         }
+    }
+
+    #[test]
+    fn a_byte_order_mark_before_json_is_skipped() {
+        let body = b"\xEF\xBB\xBF{\"mobile\":\"99\"}";
+        for content_type in [
+            None,
+            Some("application/json"),
+            Some("application/x-www-form-urlencoded"),
+        ] {
+            let payload = decode(content_type, body).unwrap();
+            assert_eq!(payload.fields["mobile"], "99");
+            assert_eq!(payload.archived, r#"{"mobile":"99"}"#);
+        }
+        // Only a leading mark: one inside is still not JSON.
+        assert!(invalid(decode(None, b"{\"a\":1}\xEF\xBB\xBF")));
+        assert!(invalid(decode(None, b"\xEF\xBB\xBF")));
     }
 
     #[test]

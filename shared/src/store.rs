@@ -9,13 +9,13 @@
 //! drops packets, where no server-side timeout can fire).
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection};
 use sqlx::query::QueryScalar;
-use sqlx::{ConnectOptions, Postgres};
+use sqlx::{ConnectOptions, Executor, Postgres};
 use tokio::sync::Mutex;
 
 use crate::error::StoreError;
@@ -34,6 +34,8 @@ pub struct StoreSettings {
     pub operation_timeout: Duration,
     /// How long a byte-identical body from the same source counts as a retry.
     pub dedup_window: Duration,
+    /// How long the store rests after the database proved unavailable (zero: never).
+    pub breaker: Duration,
 }
 
 impl Default for StoreSettings {
@@ -43,6 +45,7 @@ impl Default for StoreSettings {
             statement_timeout: Duration::from_secs(3),
             operation_timeout: Duration::from_secs(5),
             dedup_window: Duration::from_secs(15 * 60),
+            breaker: Duration::from_secs(5),
         }
     }
 }
@@ -71,15 +74,15 @@ impl std::fmt::Display for LeadId {
     }
 }
 
-/// The insert of every lead. `ON CONFLICT DO NOTHING` covers the three unique
-/// deduplication indexes (see the migrations): a repeat inserts nothing and returns no
-/// row, race-free, in the same single round trip as a new lead.
+/// The insert of every lead. `ON CONFLICT DO NOTHING` covers the unique deduplication
+/// indexes (see the migrations): a repeat inserts nothing and returns no row,
+/// race-free, in the same single round trip as a new lead.
 const INSERT_LEAD: &str = r#"
 INSERT INTO public."mg-digital-leads"
     (platform, name, phone_number, car_model, lead_url, campaign, payload,
-     created_at, request_id, partner_lead_id, idempotency_key, body_sha256)
+     created_at, request_id, partner_lead_id, idempotency_key, body_sha256, body_hash)
 VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb,
-        to_timestamp($8::float8 / 1000), $9, $10, $11, $12)
+        to_timestamp($8::float8 / 1000), $9, $10, $11, $12, $13)
 ON CONFLICT DO NOTHING
 RETURNING id::text"#;
 
@@ -104,19 +107,34 @@ pub(crate) fn insert_query<'q>(
         .bind(&record.identity.partner_lead_id)
         .bind(&record.identity.idempotency_key)
         .bind(body_claim)
+        .bind(&record.identity.body_sha256)
 }
 
-/// The row a repeat collided with. A key match is always a duplicate; a body match only
-/// within the retry window, so `age_ms` is the stored row's age at the new lead's arrival.
+/// The row a repeat collided with. An id match is always a duplicate, and so is the same
+/// body with the same arrival (the same request, stored or drained before); a claimed
+/// body only within the retry window, so `age_ms` is the stored row's age at the new
+/// lead's arrival.
 const FIND_EXISTING: &str = r#"
 SELECT id::text,
-       coalesce(partner_lead_id = $2 OR idempotency_key = $3, false) AS keyed,
+       coalesce(partner_lead_id = $2 OR idempotency_key = $3
+                OR (body_hash = $6 AND created_at = to_timestamp($5::float8 / 1000)),
+                false) AS same,
        (extract(epoch FROM to_timestamp($5::float8 / 1000) - created_at) * 1000)::float8
 FROM public."mg-digital-leads"
 WHERE platform = $1
-  AND (partner_lead_id = $2 OR idempotency_key = $3 OR body_sha256 = $4)
+  AND (partner_lead_id = $2 OR idempotency_key = $3 OR body_sha256 = $4
+       OR (body_hash = $6 AND created_at = to_timestamp($5::float8 / 1000)))
 ORDER BY 2 DESC
 LIMIT 1"#;
+
+/// How long a migration waits for a lock on the CRM's live table.
+const MIGRATION_LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
+
+/// The lead table's indexes that an interrupted `CREATE INDEX CONCURRENTLY` left invalid.
+const INVALID_INDEXES: &str = r#"
+SELECT indexrelid::regclass::text
+FROM pg_index
+WHERE indrelid = to_regclass('public."mg-digital-leads"') AND NOT indisvalid"#;
 
 /// Frees an expired body claim, so the same body may be stored again as a new lead.
 const RELEASE_BODY_CLAIM: &str = r#"
@@ -146,7 +164,16 @@ pub struct Store {
     /// The RDS-managed credentials secret, which RDS rotates.
     credentials: Option<Refreshing<DbCredentials>>,
     settings: StoreSettings,
-    connection: Mutex<Option<Open>>,
+    slot: Mutex<Slot>,
+}
+
+/// What a store keeps between requests.
+#[derive(Debug, Default)]
+struct Slot {
+    open: Option<Open>,
+    /// Set after the database proved unavailable: until then, leads go straight to the
+    /// queue instead of each waiting out its timeout (a circuit breaker).
+    resting_until: Option<Instant>,
 }
 
 /// An open connection and the credentials it was opened with.
@@ -161,18 +188,16 @@ impl Store {
     /// does not wait for the database, and a database that is down at start-up costs a
     /// request its contract answer, not the container.
     pub fn new(options: PgConnectOptions, settings: StoreSettings) -> Self {
-        let statement_timeout = settings.statement_timeout.as_millis().to_string();
         let options = options
             .application_name("lead-ingestion")
-            .options([("statement_timeout", statement_timeout.as_str())])
             // Statements are the same few every time; logging each would cost every
-            // request for nothing an operator reads.
+            // request for nothing an operator reads, and at debug it would print them.
             .disable_statement_logging();
         Self {
             options,
             credentials: None,
             settings,
-            connection: Mutex::new(None),
+            slot: Mutex::new(Slot::default()),
         }
     }
 
@@ -190,10 +215,10 @@ impl Store {
     /// Opens the connection now, if it is not open (a caller that wants it ready before
     /// the first lead).
     pub async fn open(&self) -> Result<(), StoreError> {
-        let mut slot = self.connection.lock().await;
-        if slot.is_none() {
+        let mut slot = self.slot.lock().await;
+        if slot.open.is_none() {
             let credentials = self.current_credentials().await?;
-            *slot = Some(self.connect(credentials).await?);
+            slot.open = Some(self.connect(credentials).await?);
         }
         Ok(())
     }
@@ -205,66 +230,144 @@ impl Store {
         }
     }
 
-    /// Stores a lead once: inserts it, or finds the row it repeats. Bounded as a whole
-    /// by `operation_timeout`; a lead is never half-stored, so any failure may be retried.
+    /// Stores a lead once: inserts it, or finds the row it repeats, within
+    /// `operation_timeout` (see [`Store::insert_within`]).
+    pub async fn insert(&self, record: &LeadRecord) -> Result<Stored, StoreError> {
+        self.insert_within(record, self.settings.operation_timeout)
+            .await
+    }
+
+    /// Stores a lead once within `limit` (at most `operation_timeout`). A lead is never
+    /// half-stored, so any failure may be retried.
+    ///
+    /// After a failure that shows the database unavailable, the store rests for
+    /// `breaker`: leads fail at once with [`StoreError::Resting`] (and are queued by the
+    /// caller) instead of each waiting out a timeout; the first lead after the rest
+    /// probes the database again.
     ///
     /// A connection the server closed while the container was idle (a restart, a
     /// failover) is only noticed when used: the lead is tried once more on a new one.
     /// That is safe because a lead is stored once per id: a repeat of an insert that did
     /// commit finds its row.
-    pub async fn insert(&self, record: &LeadRecord) -> Result<Stored, StoreError> {
-        let limit = self.settings.operation_timeout;
-        let attempt = async {
-            let mut slot = self.connection.lock().await;
-            let credentials = self.current_credentials().await?;
-            // Opened with credentials since rotated: replaced.
-            if slot
-                .as_ref()
-                .is_some_and(|open| open.credentials != credentials)
-            {
-                *slot = None;
+    pub async fn insert_within(
+        &self,
+        record: &LeadRecord,
+        limit: Duration,
+    ) -> Result<Stored, StoreError> {
+        let limit = limit.min(self.settings.operation_timeout);
+        let mut slot = self.slot.lock().await;
+        if let Some(until) = slot.resting_until {
+            if Instant::now() < until {
+                return Err(StoreError::Resting);
             }
-            let reused = slot.is_some();
-            for retry in [reused, false] {
-                let mut open = match slot.take() {
-                    Some(open) => open,
-                    None => self.connect(credentials.clone()).await?,
-                };
-                match write(&mut open.connection, record, self.settings.dedup_window).await {
-                    Ok(stored) => {
-                        *slot = Some(open);
-                        return stored.ok_or(StoreError::Unsettled);
-                    }
-                    // The server answered: the connection is sound.
-                    Err(error @ sqlx::Error::Database(_)) => {
-                        *slot = Some(open);
-                        return Err(classify(error));
-                    }
-                    Err(error) if retry && is_connection_lost(&error) => {
-                        tracing::info!(error = %error, "database connection closed while idle; reconnecting");
-                    }
-                    Err(error) => return Err(classify(error)),
-                }
-            }
-            Err(StoreError::Unsettled)
-        };
-        // A timed-out attempt is dropped mid-query, and its connection with it.
-        tokio::time::timeout(limit, attempt)
+            slot.resting_until = None;
+        }
+        let result = tokio::time::timeout(limit, self.write(&mut slot.open, record))
             .await
-            .unwrap_or(Err(StoreError::Timeout(limit)))
+            .unwrap_or(Err(StoreError::Timeout(limit)));
+        if result.as_ref().is_err_and(StoreError::is_outage) && !self.settings.breaker.is_zero() {
+            slot.resting_until = Some(Instant::now() + self.settings.breaker);
+        }
+        result
+    }
+
+    /// One store of a lead on the open connection, or a new one. A timed-out call is
+    /// dropped mid-query, and the connection it had taken with it.
+    async fn write(
+        &self,
+        slot: &mut Option<Open>,
+        record: &LeadRecord,
+    ) -> Result<Stored, StoreError> {
+        let credentials = self.current_credentials().await?;
+        // Opened with credentials since rotated: replaced.
+        if slot
+            .as_ref()
+            .is_some_and(|open| open.credentials != credentials)
+        {
+            *slot = None;
+        }
+        let reused = slot.is_some();
+        for retry in [reused, false] {
+            let mut open = match slot.take() {
+                Some(open) => open,
+                None => self.connect(credentials.clone()).await?,
+            };
+            match write(&mut open.connection, record, self.settings.dedup_window).await {
+                Ok(stored) => {
+                    *slot = Some(open);
+                    return stored.ok_or(StoreError::Unsettled);
+                }
+                // The server answered: the connection is sound.
+                Err(error @ sqlx::Error::Database(_)) => {
+                    *slot = Some(open);
+                    return Err(classify(error));
+                }
+                Err(error) if retry && is_connection_lost(&error) => {
+                    tracing::info!(error = %error, "database connection closed while idle; reconnecting");
+                }
+                Err(error) => return Err(classify(error)),
+            }
+        }
+        Err(StoreError::Unsettled)
+    }
+
+    /// Lets the role `credentials` names log in with its password (`migrate` does this for
+    /// the functions' own role, from that role's secret, after every run).
+    pub async fn grant_login(&self, credentials: &DbCredentials) -> Result<(), StoreError> {
+        let mut slot = self.slot.lock().await;
+        let open = match slot.open.take() {
+            Some(open) => open,
+            None => self.connect(self.current_credentials().await?).await?,
+        };
+        let connection = &mut slot.open.insert(open).connection;
+        // ALTER ROLE takes no parameters: the server quotes the name and password itself.
+        let statement: String =
+            sqlx::query_scalar("SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', $1, $2)")
+                .bind(&credentials.username)
+                .bind(&credentials.password)
+                .fetch_one(&mut *connection)
+                .await
+                .map_err(classify)?;
+        connection
+            .execute(statement.as_str())
+            .await
+            .map_err(classify)?;
+        Ok(())
     }
 
     /// Applies the embedded migrations; returns every version now applied.
     pub async fn migrate(&self) -> Result<Vec<i64>, MigrateError> {
         let source = |error: StoreError| MigrateError::Source(Box::new(error));
-        let mut slot = self.connection.lock().await;
+        let mut slot = self.slot.lock().await;
         let credentials = self.current_credentials().await.map_err(source)?;
-        let mut open = match slot.take() {
+        let mut open = match slot.open.take() {
             Some(open) => open,
             None => self.connect(credentials).await.map_err(source)?,
         };
-        MIGRATOR.run(&mut open.connection).await?;
-        *slot = Some(open);
+        let connection = &mut open.connection;
+        // The CRM writes to the table meanwhile: a lock not had within this fails the
+        // migration (run it again) rather than queueing the CRM's writes behind it.
+        connection.execute(MIGRATION_LOCK_TIMEOUT).await?;
+        // An index build that was interrupted leaves an invalid index, which
+        // `CREATE INDEX CONCURRENTLY IF NOT EXISTS` would keep: drop it to build anew.
+        let invalid: Vec<String> = sqlx::query_scalar(INVALID_INDEXES)
+            .fetch_all(&mut *connection)
+            .await?;
+        for index in invalid {
+            tracing::warn!(
+                index,
+                "dropping an invalid index left by an interrupted build"
+            );
+            let statement: String = sqlx::query_scalar(
+                "SELECT format('DROP INDEX CONCURRENTLY IF EXISTS %s', $1::regclass)",
+            )
+            .bind(&index)
+            .fetch_one(&mut *connection)
+            .await?;
+            connection.execute(statement.as_str()).await?;
+        }
+        MIGRATOR.run(&mut *connection).await?;
+        slot.open = Some(open);
         Ok(MIGRATOR.iter().map(|migration| migration.version).collect())
     }
 
@@ -276,7 +379,18 @@ impl Store {
                 .password(&credentials.password);
         }
         let limit = self.settings.connect_timeout;
-        match tokio::time::timeout(limit, options.connect()).await {
+        let connect = async {
+            let mut connection = options.connect().await?;
+            // Set in the session, not as a startup `options` parameter, which RDS Proxy
+            // refuses. (The proxy pins the session for it, as it does for the named
+            // prepared statements sqlx uses: see the README on RDS Proxy.)
+            let statement_timeout = self.settings.statement_timeout.as_millis();
+            connection
+                .execute(format!("SET statement_timeout = {statement_timeout}").as_str())
+                .await?;
+            Ok::<_, sqlx::Error>(connection)
+        };
+        match tokio::time::timeout(limit, connect).await {
             Ok(Ok(connection)) => Ok(Open {
                 connection,
                 credentials,
@@ -295,22 +409,25 @@ impl Store {
     }
 }
 
-/// Whether the database refused the lead itself or was unavailable. A lead refused as
-/// data (SQLSTATE classes 22, data exception, and 23, integrity violation) would fail
-/// again from the queue, so the partner hears of it instead; anything else is worth
-/// queueing.
+/// What a database error means for the lead:
+///
+/// - SQLSTATE classes 22 (data exception) and 23 (integrity violation): the database
+///   refused the lead itself, which would fail again from the queue;
+/// - class 42 (insufficient privilege, an undefined table or column) and 28000 (a role
+///   that may not log in): this function is misconfigured, which no retry mends;
+/// - anything else (connection failures, timeouts, a server shutting down, a rotated
+///   password): the database is unavailable, and the lead is worth queueing.
 pub fn classify(error: sqlx::Error) -> StoreError {
-    let refused = match &error {
-        sqlx::Error::Database(database) => matches!(
-            database.code().as_deref().map(|code| code.get(..2)),
-            Some(Some("22" | "23"))
-        ),
-        _ => false,
+    let code = match &error {
+        sqlx::Error::Database(database) => database.code().map(|code| code.into_owned()),
+        _ => None,
     };
-    if refused {
-        StoreError::Rejected(error)
-    } else {
-        StoreError::Unavailable(error)
+    match code.as_deref() {
+        Some(code) if code.starts_with("22") || code.starts_with("23") => {
+            StoreError::Rejected(error)
+        }
+        Some(code) if code.starts_with("42") || code == "28000" => StoreError::Denied(error),
+        _ => StoreError::Unavailable(error),
     }
 }
 
@@ -353,12 +470,13 @@ async fn write(
             .bind(&record.identity.idempotency_key)
             .bind(body_claim)
             .bind(received_ms)
+            .bind(&record.identity.body_sha256)
             .fetch_optional(&mut *connection)
             .await?;
         match existing {
             // Deleted since the conflict: try again.
             None => {}
-            Some((id, keyed, age_ms)) if keyed || age_ms.abs() < window_ms => {
+            Some((id, same, age_ms)) if same || age_ms.abs() < window_ms => {
                 return Ok(Some(Stored::Duplicate(LeadId::from_text(id))));
             }
             // The same body, accepted longer ago than the window: a new lead. It takes
@@ -372,7 +490,8 @@ async fn write(
                     .await?;
             }
             // The claim belongs to a lead that arrived more than a window *after* this
-            // one (a late drain of the queue): a different lead, stored unclaimed.
+            // one (a late drain of the queue), and no row holds this request: a
+            // different lead, stored unclaimed (its body and arrival still unique).
             Some(_) => body_claim = None,
         }
     }

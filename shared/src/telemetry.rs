@@ -7,11 +7,22 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::layer::SubscriberExt as _;
 use tracing_subscriber::Layer as _;
 
+/// The most any dependency may log, whatever `LOG_LEVEL` says: below it, the Lambda
+/// runtime prints whole events (the `X-API-Key` header, the lead) and the AWS SDK prints
+/// request bodies (a queued lead). `LOG_LEVEL` only makes this crate more verbose.
+pub const DEPENDENCY_LEVEL: LevelFilter = LevelFilter::WARN;
+
+/// Whether an event comes from this project's own code.
+fn ours(target: &str) -> bool {
+    target == "shared" || target.starts_with("shared::")
+}
+
 /// The JSON subscriber every function uses, writing to `writer`.
 pub fn json_subscriber<W>(level: LevelFilter, writer: W) -> impl tracing::Subscriber + Send + Sync
 where
     W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
 {
+    let dependencies = level.min(DEPENDENCY_LEVEL);
     let lines = tracing_subscriber::fmt::layer()
         .json()
         .flatten_event(true)
@@ -24,8 +35,15 @@ where
         // per request at `info` on the bench machine (one third of the log line's cost),
         // for nothing. A filtered-out span is free.
         .with_filter(
-            filter_fn(move |metadata| metadata.is_event() && *metadata.level() <= level)
-                .with_max_level_hint(level),
+            filter_fn(move |metadata| {
+                let cap = if ours(metadata.target()) {
+                    level
+                } else {
+                    dependencies
+                };
+                metadata.is_event() && *metadata.level() <= cap
+            })
+            .with_max_level_hint(level),
         );
     tracing_subscriber::registry().with(lines)
 }
@@ -61,6 +79,31 @@ mod tests {
         fn flush(&mut self) -> std::io::Result<()> {
             Ok(())
         }
+    }
+
+    fn lines_at(level: LevelFilter, emit: impl FnOnce()) -> String {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let subscriber = json_subscriber(level, move || writer.clone());
+        tracing::subscriber::with_default(subscriber, emit);
+        let text = String::from_utf8(buffer.0.lock().unwrap().clone()).unwrap();
+        text
+    }
+
+    #[test]
+    fn dependencies_stay_at_warn_at_the_most_verbose_level() {
+        let text = lines_at(LevelFilter::TRACE, || {
+            tracing::trace!(target: "lambda_runtime::layers::api_response", "event secret-from-runtime");
+            tracing::debug!(target: "aws_smithy_runtime::client", "body secret-from-sdk");
+            tracing::info!(target: "sqlx::query", "secret-from-sqlx");
+            tracing::warn!(target: "hyper", "warning-from-hyper");
+            tracing::trace!(target: "shared::store", "trace-from-shared");
+        });
+        assert!(!text.contains("secret"), "{text}");
+        assert!(text.contains("warning-from-hyper"), "{text}");
+        assert!(text.contains("trace-from-shared"), "{text}");
+        // The capped target names nothing that merely starts like this crate.
+        assert!(!ours("shared_memory") && ours("shared") && ours("shared::http"));
     }
 
     #[test]

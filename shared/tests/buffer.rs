@@ -156,7 +156,12 @@ async fn database_down(source: &'static Source, options: &PgConnectOptions) -> (
 }
 
 fn drain_for(options: PgConnectOptions) -> Drain {
-    Drain::new(Store::new(options, StoreSettings::default()))
+    // As `Drain::from_env` builds it: a drain's store never rests.
+    let settings = StoreSettings {
+        breaker: Duration::ZERO,
+        ..StoreSettings::default()
+    };
+    Drain::new(Store::new(options, settings))
 }
 
 async fn post(app: &App, headers: &[(&str, &str)], body: &str) -> (Answer, Duration) {
@@ -356,6 +361,96 @@ async fn a_queued_lead_keeps_its_fields_and_arrival_time(
         (created - sent).abs() < 0.5,
         "created {created}, sent {sent}"
     );
+}
+
+/// With the database black-holed, only the first lead waits out the insert's timeout:
+/// the store then rests, and the leads after it go straight to the queue; after the rest
+/// one lead probes the database again, and once it answers leads are stored again.
+#[sqlx::test(migrations = "../migrations")]
+async fn after_an_outage_leads_go_straight_to_the_queue_until_a_probe(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let queue = Queue::start().await;
+    let proxy = Proxy::start(upstream(&options).await).await;
+    let timeout = Duration::from_millis(800);
+    let rest = Duration::from_millis(1500);
+    let settings = StoreSettings {
+        operation_timeout: timeout,
+        breaker: rest,
+        ..StoreSettings::default()
+    };
+    let app = App::new(
+        &CARDEKHO,
+        shared::auth::ApiKeys::new([common::dev_key(&CARDEKHO)]),
+        Store::new(via(&proxy, options.clone()), settings),
+    )
+    .with_buffer(queue.buffer());
+    let lead = |n: u32| format!(r#"{{"name":"Asha","mobile":"98000{n:05}"}}"#);
+
+    proxy.set(Mode::BlackHole);
+    let (answer, waited) = post(&app, &[], &lead(1)).await;
+    assert_queued(&answer, waited, &CARDEKHO);
+    assert!(
+        waited >= timeout,
+        "the first lead waits the timeout: {waited:?}"
+    );
+    for n in 2..=6 {
+        let (answer, waited) = post(&app, &[], &lead(n)).await;
+        assert_queued(&answer, waited, &CARDEKHO);
+        assert!(
+            waited < timeout / 4,
+            "lead {n} waited {waited:?} while resting"
+        );
+    }
+    // The rest is over: the next lead tries the database again (still silent)...
+    tokio::time::sleep(rest).await;
+    let (answer, waited) = post(&app, &[], &lead(7)).await;
+    assert_queued(&answer, waited, &CARDEKHO);
+    assert!(waited >= timeout, "a probe after the rest: {waited:?}");
+    // ...and once the database answers, the first lead after the rest is stored.
+    proxy.set(Mode::Forward);
+    tokio::time::sleep(rest).await;
+    let (answer, _) = post(&app, &[], &lead(8)).await;
+    assert_eq!(answer.status, 201, "{}", answer.body);
+    assert_eq!(queue.depth().await, 7);
+}
+
+/// Queueing a lead at the most verbose log level leaves the lead and the key out of the
+/// logs: the AWS SDK's and the Lambda runtime's own debug output (request bodies, whole
+/// events) is capped whatever `LOG_LEVEL` says.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_queued_lead_leaves_no_trace_at_trace_level(_: PgPoolOptions, options: PgConnectOptions) {
+    let (queue, _proxy, app) = database_down(&CARDEKHO, &options).await;
+    let captured = common::Captured::default();
+    let writer = captured.clone();
+    let subscriber =
+        shared::telemetry::json_subscriber(tracing::level_filters::LevelFilter::TRACE, move || {
+            writer.clone()
+        });
+    let (answer, elapsed) = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        post(
+            &app,
+            &[],
+            r#"{"name":"Zoravar Secretname","mobile":"9811122233","note":"private-note"}"#,
+        )
+        .await
+    };
+    assert_queued(&answer, elapsed, &CARDEKHO);
+    assert_eq!(queue.depth().await, 1);
+    let log = captured.text();
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 1, "one line for the request: {log}");
+    assert_eq!(lines[0]["outcome"], "queued");
+    for secret in [
+        "Zoravar",
+        "9811122233",
+        "private-note",
+        &common::dev_key(&CARDEKHO),
+    ] {
+        assert!(!log.contains(secret), "the log holds {secret}: {log}");
+    }
 }
 
 #[sqlx::test(migrations = "../migrations")]

@@ -3,11 +3,10 @@
 
 mod common;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
+use common::proxy::{upstream, via, Proxy};
+
 use std::time::Duration;
 
-use serde_json::Value;
 use shared::auth::ApiKeys;
 use shared::payload::MAX_BODY_BYTES;
 use shared::source::{self, CARDEKHO, KNOWLARITY};
@@ -91,6 +90,28 @@ async fn every_active_key_works_during_a_rotation(_: PgPoolOptions, options: PgC
     }
 }
 
+/// RDS Proxy refuses a startup message with `options` (command-line options): the
+/// statement timeout is set in the session instead, and still bounds statements.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_connection_sends_no_startup_options(_: PgPoolOptions, options: PgConnectOptions) {
+    let proxy = Proxy::start(upstream(&options).await).await;
+    let app = common::app(&KNOWLARITY, via(&proxy, options));
+    let request = common::request(
+        Some(&common::dev_key(&KNOWLARITY)),
+        None,
+        br#"{"phone":"9000000001"}"#.to_vec(),
+    );
+    assert_eq!(common::call(&app, request).await.status, 201);
+    let sent = proxy.sent();
+    let has = |needle: &[u8]| sent.windows(needle.len()).any(|window| window == needle);
+    assert!(
+        has(b"application_name\0lead-ingestion\0"),
+        "no startup message recorded"
+    );
+    assert!(!has(b"options\0"), "a startup options parameter was sent");
+    assert!(has(b"SET statement_timeout = 3000"));
+}
+
 #[sqlx::test(migrations = "../migrations")]
 async fn statements_are_bounded_on_the_server(_: PgPoolOptions, options: PgConnectOptions) {
     // Only the server's statement timeout can end the wait: the operation's is longer.
@@ -127,38 +148,17 @@ async fn statements_are_bounded_on_the_server(_: PgPoolOptions, options: PgConne
     blocker.rollback().await.expect("rollback");
 }
 
-/// Collects what the JSON subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn lines(&self) -> Vec<Value> {
-        let text = String::from_utf8(self.0.lock().expect("log buffer").clone()).expect("utf-8");
-        text.lines()
-            .map(|line| serde_json::from_str(line).expect("every log line is JSON"))
-            .filter(|line: &Value| line.get("source").is_some())
-            .collect()
-    }
-}
-
+/// At the most verbose level there is: one line per request, naming the key that passed
+/// by its fingerprint, and nothing anywhere in the output holds a key, the body or the
+/// phone number.
 #[sqlx::test(migrations = "../migrations")]
 async fn one_json_log_line_per_request_without_key_or_phone(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    let captured = Captured::default();
+    let captured = common::Captured::default();
     let writer = captured.clone();
-    let subscriber = shared::telemetry::json_subscriber(LevelFilter::INFO, move || writer.clone());
+    let subscriber = shared::telemetry::json_subscriber(LevelFilter::TRACE, move || writer.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = common::app(&KNOWLARITY, options);
@@ -188,8 +188,18 @@ async fn one_json_log_line_per_request_without_key_or_phone(
         assert!(line.get("request_id").is_some(), "{line}");
     }
     assert_eq!(lines[0]["phone"], "*********5416");
-    let all = lines.iter().map(Value::to_string).collect::<String>();
-    for secret in [key.as_str(), "a-wrong-secret-key", "7330995416"] {
+    // `printf %s local-dev-knowlarity-key | sha256sum | cut -c1-8`
+    let fingerprint = "ad2ab687";
+    assert_eq!(lines[0]["key"], fingerprint, "{}", lines[0]);
+    assert_eq!(lines[2]["key"], fingerprint, "{}", lines[2]);
+    assert!(lines[1].get("key").is_none(), "{}", lines[1]);
+    let all = captured.text();
+    for secret in [
+        key.as_str(),
+        "a-wrong-secret-key",
+        "7330995416",
+        "9999912345",
+    ] {
         assert!(!all.contains(secret), "log holds {secret}: {all}");
     }
 }

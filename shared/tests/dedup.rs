@@ -4,12 +4,14 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use common::Answer;
 use serde_json::json;
+use shared::app::Incoming;
+use shared::record::LeadRecord;
 use shared::source::{Source, CARDEKHO, CARWALE, KNOWLARITY};
-use shared::store::{Store, StoreSettings};
+use shared::store::{Store, StoreSettings, Stored};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -280,4 +282,82 @@ async fn keys_are_kept_with_the_row(_: PgPoolOptions, options: PgConnectOptions)
             json!({"name":"Asha","mobile":"9800000001","lead_id":"CD-9"})
         )
     );
+}
+
+/// A record of `body` to `source`, as the function would have built it on arrival at
+/// `received_at` (what a queued record carries to the drain).
+fn record_at(source: &'static Source, body: &str, received_at: SystemTime) -> LeadRecord {
+    let keys = shared::auth::ApiKeys::new([common::dev_key(source)]);
+    let key = common::dev_key(source);
+    let incoming = Incoming {
+        api_key: Some(key.as_bytes()),
+        content_type: Some("application/json"),
+        idempotency_key: None,
+        body: body.as_bytes(),
+        request_id: "late-drain",
+        received_at,
+    };
+    shared::app::prepare(source, &keys, &incoming).expect("a lead")
+}
+
+/// A lead stored and also queued (the insert committed, but its answer timed out), a
+/// newer identical body that took the body's claim over once the window had passed,
+/// and then the drain, late: the queued copy finds the row it was stored in.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_late_drain_stores_nothing_twice(_: PgPoolOptions, options: PgConnectOptions) {
+    let store = Store::new(options.clone(), StoreSettings::default());
+    let body = r#"{"name":"Asha","mobile":"9800000001"}"#;
+    let now = SystemTime::now();
+    let first = record_at(&CARDEKHO, body, now - Duration::from_secs(40 * 60));
+    let Stored::Created(first_id) = store.insert(&first).await.expect("stored") else {
+        panic!("the first lead is new");
+    };
+    let newer = record_at(&CARDEKHO, body, now - Duration::from_secs(20 * 60));
+    let Stored::Created(newer_id) = store.insert(&newer).await.expect("stored") else {
+        panic!("the same body after the window is a new lead");
+    };
+    assert_ne!(first_id, newer_id);
+
+    assert_eq!(
+        store.insert(&first).await.expect("drained"),
+        Stored::Duplicate(first_id)
+    );
+    assert_eq!(
+        store.insert(&newer).await.expect("drained"),
+        Stored::Duplicate(newer_id)
+    );
+    let pool = common::pool(&options).await;
+    assert_eq!(common::count(&pool).await, 2);
+}
+
+/// `created_at` is when the lead arrived, also for a lead drained long after;
+/// `stored_at` is when its row was written, which is what a CRM polls by.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_drained_lead_keeps_its_arrival_and_shows_when_it_was_stored(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let store = Store::new(options.clone(), StoreSettings::default());
+    let arrived = SystemTime::now() - Duration::from_secs(3600);
+    let record = record_at(
+        &CARDEKHO,
+        r#"{"name":"Asha","mobile":"9800000001","lead_id":"CD-7"}"#,
+        arrived,
+    );
+    let stored = store.insert(&record).await.expect("stored");
+    let pool = common::pool(&options).await;
+    let (waited, stored_ago): (f64, f64) = sqlx::query_as(
+        r#"SELECT extract(epoch FROM stored_at - created_at)::float8,
+                  extract(epoch FROM now() - stored_at)::float8
+           FROM public."mg-digital-leads" WHERE id::text = $1"#,
+    )
+    .bind(stored.id().to_string())
+    .fetch_one(&pool)
+    .await
+    .expect("read times");
+    assert!(
+        (waited - 3600.0).abs() < 60.0,
+        "stored {waited} s after arrival"
+    );
+    assert!(stored_ago.abs() < 60.0, "stored {stored_ago} s ago");
 }

@@ -142,6 +142,18 @@ fn expectations() -> BTreeMap<&'static str, Expected> {
                 .campaign("EV Awareness Q4"),
         ),
         (
+            // A UTF-8 byte-order mark before the JSON, as some Windows exporters send:
+            // accepted, and archived as the JSON after it.
+            "cardekho/byte-order-mark",
+            stored("Meena Iyer", "9876501234")
+                .car_model("MG Windsor EV")
+                .payload(json!({
+                    "name": "Meena Iyer",
+                    "phone_number": "9876501234",
+                    "car_model": "MG Windsor EV"
+                })),
+        ),
+        (
             "cardekho/aliases",
             stored("Priya Sharma", "9123456780")
                 .car_model("MG Windsor EV")

@@ -3,8 +3,12 @@
 
 mod common;
 
+use shared::auth::ApiKeys;
+use shared::error::StoreError;
+use shared::secrets::DbCredentials;
 use shared::source::KNOWLARITY;
-use shared::store::MIGRATOR;
+use shared::store::{Store, StoreSettings, MIGRATOR};
+use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
@@ -145,4 +149,124 @@ async fn the_crm_table_is_upgraded_in_place(_: PgPoolOptions, options: PgConnect
     let row = common::row(&pool, answer.id()).await;
     assert_eq!(row.status.as_deref(), Some("new"));
     assert_eq!(row.campaign, None);
+}
+
+/// The functions' own role may store and read back leads, and release a body's claim,
+/// and nothing more; a function whose grants are missing is told apart from a database
+/// that is down (a configuration fault, never queued).
+#[sqlx::test(migrations = "../migrations")]
+async fn the_functions_role_may_store_leads_and_nothing_more(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let admin = Store::new(options.clone(), StoreSettings::default());
+    let writer = DbCredentials::from_secret(r#"{"username":"lead_writer","password":"pw"}"#)
+        .expect("credentials");
+    admin.grant_login(&writer).await.expect("grant login");
+    let as_writer = options.clone().username("lead_writer").password("pw");
+    let short_window = StoreSettings {
+        dedup_window: std::time::Duration::from_millis(200),
+        ..StoreSettings::default()
+    };
+    let app = App::new(
+        &KNOWLARITY,
+        ApiKeys::new([common::dev_key(&KNOWLARITY)]),
+        Store::new(as_writer.clone(), short_window),
+    );
+    let lead = || {
+        common::request(
+            Some(&common::dev_key(&KNOWLARITY)),
+            None,
+            br#"{"caller_id":"+917330995416"}"#.to_vec(),
+        )
+    };
+    let first = common::call(&app, lead()).await;
+    assert_eq!(first.status, 201, "{}", first.body);
+    assert_eq!(common::call(&app, lead()).await.status, 200);
+    // After the window the same body is a new lead, which releases the old claim.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(common::call(&app, lead()).await.status, 201);
+
+    let writer_pool = PgPool::connect_with(as_writer)
+        .await
+        .expect("connect as writer");
+    for forbidden in [
+        r#"DELETE FROM public."mg-digital-leads""#,
+        r#"UPDATE public."mg-digital-leads" SET name = 'x'"#,
+        r#"TRUNCATE public."mg-digital-leads""#,
+        r#"CREATE TABLE public.other (id int)"#,
+    ] {
+        let error = sqlx::query(forbidden)
+            .execute(&writer_pool)
+            .await
+            .expect_err(forbidden);
+        let code = error.as_database_error().and_then(|e| e.code());
+        assert_eq!(code.as_deref(), Some("42501"), "{forbidden}: {error}");
+    }
+
+    // Its grants gone, the store says so rather than "unavailable".
+    let pool = common::pool(&options).await;
+    sqlx::query(r#"REVOKE INSERT ON public."mg-digital-leads" FROM lead_writer"#)
+        .execute(&pool)
+        .await
+        .expect("revoke");
+    let record = shared::app::prepare(
+        &KNOWLARITY,
+        &ApiKeys::new(["k"]),
+        &shared::app::Incoming {
+            api_key: Some(b"k"),
+            content_type: None,
+            idempotency_key: None,
+            body: br#"{"caller_id":"+917330995499"}"#,
+            request_id: "r",
+            received_at: std::time::SystemTime::now(),
+        },
+    )
+    .expect("a lead");
+    let error = app
+        .store()
+        .insert(&record)
+        .await
+        .expect_err("no insert grant");
+    assert!(matches!(error, StoreError::Denied(_)), "{error}");
+    assert!(!error.is_unavailable());
+}
+
+/// An index build that was interrupted leaves an invalid index behind; the next run of
+/// the migrations drops it and builds it anew.
+#[sqlx::test(migrations = false)]
+async fn an_interrupted_index_build_is_built_again(_: PgPoolOptions, options: PgConnectOptions) {
+    let store = Store::new(options.clone(), StoreSettings::default());
+    store.migrate().await.expect("migrate");
+    let pool = common::pool(&options).await;
+    // The unique index on the partner id, as a build that failed half-way leaves it:
+    // rows it cannot hold make CREATE INDEX CONCURRENTLY fail, and the index invalid.
+    sqlx::raw_sql(
+        r#"DROP INDEX "mg-digital-leads_platform_partner_lead_id_key";
+           DELETE FROM _sqlx_migrations WHERE version = 20251201000001;
+           INSERT INTO public."mg-digital-leads" (platform, partner_lead_id)
+           VALUES ('CarDekho', 'CD-1'), ('CarDekho', 'CD-1');"#,
+    )
+    .execute(&pool)
+    .await
+    .expect("undo the index");
+    let failed = store.migrate().await;
+    assert!(failed.is_err(), "duplicates cannot be indexed uniquely");
+    let valid = |pool: PgPool| async move {
+        sqlx::query_scalar::<_, bool>(
+            r#"SELECT indisvalid FROM pg_index
+               WHERE indexrelid = '"mg-digital-leads_platform_partner_lead_id_key"'::regclass"#,
+        )
+        .fetch_one(&pool)
+        .await
+        .expect("the index exists")
+    };
+    assert!(!valid(pool.clone()).await, "an invalid index is left");
+
+    sqlx::query(r#"DELETE FROM public."mg-digital-leads" WHERE ctid = (SELECT max(ctid) FROM public."mg-digital-leads")"#)
+        .execute(&pool)
+        .await
+        .expect("remove the duplicate");
+    store.migrate().await.expect("migrate again");
+    assert!(valid(pool).await, "built anew");
 }

@@ -46,7 +46,17 @@ async fn database_outage_answers_500_in_time_and_recovers(
     options: PgConnectOptions,
 ) {
     let proxy = Proxy::start(upstream(&options).await).await;
-    let app = common::app(&KNOWLARITY, via(&proxy, options.clone()));
+    // No rest after a failure (tests/buffer.rs proves the rest): every request here
+    // meets the database as it is.
+    let settings = StoreSettings {
+        breaker: Duration::ZERO,
+        ..StoreSettings::default()
+    };
+    let app = App::new(
+        &KNOWLARITY,
+        ApiKeys::new([common::dev_key(&KNOWLARITY)]),
+        Store::new(via(&proxy, options.clone()), settings),
+    );
     let direct = sqlx::PgPool::connect_with(options)
         .await
         .expect("direct pool");

@@ -9,9 +9,10 @@ mod common;
 use common::local_aws::LocalAws;
 use shared::config::Config;
 use shared::container::Container;
-use shared::source::{Source, CARWALE, KNOWLARITY};
+use shared::source::{Source, CARDEKHO, CARWALE, KNOWLARITY};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tracing::level_filters::LevelFilter;
 
 struct Fixture {
     config: aws_config::SdkConfig,
@@ -204,4 +205,43 @@ async fn the_database_is_reached_with_the_rds_secret(_: PgPoolOptions, options: 
     let pool = sqlx::PgPool::connect_with(options).await.expect("connect");
     let row = common::row(&pool, answer.id()).await;
     assert_eq!(row.platform.as_deref(), Some("CarDekho"));
+}
+
+/// A key secret typed in the console's key/value form (or with quotes) is no key: every
+/// request is a 500 whose log line names the secret and what is wrong with it, never
+/// the value, and the partner's key works as soon as the secret is fixed.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_malformed_key_secret_is_a_loud_500(_: PgPoolOptions, options: PgConnectOptions) {
+    let aws = Fixture::start().await;
+    let arn = aws
+        .create("leads/cardekho/api-keys", r#"{"api_key":"key-one"}"#)
+        .await;
+    let app = aws
+        .app(
+            &CARDEKHO,
+            &[
+                ("API_KEYS_SECRET_ARN", arn.clone()),
+                ("DATABASE_URL", database_url(&options)),
+                ("SECRETS_TTL_SECONDS", "0".into()),
+            ],
+        )
+        .await;
+    let captured = common::Captured::default();
+    let writer = captured.clone();
+    let subscriber = shared::telemetry::json_subscriber(LevelFilter::TRACE, move || writer.clone());
+    let answer = {
+        let _guard = tracing::subscriber::set_default(subscriber);
+        let body = br#"{"name":"Asha","mobile":"9800000001"}"#.to_vec();
+        common::call(&app, common::request(Some("key-one"), None, body)).await
+    };
+    assert_eq!(answer.status, 500, "{}", answer.body);
+    assert_eq!(answer.body, r#"{"error":"Internal server error"}"#);
+    let log = captured.text();
+    assert!(log.contains(&arn), "the log names the secret: {log}");
+    assert!(log.contains("is a JSON object"), "and the reason: {log}");
+    assert!(log.contains("secret_unavailable"), "{log}");
+    assert!(!log.contains("key-one"), "the log holds the key: {log}");
+
+    aws.put(&arn, "key-one").await;
+    assert_eq!(status(&app, "key-one").await, 201);
 }

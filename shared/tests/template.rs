@@ -6,12 +6,22 @@
 //! - every crate under `functions/` is deployed, built by cargo-lambda from its binary,
 //!   with its own log group and an alarm on its errors;
 //! - each source has `functions/<slug>` serving its `App` (`shared::http::serve`), `events/<slug>/`,
-//!   exactly one route in `template.yaml` (its own path, `POST`, throttled), its own
-//!   generated API-key secret (`<stack>/api-keys/<slug>`) that only it can read, the
-//!   buffer queue, and outputs with its URL and its key secret;
+//!   exactly one route in `template.yaml` (its own path, `POST`, on the REST API, throttled
+//!   in the stage's method settings), its own generated API-key secret
+//!   (`<stack>/api-keys/<slug>`) that only it can read, the buffer queue, outputs with its
+//!   URL and its key secret, a timeout between the code's request budget and the partners'
+//!   10 s, and its alarms (silence, refused leads, key refusals, misconfiguration) on
+//!   metric filters of its own log group;
+//! - the gateway never answers an overload with a 4xx, answers everything in the
+//!   contract's JSON, checks no API key of its own (the function does), logs no header or
+//!   body, and sits behind a WAF that rate-limits single IPs;
+//! - the functions log in to the database as `lead_writer` (its generated secret), and only
+//!   `migrate` may read the master credentials;
 //! - every other function (migrate, drain) has no route and no API key;
 //! - the drain is fed by the buffer queue, with partial batch failures, a bounded
-//!   concurrency and a dead-letter queue behind an alarm;
+//!   concurrency and a dead-letter queue behind an alarm; both queues take 1 MiB messages;
+//! - every alarm notifies the alarm topic, which must have a recipient, and a new database
+//!   has its storage, CPU and connection alarms;
 //! - every environment variable the template sets is one the code reads;
 //! - `make dev` (`cargo lambda watch`, the root `Cargo.toml`'s metadata) serves each source
 //!   on its route with its development key, and `sam local` (`local/env.example.json`)
@@ -25,7 +35,19 @@ use std::path::{Path, PathBuf};
 use serde_json::{json, Map, Value};
 use shared::source::ALL;
 
-const API_ID: &str = "LeadsApi";
+const API_ID: &str = "LeadsRestApi";
+/// The REST API's stage: the execute-api URL's first path segment.
+const STAGE: &str = "live";
+/// The database credentials the functions log in with (role `lead_writer`).
+const WRITER_SECRET_ID: &str = "DatabaseWriterSecret";
+/// `REQUEST_BUDGET_MS`'s default in the code: the most one request may take.
+const REQUEST_BUDGET_MS: u64 = 7000;
+/// Partners give up after 10 s.
+const PARTNER_TIMEOUT_MS: u64 = 10_000;
+/// SQS's largest message, which the code's encoding of a lead stays under.
+const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
+/// The namespace of the metrics the template's metric filters publish.
+const METRIC_NAMESPACE: &str = "MgDigitalLeads/${AWS::StackName}";
 const QUEUE_ID: &str = "LeadBufferQueue";
 const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
 /// The function the buffer queue feeds. Not a source: no route, no API key.
@@ -221,6 +243,8 @@ fn names_in_code() -> String {
 struct Template {
     resources: Map<String, Value>,
     conditions: Map<String, Value>,
+    rules: Map<String, Value>,
+    parameters: Map<String, Value>,
     globals: Value,
     outputs: Map<String, Value>,
     /// Binary → logical id of every `AWS::Serverless::Function`.
@@ -239,6 +263,11 @@ impl Template {
             .cloned()
             .unwrap_or_default();
         let outputs = template["Outputs"].as_object().cloned().unwrap_or_default();
+        let rules = template["Rules"].as_object().cloned().unwrap_or_default();
+        let parameters = template["Parameters"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let globals = template["Globals"]["Function"].clone();
         let mut functions = BTreeMap::new();
         for (id, resource) in &resources {
@@ -260,6 +289,8 @@ impl Template {
         let template = Self {
             resources,
             conditions,
+            rules,
+            parameters,
             globals,
             outputs,
             functions,
@@ -324,22 +355,41 @@ impl Template {
             .collect()
     }
 
-    /// The routes `METHOD /path` of a function's HttpApi (or Api) events.
+    /// The routes `METHOD /path` of a function's Api (or HttpApi) events.
     fn routes(&self, id: &str) -> Vec<String> {
         self.events(id)
             .into_iter()
             .filter(|(_, (kind, _))| kind == "HttpApi" || kind == "Api")
             .map(|(name, (kind, props))| {
-                assert_eq!(kind, "HttpApi", "{id}.Events.{name}: an HTTP API event");
                 assert_eq!(
-                    props["ApiId"],
+                    kind, "Api",
+                    "{id}.Events.{name}: a REST API event (gateway responses, WAF)"
+                );
+                assert_eq!(
+                    props["RestApiId"],
                     reference(API_ID),
-                    "{id}.Events.{name}: on {API_ID}, where the throttling and access logs are"
+                    "{id}.Events.{name}: on {API_ID}, where the throttling, gateway responses \
+                     and access logs are"
                 );
                 let method = props["Method"].as_str().expect("Method").to_uppercase();
                 let path = props["Path"].as_str().expect("Path");
                 format!("{method} {path}")
             })
+            .collect()
+    }
+
+    /// The resources of a type: logical id → resource.
+    fn of_type<'a>(&'a self, kind: &'a str) -> impl Iterator<Item = (&'a String, &'a Value)> + 'a {
+        self.resources
+            .iter()
+            .filter(move |(_, resource)| resource["Type"] == kind)
+    }
+
+    /// The stage's method settings of the REST API.
+    fn method_settings(&self) -> Vec<Value> {
+        as_list(&self.resource(API_ID)["Properties"]["MethodSettings"])
+            .into_iter()
+            .cloned()
             .collect()
     }
 
@@ -499,15 +549,13 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
     }
 
     let api = template.resource(API_ID);
-    assert_eq!(api["Type"], "AWS::Serverless::HttpApi", "{API_ID}");
-    let route_settings = api["Properties"]["RouteSettings"]
-        .as_object()
-        .cloned()
-        .unwrap_or_default();
+    assert_eq!(api["Type"], "AWS::Serverless::Api", "{API_ID}: a REST API");
+    assert_eq!(api["Properties"]["StageName"], STAGE, "{API_ID}: StageName");
     assert!(
-        api["Properties"]["AccessLogSettings"]["DestinationArn"].is_object(),
+        api["Properties"]["AccessLogSetting"]["DestinationArn"].is_object(),
         "{API_ID}: access logs"
     );
+    let method_settings = template.method_settings();
 
     let mut secrets_in_use = BTreeMap::new();
     for source in ALL {
@@ -531,12 +579,26 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
             vec![id.to_owned()],
             "{route}: one function"
         );
-        let throttle = route_settings
-            .get(&route)
-            .unwrap_or_else(|| panic!("{API_ID}.RouteSettings has no {route:?} (throttling)"));
+        // Its own throttle: the stage's method setting for exactly this resource and method
+        // (CloudFormation writes a path's slashes as ~1).
+        let resource_path = format!("/{}", source.route().replace('/', "~1"));
+        let throttles: Vec<&Value> = method_settings
+            .iter()
+            .filter(|setting| {
+                setting["ResourcePath"] == resource_path.as_str()
+                    && setting["HttpMethod"].as_str().map(str::to_uppercase)
+                        == Some("POST".to_owned())
+            })
+            .collect();
+        assert_eq!(
+            throttles.len(),
+            1,
+            "{API_ID}.MethodSettings: one entry with ResourcePath {resource_path:?} and \
+             HttpMethod POST (its throttle)"
+        );
         assert!(
-            throttle.get("ThrottlingRateLimit").is_some()
-                && throttle.get("ThrottlingBurstLimit").is_some(),
+            throttles[0].get("ThrottlingRateLimit").is_some()
+                && throttles[0].get("ThrottlingBurstLimit").is_some(),
             "{route}: rate and burst limits"
         );
 
@@ -643,9 +705,131 @@ fn other_functions_have_no_route_and_no_api_key() {
                 "{id}: no {name}"
             );
         }
+        // The database secrets only (migrate's two are checked in
+        // the_functions_log_in_as_lead_writer_and_only_migrate_as_master).
         for grant in template.grants(id, "secretsmanager:get") {
-            assert_eq!(grant, db_secret, "{id} reads only the database secret");
+            assert!(
+                grant == db_secret || (binary == "migrate" && grant == master_secret()),
+                "{id} may read {grant}, which is not a database secret it needs"
+            );
         }
+    }
+}
+
+/// The master credentials: RDS's own secret of a new database, or `ExistingDbSecretArn`.
+fn master_secret() -> Value {
+    json!({ "Fn::If": [
+        "CreateDatabase",
+        get_att("Database", "MasterUserSecret.SecretArn"),
+        reference("ExistingDbSecretArn"),
+    ] })
+}
+
+/// The source functions and the drain log in as `lead_writer`, with a password generated
+/// into a secret of its own; only `migrate`, which creates the role and sets that password,
+/// reads the master credentials. Through RDS Proxy too.
+#[test]
+fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
+    let template = Template::load();
+    let writer = reference(WRITER_SECRET_ID);
+    let master = master_secret();
+
+    let secret = template.resource(WRITER_SECRET_ID);
+    assert_eq!(
+        secret["Type"], "AWS::SecretsManager::Secret",
+        "{WRITER_SECRET_ID}"
+    );
+    assert!(
+        secret["Properties"].get("SecretString").is_none(),
+        "{WRITER_SECRET_ID}: generated, never written in the template"
+    );
+    let generate = &secret["Properties"]["GenerateSecretString"];
+    let shape: Value = serde_json::from_str(
+        generate["SecretStringTemplate"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{WRITER_SECRET_ID}: a SecretStringTemplate")),
+    )
+    .expect("SecretStringTemplate is JSON");
+    assert_eq!(
+        shape,
+        json!({ "username": "lead_writer" }),
+        "{WRITER_SECRET_ID}: the role the migration creates"
+    );
+    assert_eq!(
+        generate["GenerateStringKey"], "password",
+        "{WRITER_SECRET_ID}: GenerateStringKey"
+    );
+    // migrate writes the password into ALTER ROLE ... PASSWORD '...'.
+    let excluded = generate["ExcludeCharacters"].as_str().unwrap_or_default();
+    for c in ['"', '\'', '\\', '@', '/', ' '] {
+        assert!(
+            excluded.contains(c),
+            "{WRITER_SECRET_ID}: ExcludeCharacters lacks {c:?}"
+        );
+    }
+
+    assert_eq!(
+        template.globals_env().get("DB_SECRET_ARN"),
+        Some(&writer),
+        "Globals: DB_SECRET_ARN is !Ref {WRITER_SECRET_ID}"
+    );
+    for (binary, id) in &template.functions {
+        let function = template.resource(id);
+        let grants = template.grants(id, "secretsmanager:get");
+        assert!(
+            grants.contains(&writer),
+            "{id}: no secretsmanager:GetSecretValue on {WRITER_SECRET_ID}"
+        );
+        if binary == "migrate" {
+            assert_eq!(
+                template.env(function, "DB_SECRET_ARN"),
+                Some(master.clone()),
+                "{id}: DB_SECRET_ARN is the master secret"
+            );
+            assert_eq!(
+                template.env(function, "DB_WRITER_SECRET_ARN"),
+                Some(writer.clone()),
+                "{id}: DB_WRITER_SECRET_ARN, whose password it sets"
+            );
+            assert!(
+                grants.contains(&master),
+                "{id}: no secretsmanager:GetSecretValue on the master secret"
+            );
+        } else {
+            assert_eq!(
+                template.env(function, "DB_SECRET_ARN"),
+                Some(writer.clone()),
+                "{id} logs in as lead_writer"
+            );
+            let text = serde_json::to_string(&grants).expect("grants");
+            assert!(
+                !grants.contains(&master)
+                    && !text.contains("MasterUserSecret")
+                    && !text.contains("ExistingDbSecretArn"),
+                "{id} may read the master credentials: {text}"
+            );
+        }
+    }
+
+    // RDS Proxy checks the passwords of whoever logs in through it.
+    for (id, proxy) in template.of_type("AWS::RDS::DBProxy") {
+        let secrets: Vec<&Value> = as_list(&proxy["Properties"]["Auth"])
+            .into_iter()
+            .map(|auth| &auth["SecretArn"])
+            .collect();
+        assert!(
+            secrets.contains(&&writer),
+            "{id}: Auth lacks {WRITER_SECRET_ID}; lead_writer could not log in through it"
+        );
+        let role = proxy["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: RoleArn is !GetAtt <role>.Arn"));
+        let policies = serde_json::to_string(&template.resource(role)["Properties"]["Policies"])
+            .expect("policies");
+        assert!(
+            policies.contains(&serde_json::to_string(&writer).expect("ref")),
+            "{role}: {id} may not read {WRITER_SECRET_ID}"
+        );
     }
 }
 
@@ -712,6 +896,12 @@ fn the_drain_is_fed_by_the_buffer_queue() {
     let dlq = &template.resource(DEAD_LETTER_QUEUE_ID)["Properties"];
     for (name, props) in [(QUEUE_ID, queue), (DEAD_LETTER_QUEUE_ID, dlq)] {
         assert_eq!(props["SqsManagedSseEnabled"], true, "{name}: SSE");
+        // The code encodes any lead the database would take under 1 MiB.
+        assert_eq!(
+            number(&props["MaximumMessageSize"], "MaximumMessageSize"),
+            MAX_MESSAGE_SIZE,
+            "{name}: MaximumMessageSize 1 MiB, so no lead is too large to queue"
+        );
         assert_eq!(
             number(&props["MessageRetentionPeriod"], "MessageRetentionPeriod"),
             14 * 24 * 3600,
@@ -826,14 +1016,31 @@ fn every_variable_the_template_sets_is_read_by_the_code() {
 fn every_source_has_its_endpoint_and_key_secret_outputs() {
     let template = Template::load();
     for source in ALL {
+        // The partner's URL on ApiDomainName (its exact path), else the execute-api one
+        // (after the stage).
         let path = source.route();
         let found = template.outputs.values().any(|output| {
-            output["Value"]["Fn::Sub"].as_str().is_some_and(|url| {
-                url.starts_with(&format!("https://${{{API_ID}}}.execute-api."))
-                    && url.ends_with(&path)
-            })
+            let urls: Vec<&str> = match output["Value"].get("Fn::If") {
+                Some(Value::Array(parts)) => parts[1..]
+                    .iter()
+                    .filter_map(|branch| branch["Fn::Sub"].as_str())
+                    .collect(),
+                _ => output["Value"]["Fn::Sub"].as_str().into_iter().collect(),
+            };
+            output["Value"]["Fn::If"][0] == "HasApiDomain"
+                && urls.contains(&format!("https://${{ApiDomainName}}{path}").as_str())
+                && urls.contains(
+                    &format!(
+                        "https://${{{API_ID}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{STAGE}{path}"
+                    )
+                    .as_str(),
+                )
         });
-        assert!(found, "no output with the full URL of {path}");
+        assert!(
+            found,
+            "no output with the full URL of {path}: \
+             !If [HasApiDomain, https://${{ApiDomainName}}{path}, the execute-api URL]"
+        );
 
         let (id, function) = template.function(source.slug);
         let secret = template
@@ -978,4 +1185,446 @@ fn sam_local_env_file_covers_every_function_and_source_key() {
             "{path:?}: {id}.BUFFER_QUEUE_URL"
         );
     }
+    // No lead_writer password to set under sam local (no Secrets Manager there).
+    for id in template.functions.values() {
+        if template
+            .env(template.resource(id), "DB_WRITER_SECRET_ARN")
+            .is_some()
+        {
+            assert_eq!(
+                env[id]["DB_WRITER_SECRET_ARN"],
+                json!(""),
+                "{path:?}: {id}.DB_WRITER_SECRET_ARN"
+            );
+        }
+    }
+}
+
+/// The code bounds one request to `REQUEST_BUDGET_MS` (secret reads, insert, queueing); the
+/// function's timeout must leave it that long, the gateway must wait for the function, and
+/// both must answer before the partners give up at 10 s.
+#[test]
+fn source_functions_answer_before_the_partners_give_up() {
+    let template = Template::load();
+    for source in ALL {
+        let (id, function) = template.function(source.slug);
+        let budget = match template.env(function, "REQUEST_BUDGET_MS") {
+            Some(value) => number(&value, "REQUEST_BUDGET_MS"),
+            None => REQUEST_BUDGET_MS,
+        };
+        let timeout_ms = 1000 * number(&template.property(function, "Timeout"), "Timeout");
+        assert!(
+            timeout_ms > budget && timeout_ms < PARTNER_TIMEOUT_MS,
+            "{id}: Timeout {timeout_ms} ms must be above the request budget ({budget} ms) \
+             and below the partners' {PARTNER_TIMEOUT_MS} ms"
+        );
+        for (name, (_, props)) in template.events(id) {
+            let integration = number(&props["TimeoutInMillis"], "TimeoutInMillis");
+            assert!(
+                integration > timeout_ms && integration < PARTNER_TIMEOUT_MS,
+                "{id}.Events.{name}: TimeoutInMillis {integration} must be above the \
+                 function's {timeout_ms} ms (its own answer comes first) and below \
+                 {PARTNER_TIMEOUT_MS}"
+            );
+        }
+    }
+}
+
+/// A template of a gateway response parsed as JSON (`$context.error.messageString` is
+/// already a quoted JSON string).
+fn gateway_body(owner: &str, template: &Value) -> Value {
+    let text = template
+        .as_str()
+        .unwrap_or_else(|| panic!("{owner}: a template string"))
+        .replace("$context.error.messageString", "\"message\"");
+    let body: Value =
+        serde_json::from_str(&text).unwrap_or_else(|e| panic!("{owner}: not JSON ({e}): {text}"));
+    assert!(
+        body.as_object()
+            .is_some_and(|body| body.len() == 1 && body.get("error").is_some_and(Value::is_string)),
+        "{owner}: the contract's {{\"error\":\"...\"}}, not {body}"
+    );
+    body
+}
+
+/// Partners retry a 5xx and never a 4xx: whatever the gateway answers on its own is in the
+/// contract's JSON and content type, and every overload (a route's throttle, a quota, a
+/// WAF block) is a retryable 503, never API Gateway's 429.
+#[test]
+fn the_gateway_answers_overloads_with_a_retryable_503_in_the_contracts_json() {
+    let template = Template::load();
+    let responses = template.resource(API_ID)["Properties"]["GatewayResponses"]
+        .as_object()
+        .cloned()
+        .unwrap_or_default();
+    for kind in ["DEFAULT_4XX", "DEFAULT_5XX"] {
+        assert!(
+            responses.contains_key(kind),
+            "{API_ID}.GatewayResponses: no {kind}, so some of the gateway's answers are \
+             {{\"message\":...}}"
+        );
+    }
+    for (kind, response) in &responses {
+        let owner = format!("{API_ID}.GatewayResponses.{kind}");
+        assert_eq!(
+            response["ResponseParameters"]["Headers"]["Content-Type"],
+            "'application/json; charset=utf-8'",
+            "{owner}: the contract's content type"
+        );
+        let templates = response["ResponseTemplates"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{owner}: ResponseTemplates"));
+        assert!(
+            templates.contains_key("application/json"),
+            "{owner}: an application/json template"
+        );
+        for (content_type, body) in templates {
+            gateway_body(&format!("{owner}.{content_type}"), body);
+        }
+        if let Some(status) = response.get("StatusCode") {
+            let status = number(status, "StatusCode");
+            assert!(
+                (400..600).contains(&status) && status != 429,
+                "{owner}: StatusCode {status}"
+            );
+            if kind == "DEFAULT_5XX" {
+                assert!(status >= 500, "{owner}: a 5xx stays a 5xx");
+            }
+        }
+    }
+    for kind in ["THROTTLED", "QUOTA_EXCEEDED", "WAF_FILTERED"] {
+        let owner = format!("{API_ID}.GatewayResponses.{kind}");
+        let response = responses
+            .get(kind)
+            .unwrap_or_else(|| panic!("{owner} is missing: API Gateway would answer a 4xx"));
+        assert_eq!(
+            number(&response["StatusCode"], "StatusCode"),
+            503,
+            "{owner}: a 503, which partners retry"
+        );
+        for (content_type, body) in response["ResponseTemplates"]
+            .as_object()
+            .expect("templates")
+        {
+            assert_eq!(
+                gateway_body(&format!("{owner}.{content_type}"), body),
+                json!({ "error": "Service unavailable" }),
+                "{owner}.{content_type}"
+            );
+        }
+    }
+}
+
+/// REST API keys and usage plans read the partners' own `X-API-Key` header and answer a
+/// missing key and a wrong one alike (403 Forbidden): the key is the function's to check,
+/// with the contract's 401/403. No authorizer either.
+#[test]
+fn the_gateway_checks_no_api_key_of_its_own() {
+    let template = Template::load();
+    for kind in [
+        "AWS::ApiGateway::ApiKey",
+        "AWS::ApiGateway::UsagePlan",
+        "AWS::ApiGateway::UsagePlanKey",
+        "AWS::ApiGateway::Authorizer",
+    ] {
+        let found: Vec<&String> = template.of_type(kind).map(|(id, _)| id).collect();
+        assert!(found.is_empty(), "{kind}: {found:?}");
+    }
+    let auth = &template.resource(API_ID)["Properties"]["Auth"];
+    for name in [
+        "ApiKeyRequired",
+        "UsagePlan",
+        "Authorizers",
+        "DefaultAuthorizer",
+    ] {
+        assert!(auth.get(name).is_none(), "{API_ID}.Auth.{name}");
+    }
+    for id in template.functions.values() {
+        for (name, (_, props)) in template.events(id) {
+            assert!(
+                props["Auth"].is_null(),
+                "{id}.Events.{name}.Auth: the function checks the key"
+            );
+        }
+    }
+}
+
+/// Execution logs and data trace would write headers and bodies (keys and leads) to
+/// CloudWatch; the access log names no header.
+#[test]
+fn the_gateway_logs_no_header_or_body() {
+    let template = Template::load();
+    let settings = template.method_settings();
+    assert!(
+        settings
+            .iter()
+            .any(|setting| setting["ResourcePath"] == "/*" && setting["HttpMethod"] == "*"),
+        "{API_ID}.MethodSettings: an entry for every method (/*, *)"
+    );
+    for setting in &settings {
+        assert!(
+            setting["DataTraceEnabled"] == false && setting["LoggingLevel"] == "OFF",
+            "{API_ID}.MethodSettings: DataTraceEnabled false and LoggingLevel OFF in {setting}"
+        );
+    }
+    let format = template.resource(API_ID)["Properties"]["AccessLogSetting"]["Format"]
+        .as_str()
+        .expect("AccessLogSetting.Format")
+        .to_lowercase();
+    for forbidden in ["header", "$input", "apikey", "requestoverride"] {
+        assert!(
+            !format.contains(forbidden),
+            "{API_ID}: the access log format mentions {forbidden}"
+        );
+    }
+}
+
+/// A WAF in front of the stage rate-limits single IPs before they reach a partner's route
+/// budget, keyless requests hardest; no managed rule set (they inspect bodies and would
+/// refuse leads with a 403), and no sampled requests (they show the X-API-Key header).
+#[test]
+fn a_waf_rate_limits_single_ips_in_front_of_the_stage() {
+    let template = Template::load();
+    let associations: Vec<&Value> = template
+        .of_type("AWS::WAFv2::WebACLAssociation")
+        .map(|(_, association)| &association["Properties"])
+        .filter(|props| mentions(&props["ResourceArn"], API_ID))
+        .collect();
+    assert_eq!(associations.len(), 1, "one web ACL on {API_ID}'s stage");
+    let acl_id = associations[0]["WebACLArn"]["Fn::GetAtt"][0]
+        .as_str()
+        .expect("WebACLArn: !GetAtt <web ACL>.Arn");
+    let acl = &template.resource(acl_id)["Properties"];
+    assert_eq!(acl["Scope"], "REGIONAL", "{acl_id}");
+    assert!(
+        acl["DefaultAction"].get("Allow").is_some(),
+        "{acl_id}: allow by default"
+    );
+    assert_eq!(
+        acl["VisibilityConfig"]["SampledRequestsEnabled"], false,
+        "{acl_id}: no sampled requests"
+    );
+    let rules = as_list(&acl["Rules"]);
+    let mut keyless = false;
+    let mut any = false;
+    for rule in &rules {
+        let name = &rule["Name"];
+        assert!(
+            rule["Statement"].get("ManagedRuleGroupStatement").is_none(),
+            "{acl_id}.{name}: no managed rule sets"
+        );
+        assert_eq!(
+            rule["VisibilityConfig"]["SampledRequestsEnabled"], false,
+            "{acl_id}.{name}: no sampled requests"
+        );
+        let rate = &rule["Statement"]["RateBasedStatement"];
+        if rate.is_null()
+            || rule["Action"].get("Block").is_none()
+            || rate["AggregateKeyType"] != "IP"
+        {
+            continue;
+        }
+        let header = &rate["ScopeDownStatement"]["NotStatement"]["Statement"]
+            ["SizeConstraintStatement"]["FieldToMatch"]["SingleHeader"]["Name"];
+        if rate.get("ScopeDownStatement").is_none() {
+            any = true;
+        } else if header.as_str().map(str::to_lowercase).as_deref() == Some("x-api-key") {
+            keyless = true;
+        }
+    }
+    assert!(
+        keyless,
+        "{acl_id}: a rate-based rule blocking, per IP, requests without an x-api-key header"
+    );
+    assert!(
+        any,
+        "{acl_id}: a rate-based rule blocking, per IP, all requests"
+    );
+}
+
+/// The `{ ... }` filter pattern and metric (namespace, name) of a metric filter.
+fn metric_filter(filter: &Value) -> (String, Value, Value) {
+    let props = &filter["Properties"];
+    let transformation = &props["MetricTransformations"][0];
+    (
+        props["FilterPattern"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned(),
+        transformation["MetricNamespace"].clone(),
+        transformation["MetricName"].clone(),
+    )
+}
+
+/// Every source has metric filters on its own log group and an alarm on each: no accepted
+/// lead for `SilentSourceHours` (no data counts, in hourly periods inside CloudWatch's
+/// 7-day window), leads refused after the key passed, key refusals, and the
+/// misconfigurations answered 500 (`database_denied`, `secret_unavailable`).
+#[test]
+fn every_source_is_alarmed_when_silent_refusing_leads_or_misconfigured() {
+    let template = Template::load();
+    let namespace = json!({ "Fn::Sub": METRIC_NAMESPACE });
+    let hours = template
+        .parameters
+        .get("SilentSourceHours")
+        .expect("Parameters: SilentSourceHours");
+    assert!(
+        number(&hours["MinValue"], "SilentSourceHours.MinValue") >= 1
+            && number(&hours["MaxValue"], "SilentSourceHours.MaxValue") * 3600 <= 7 * 24 * 3600,
+        "SilentSourceHours: 1 hour to 7 days (CloudWatch's longest evaluation)"
+    );
+    // Metric name → words its filter pattern must name.
+    let metrics: [(&str, &[&str]); 4] = [
+        (
+            "AcceptedLeads",
+            &["\"stored\"", "\"duplicate\"", "\"queued\""],
+        ),
+        (
+            "RejectedLeads",
+            &["$.status >= 400", "$.status < 500", "401", "403"],
+        ),
+        ("KeyRefusals", &["$.status = 401", "$.status = 403"]),
+        (
+            "Misconfigured",
+            &["\"database_denied\"", "\"secret_unavailable\""],
+        ),
+    ];
+    for source in ALL {
+        let slug = source.slug;
+        let (id, function) = template.function(slug);
+        let group = &function["Properties"]["LoggingConfig"]["LogGroup"];
+        for (metric, words) in metrics {
+            let filters: Vec<String> = template
+                .of_type("AWS::Logs::MetricFilter")
+                .filter(|(_, filter)| filter["Properties"]["LogGroupName"] == *group)
+                .map(|(_, filter)| metric_filter(filter))
+                .filter(|(_, ns, name)| *ns == namespace && *name == metric)
+                .map(|(pattern, _, _)| pattern)
+                .collect();
+            assert_eq!(
+                filters.len(),
+                1,
+                "{id}: one metric filter on its log group publishing {metric}"
+            );
+            for word in words {
+                assert!(
+                    filters[0].contains(word),
+                    "{id}: the {metric} filter {:?} does not name {word}",
+                    filters[0]
+                );
+            }
+            let dimension = json!({ "Name": "Source", "Value": slug });
+            let alarms: Vec<&Value> = template
+                .of_type("AWS::CloudWatch::Alarm")
+                .map(|(_, alarm)| &alarm["Properties"])
+                .filter(|props| {
+                    props["Namespace"] == namespace
+                        && props["MetricName"] == metric
+                        && as_list(&props["Dimensions"]).contains(&&dimension)
+                })
+                .collect();
+            assert_eq!(alarms.len(), 1, "{id}: one alarm on {metric} of {slug}");
+            assert!(
+                !as_list(&alarms[0]["AlarmActions"]).is_empty(),
+                "{id}: the {metric} alarm notifies nobody"
+            );
+            if metric == "AcceptedLeads" {
+                let silent = alarms[0];
+                assert_eq!(number(&silent["Period"], "Period"), 3600, "{id}: hourly");
+                for name in ["EvaluationPeriods", "DatapointsToAlarm"] {
+                    assert_eq!(
+                        silent[name],
+                        reference("SilentSourceHours"),
+                        "{id}: the silence alarm's {name}"
+                    );
+                }
+                assert_eq!(silent["ComparisonOperator"], "LessThanThreshold", "{id}");
+                assert_eq!(number(&silent["Threshold"], "Threshold"), 1, "{id}");
+                assert_eq!(
+                    silent["TreatMissingData"], "breaching",
+                    "{id}: no lead at all is silence too"
+                );
+            }
+        }
+    }
+}
+
+/// Every alarm notifies the alarm topic, and a deploy without a recipient is refused. The
+/// gateway's overloads, the API's 5xx and a new database's storage, CPU and connections are
+/// alarmed.
+#[test]
+fn every_alarm_reaches_someone() {
+    let template = Template::load();
+    let topic = json!({ "Fn::If": [
+        "CreateAlarmTopic",
+        reference("AlarmTopic"),
+        reference("ExistingAlarmTopicArn"),
+    ] });
+    for (id, alarm) in template.of_type("AWS::CloudWatch::Alarm") {
+        assert_eq!(
+            alarm["Properties"]["AlarmActions"],
+            json!([topic.clone()]),
+            "{id}: AlarmActions"
+        );
+    }
+    let required = template.rules.iter().any(|(_, rule)| {
+        let asserts = serde_json::to_string(&rule["Assertions"]).expect("assertions");
+        rule.get("RuleCondition").is_none()
+            && asserts.contains("\"AlarmEmail\"")
+            && asserts.contains("\"ExistingAlarmTopicArn\"")
+    });
+    assert!(
+        required,
+        "Rules: none requires AlarmEmail or ExistingAlarmTopicArn unconditionally"
+    );
+
+    let alarmed = |namespace: &str, metric: &str| {
+        template
+            .of_type("AWS::CloudWatch::Alarm")
+            .any(|(_, alarm)| {
+                alarm["Properties"]["Namespace"] == namespace
+                    && alarm["Properties"]["MetricName"] == metric
+            })
+    };
+    assert!(
+        alarmed("AWS/ApiGateway", "5XXError"),
+        "no alarm on the API's 5XXError"
+    );
+    for metric in ["FreeStorageSpace", "CPUUtilization", "DatabaseConnections"] {
+        let alarm = template
+            .of_type("AWS::CloudWatch::Alarm")
+            .find(|(_, alarm)| {
+                alarm["Properties"]["Namespace"] == "AWS/RDS"
+                    && alarm["Properties"]["MetricName"] == metric
+            });
+        let (id, alarm) = alarm.unwrap_or_else(|| panic!("no alarm on the database's {metric}"));
+        assert_eq!(alarm["Condition"], "CreateDatabase", "{id}");
+        assert_eq!(
+            alarm["Properties"]["Dimensions"],
+            json!([{ "Name": "DBInstanceIdentifier", "Value": reference("Database") }]),
+            "{id}"
+        );
+    }
+    // The gateway's throttles and WAF blocks, from its access log.
+    let api_log = &template.resource(API_ID)["Properties"]["AccessLogSetting"]["DestinationArn"]
+        ["Fn::GetAtt"][0];
+    let overload = template
+        .of_type("AWS::Logs::MetricFilter")
+        .map(|(_, filter)| (filter, metric_filter(filter)))
+        .find(|(filter, (pattern, _, _))| {
+            filter["Properties"]["LogGroupName"] == reference(api_log.as_str().unwrap_or_default())
+                && pattern.contains("\"THROTTLED\"")
+                && pattern.contains("\"WAF_FILTERED\"")
+        });
+    let (_, (_, namespace, metric)) = overload
+        .expect("no metric filter on the API access log counting THROTTLED and WAF_FILTERED");
+    assert!(
+        template
+            .of_type("AWS::CloudWatch::Alarm")
+            .any(|(_, alarm)| {
+                alarm["Properties"]["Namespace"] == namespace
+                    && alarm["Properties"]["MetricName"] == metric
+            }),
+        "no alarm on the gateway's overloads ({metric})"
+    );
 }

@@ -147,3 +147,33 @@ pub async fn pool(options: &PgConnectOptions) -> PgPool {
         .await
         .expect("connect a test pool")
 }
+
+/// Collects what the JSON subscriber writes.
+#[derive(Clone, Default)]
+pub struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    /// Everything written.
+    pub fn text(&self) -> String {
+        String::from_utf8(self.0.lock().expect("log buffer").clone()).expect("utf-8")
+    }
+
+    /// The request lines (those naming a source), each parsed.
+    pub fn lines(&self) -> Vec<Value> {
+        self.text()
+            .lines()
+            .map(|line| serde_json::from_str(line).expect("every log line is JSON"))
+            .filter(|line: &Value| line.get("source").is_some())
+            .collect()
+    }
+}

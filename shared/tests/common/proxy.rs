@@ -3,10 +3,15 @@
 //! where no server-side timeout can fire).
 
 use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use sqlx::postgres::PgConnectOptions;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+
+/// How much of what clients send the proxy keeps (enough for a startup message).
+const RECORDED: usize = 16 * 1024;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -20,6 +25,7 @@ pub enum Mode {
 pub struct Proxy {
     pub addr: SocketAddr,
     mode: watch::Sender<Mode>,
+    sent: Arc<Mutex<Vec<u8>>>,
 }
 
 impl Proxy {
@@ -28,12 +34,22 @@ impl Proxy {
         let addr = listener.local_addr().expect("proxy address");
         let (mode, _) = watch::channel(Mode::Forward);
         let modes = mode.clone();
+        let sent = Arc::new(Mutex::new(Vec::new()));
+        let record = sent.clone();
         tokio::spawn(async move {
             while let Ok((client, _)) = listener.accept().await {
-                tokio::spawn(relay(client, upstream, modes.subscribe()));
+                tokio::spawn(relay(client, upstream, modes.subscribe(), record.clone()));
             }
         });
-        Self { addr, mode }
+        Self { addr, mode, sent }
+    }
+
+    /// The first bytes clients sent to the database through the proxy.
+    pub fn sent(&self) -> Vec<u8> {
+        self.sent
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     pub fn set(&self, mode: Mode) {
@@ -41,7 +57,12 @@ impl Proxy {
     }
 }
 
-async fn relay(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Receiver<Mode>) {
+async fn relay(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    mut mode: watch::Receiver<Mode>,
+    sent: Arc<Mutex<Vec<u8>>>,
+) {
     let current = *mode.borrow_and_update();
     match current {
         Mode::Refuse => return,
@@ -55,8 +76,26 @@ async fn relay(mut client: TcpStream, upstream: SocketAddr, mut mode: watch::Rec
     let Ok(mut server) = TcpStream::connect(upstream).await else {
         return;
     };
+    let (mut from_client, mut to_client) = client.split();
+    let (mut from_server, mut to_server) = server.split();
+    let up = async {
+        let mut buffer = [0u8; 8192];
+        loop {
+            let read = from_client.read(&mut buffer).await?;
+            if read == 0 {
+                return to_server.shutdown().await;
+            }
+            {
+                let mut sent = sent.lock().unwrap_or_else(PoisonError::into_inner);
+                let room = RECORDED.saturating_sub(sent.len()).min(read);
+                sent.extend_from_slice(&buffer[..room]);
+            }
+            to_server.write_all(&buffer[..read]).await?;
+        }
+    };
+    let down = tokio::io::copy(&mut from_server, &mut to_client);
     tokio::select! {
-        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = async { tokio::join!(up, down) } => {}
         _ = mode.changed() => {
             if *mode.borrow_and_update() == Mode::BlackHole {
                 // The established connection goes silent, like a dead network path.
