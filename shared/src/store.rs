@@ -216,11 +216,19 @@ impl Store {
     /// the first lead).
     pub async fn open(&self) -> Result<(), StoreError> {
         let mut slot = self.slot.lock().await;
-        if slot.open.is_none() {
-            let credentials = self.current_credentials().await?;
-            slot.open = Some(self.connect(credentials).await?);
-        }
-        Ok(())
+        self.connection(&mut slot.open).await.map(drop)
+    }
+
+    /// The open connection, opened now if there is none.
+    async fn connection<'s>(
+        &self,
+        open: &'s mut Option<Open>,
+    ) -> Result<&'s mut PgConnection, StoreError> {
+        let open = match open.take() {
+            Some(existing) => open.insert(existing),
+            None => open.insert(self.connect(self.current_credentials().await?).await?),
+        };
+        Ok(&mut open.connection)
     }
 
     async fn current_credentials(&self) -> Result<Option<Arc<DbCredentials>>, StoreError> {
@@ -262,7 +270,7 @@ impl Store {
             }
             slot.resting_until = None;
         }
-        let result = tokio::time::timeout(limit, self.write(&mut slot.open, record))
+        let result = tokio::time::timeout(limit, self.attempt(&mut slot.open, record))
             .await
             .unwrap_or(Err(StoreError::Timeout(limit)));
         if result.as_ref().is_err_and(StoreError::is_outage) && !self.settings.breaker.is_zero() {
@@ -273,7 +281,7 @@ impl Store {
 
     /// One store of a lead on the open connection, or a new one. A timed-out call is
     /// dropped mid-query, and the connection it had taken with it.
-    async fn write(
+    async fn attempt(
         &self,
         slot: &mut Option<Open>,
         record: &LeadRecord,
@@ -292,7 +300,7 @@ impl Store {
                 Some(open) => open,
                 None => self.connect(credentials.clone()).await?,
             };
-            match write(&mut open.connection, record, self.settings.dedup_window).await {
+            match insert_once(&mut open.connection, record, self.settings.dedup_window).await {
                 Ok(stored) => {
                     *slot = Some(open);
                     return stored.ok_or(StoreError::Unsettled);
@@ -315,11 +323,7 @@ impl Store {
     /// the functions' own role, from that role's secret, after every run).
     pub async fn grant_login(&self, credentials: &DbCredentials) -> Result<(), StoreError> {
         let mut slot = self.slot.lock().await;
-        let open = match slot.open.take() {
-            Some(open) => open,
-            None => self.connect(self.current_credentials().await?).await?,
-        };
-        let connection = &mut slot.open.insert(open).connection;
+        let connection = self.connection(&mut slot.open).await?;
         // ALTER ROLE takes no parameters: the server quotes the name and password itself.
         let statement: String =
             sqlx::query_scalar("SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', $1, $2)")
@@ -339,12 +343,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<Vec<i64>, MigrateError> {
         let source = |error: StoreError| MigrateError::Source(Box::new(error));
         let mut slot = self.slot.lock().await;
-        let credentials = self.current_credentials().await.map_err(source)?;
-        let mut open = match slot.open.take() {
-            Some(open) => open,
-            None => self.connect(credentials).await.map_err(source)?,
-        };
-        let connection = &mut open.connection;
+        let connection = self.connection(&mut slot.open).await.map_err(source)?;
         // The CRM writes to the table meanwhile: a lock not had within this fails the
         // migration (run it again) rather than queueing the CRM's writes behind it.
         connection.execute(MIGRATION_LOCK_TIMEOUT).await?;
@@ -367,7 +366,6 @@ impl Store {
             connection.execute(statement.as_str()).await?;
         }
         MIGRATOR.run(&mut *connection).await?;
-        slot.open = Some(open);
         Ok(MIGRATOR.iter().map(|migration| migration.version).collect())
     }
 
@@ -446,7 +444,7 @@ fn is_connection_lost(error: &sqlx::Error) -> bool {
 
 /// Stores a lead once on `connection`: inserts it, or finds the row it repeats; `None`
 /// when a conflicting row kept changing under it.
-async fn write(
+async fn insert_once(
     connection: &mut PgConnection,
     record: &LeadRecord,
     window: Duration,
