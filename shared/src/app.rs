@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use crate::answer::Answers;
 use crate::auth::{self, ApiKeys, Fingerprint};
 use crate::buffer::Buffer;
+use crate::config::DEFAULT_REQUEST_BUDGET;
 use crate::container::Container;
 use crate::dedup::Identity;
 use crate::error::{ConfigError, Error, Failure, Refusal};
@@ -58,7 +59,7 @@ impl App {
             store,
             buffer,
             answers: Answers::new(source),
-            budget: Duration::from_secs(7),
+            budget: DEFAULT_REQUEST_BUDGET,
         }
     }
 

@@ -70,13 +70,6 @@ impl<T> Setting<T> {
             Self::Secret(secret) => secret.get().await,
         }
     }
-
-    /// Forgets a secret's cached value, so the next `get` reads it again.
-    pub async fn invalidate(&self) {
-        if let Self::Secret(secret) = self {
-            secret.invalidate().await;
-        }
-    }
 }
 
 /// A value parsed from a secret, cached for a TTL.
