@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # `make dev`: a database, the migrations, and every source function on its production
-# path at http://127.0.0.1:9000 with its development key. The routes and keys are the ones
-# the root Cargo.toml declares for `cargo lambda watch` (shared/tests/template.rs checks
-# them against shared::source::ALL); the list below is read from there.
+# path at http://127.0.0.1:9000 with its development key (Meta: its development app
+# secret and tokens). The routes, keys and secrets are the ones the root Cargo.toml
+# declares for `cargo lambda watch` (shared/tests/template.rs checks them against
+# shared::source::ALL); the list below is read from there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -23,24 +24,32 @@ if (exec 3<>"/dev/tcp/$address/$port") 2>/dev/null; then
     exit 1
 fi
 
-# "METHOD PATH FUNCTION KEY" per route, from the metadata cargo-lambda reads.
+# "METHOD PATH FUNCTION PROOF" per route, from the metadata cargo-lambda reads: PROOF is
+# key=<development key>, or app-secret=<development app secret> for a signed source.
 mapfile -t served < <(cargo metadata --no-deps --format-version 1 | python3 -c '
 import json, sys
 config = json.load(sys.stdin)["metadata"]["lambda"]
 for path, routes in config["watch"]["router"].items():
     for route in routes:
         name = route["function"]
-        key = config.get("bin", {}).get(name, {}).get("env", {}).get("API_KEYS", "")
-        print(route["method"], path, name, key)
+        env = config.get("bin", {}).get(name, {}).get("env", {})
+        if "API_KEYS" in env:
+            proof = "key=" + env["API_KEYS"]
+        elif "META_APP_SECRETS" in env:
+            proof = "app-secret=" + env["META_APP_SECRETS"]
+        else:
+            proof = "-"
+        print(route["method"], path, name, proof)
 ')
 if [ ${#served[@]} -eq 0 ]; then
     say "no routes in Cargo.toml's [workspace.metadata.lambda.watch.router]"
     exit 1
 fi
+# Each function once (Meta serves two methods).
 functions=()
 for line in "${served[@]}"; do
     read -r _ _ name _ <<<"$line"
-    functions+=("$name")
+    case " ${functions[*]} " in *" $name "*) ;; *) functions+=("$name") ;; esac
 done
 bins=(--bin migrate)
 for name in "${functions[@]}"; do bins+=(--bin "$name"); done
@@ -80,15 +89,16 @@ cargo run --quiet --bin migrate || {
 
 base="http://$address:$port"
 
-# Starts each function with a request without a key (answered 401, nothing stored), so
-# the banner only appears once every function answers at once.
+# Starts each function with a request without a key (answered 401, nothing stored; Meta's
+# handshake without its token, 403), so the banner only appears once every function
+# answers at once.
 announce() {
     local line method path name key code
     for _ in $(seq 1 600); do
         if (exec 3<>"/dev/tcp/$address/$port") 2>/dev/null; then break; fi
         sleep 0.2
     done
-    say "starting each function with a request without a key (answered 401)"
+    say "starting each function with a request without a key (answered 401; Meta's GET, 403)"
     for line in "${served[@]}"; do
         read -r method path name key <<<"$line"
         code=$(curl -s -o /dev/null -w '%{http_code} in %{time_total} s' -X "$method" "$base$path") || true
@@ -97,7 +107,8 @@ announce() {
     {
         echo
         echo "  Database   $DATABASE_URL"
-        echo "  Functions  (POST, header X-API-Key: the development key beside each URL)"
+        echo "  Functions  (beside each URL: the development key, sent as X-API-Key, or for Google as"
+        echo "             google_key in the body; Meta's app secret, which signs X-Hub-Signature-256)"
         local width=0
         for line in "${served[@]}"; do
             read -r method path name key <<<"$line"
@@ -105,7 +116,7 @@ announce() {
         done
         for line in "${served[@]}"; do
             read -r method path name key <<<"$line"
-            printf '             %-*s  %s\n' "$((${#base} + width))" "$base$path" "$key"
+            printf '             %-4s %-*s  %s\n' "$method" "$((${#base} + width))" "$base$path" "$key"
         done
         cat <<INFO
 
@@ -113,6 +124,8 @@ announce() {
           -H 'X-API-Key: local-dev-cardekho-key' -H 'Content-Type: application/json' \\
           -d '{"name":"Ravi Kumar","phone_number":"9876543210","car_model":"Tata Nexon EV"}'
         cargo lambda invoke --invoke-address $address knowlarity --data-file events/knowlarity/call-webhook.json
+        cargo lambda invoke --invoke-address $address google --data-file events/google/lead.json
+        curl -s '$base/admin/mg-digital-leads/source/meta?hub.mode=subscribe&hub.verify_token=local-dev-meta-verify-token&hub.challenge=42'
         psql "$DATABASE_URL" -c 'select id, platform, name, phone_number, status from "mg-digital-leads"'
 
   Ready. A change to the code rebuilds and restarts the functions. Ctrl-C stops them and
@@ -124,5 +137,14 @@ INFO
 announce &
 helper=$!
 
+# Meta's functions read leads from GRAPH_API_URL (the real Graph API when unset, which knows
+# no development token): `GRAPH_API_URL=http://127.0.0.1:<port> make dev` points them at a
+# stand-in.
+env_vars=(--env-var "DATABASE_URL=$DATABASE_URL")
+if [ -n "${GRAPH_API_URL:-}" ]; then
+    say "Meta's functions read leads from GRAPH_API_URL=$GRAPH_API_URL"
+    env_vars+=(--env-var "GRAPH_API_URL=$GRAPH_API_URL")
+fi
+
 # In the foreground, so Ctrl-C reaches it; not exec, so the EXIT trap stops the database.
-cargo lambda watch -A "$address" -P "$port" --env-var "DATABASE_URL=$DATABASE_URL"
+cargo lambda watch -A "$address" -P "$port" "${env_vars[@]}"

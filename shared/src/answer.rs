@@ -4,8 +4,8 @@
 use serde::Serialize;
 
 use crate::error::{Error, Failure, Refusal, StoreError};
-use crate::outcome::{Accepted, Outcome};
-use crate::source::Source;
+use crate::outcome::{Accepted, Kept, Outcome};
+use crate::source::{Reply, Source};
 use crate::store::{LeadId, Stored};
 
 /// The message of a repeat, as the system this replaces words it.
@@ -14,11 +14,15 @@ pub const DUPLICATE: &str = "Duplicate ignored";
 /// The only text a server-side failure shows; its cause goes to the log.
 pub const INTERNAL: &str = "Internal server error";
 
+/// The refusal of a handshake whose token is not the verify token.
+pub const FORBIDDEN: &str = "Invalid verify token";
+
 /// A status code and its JSON body.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub status: u16,
     pub body: String,
+    pub content_type: &'static str,
 }
 
 /// The bodies this service answers with.
@@ -30,11 +34,18 @@ enum Body<'a> {
     Failure { error: &'a str },
 }
 
+/// The content type of every answer but the handshake's.
+pub const JSON: &str = "application/json; charset=utf-8";
+
+/// The content type of the handshake's challenge, echoed as is.
+pub const TEXT: &str = "text/plain; charset=utf-8";
+
 /// One source's success messages, worded once per container.
 #[derive(Debug, Clone)]
 pub struct Answers {
     inserted: String,
     accepted: String,
+    reply: Reply,
 }
 
 impl Answers {
@@ -43,6 +54,19 @@ impl Answers {
             // Exactly as the contract words it.
             inserted: format!("{} lead inserted successfully", source.platform),
             accepted: format!("{} lead accepted", source.platform),
+            reply: source.reply,
+        }
+    }
+
+    /// The answer to Meta's subscription handshake: the challenge, or a refusal.
+    pub fn handshake(challenge: Option<&str>) -> Answer {
+        match challenge {
+            Some(challenge) => Answer {
+                status: 200,
+                body: challenge.to_owned(),
+                content_type: TEXT,
+            },
+            None => answer(403, &Body::Failure { error: FORBIDDEN }),
         }
     }
 
@@ -53,34 +77,47 @@ impl Answers {
 
     /// The contract's answer to a request's result.
     pub fn to(&self, result: &Result<Accepted, Error>) -> Answer {
-        match result {
-            Ok(accepted) => match &accepted.outcome {
-                Outcome::Stored(Stored::Created(id)) => answer(
-                    201,
-                    &Body::Stored {
-                        message: &self.inserted,
-                        id,
-                    },
-                ),
-                Outcome::Stored(Stored::Duplicate(id)) => answer(
-                    200,
-                    &Body::Stored {
-                        message: DUPLICATE,
-                        id,
-                    },
-                ),
-                Outcome::Queued(_) => answer(
-                    202,
-                    &Body::Queued {
-                        message: &self.accepted,
-                        queued: true,
-                    },
-                ),
-            },
+        let answer = match result {
+            Ok(Accepted::Batch(summary)) => answer(200, summary),
+            Ok(Accepted::Lead(kept)) => self.lead(kept),
             Err(error) => {
                 let (status, text) = failed(error);
                 answer(status, &Body::Failure { error: &text })
             }
+        };
+        match self.reply {
+            // Success is 200 to a platform that treats anything else as a failure.
+            Reply::Ok if (200..300).contains(&answer.status) => Answer {
+                status: 200,
+                ..answer
+            },
+            _ => answer,
+        }
+    }
+
+    fn lead(&self, kept: &Kept) -> Answer {
+        match &kept.outcome {
+            Outcome::Stored(Stored::Created(id)) => answer(
+                201,
+                &Body::Stored {
+                    message: &self.inserted,
+                    id,
+                },
+            ),
+            Outcome::Stored(Stored::Duplicate(id)) => answer(
+                200,
+                &Body::Stored {
+                    message: DUPLICATE,
+                    id,
+                },
+            ),
+            Outcome::Queued(_) => answer(
+                202,
+                &Body::Queued {
+                    message: &self.accepted,
+                    queued: true,
+                },
+            ),
         }
     }
 }
@@ -96,6 +133,8 @@ fn failed(error: &Error) -> (u16, String) {
         Error::Refused(refusal) => match refusal {
             Refusal::MissingApiKey => (401, "Missing API key".into()),
             Refusal::InvalidApiKey => (403, "Invalid API key".into()),
+            Refusal::MissingSignature => (401, "Missing signature".into()),
+            Refusal::InvalidSignature => (403, "Invalid signature".into()),
             Refusal::PayloadTooLarge { .. } => (413, "Payload too large".into()),
             Refusal::InvalidJson(_) => (400, "Invalid JSON payload".into()),
             Refusal::MissingFields(fields) => (
@@ -107,18 +146,23 @@ fn failed(error: &Error) -> (u16, String) {
     }
 }
 
-fn answer(status: u16, body: &Body<'_>) -> Answer {
+fn answer(status: u16, body: &impl Serialize) -> Answer {
     // Serialising strings, a bool and an id cannot fail; the fallback keeps that
     // unwrap-free.
     let body =
         serde_json::to_string(body).unwrap_or_else(|_| format!(r#"{{"error":"{INTERNAL}"}}"#));
-    Answer { status, body }
+    Answer {
+        status,
+        body,
+        content_type: JSON,
+    }
 }
 
 /// The log line's `outcome`: a short stable label operators filter on.
 pub fn label(result: &Result<Accepted, Error>) -> &'static str {
     match result {
-        Ok(accepted) => match accepted.outcome {
+        Ok(Accepted::Batch(_)) => "notification",
+        Ok(Accepted::Lead(kept)) => match kept.outcome {
             Outcome::Stored(Stored::Created(_)) => "stored",
             Outcome::Stored(Stored::Duplicate(_)) => "duplicate",
             Outcome::Queued(_) => "queued",
@@ -126,6 +170,8 @@ pub fn label(result: &Result<Accepted, Error>) -> &'static str {
         Err(Error::Refused(refusal)) => match refusal {
             Refusal::MissingApiKey => "missing_api_key",
             Refusal::InvalidApiKey => "invalid_api_key",
+            Refusal::MissingSignature => "missing_signature",
+            Refusal::InvalidSignature => "invalid_signature",
             Refusal::PayloadTooLarge { .. } => "payload_too_large",
             Refusal::InvalidJson(_) => "invalid_json",
             Refusal::MissingFields(_) => "missing_fields",
@@ -134,7 +180,7 @@ pub fn label(result: &Result<Accepted, Error>) -> &'static str {
             Failure::NoApiKeys => "no_keys_configured",
             Failure::Secret(_) => "secret_unavailable",
             Failure::Store(store) => store_label(store),
-            Failure::Unqueued { .. } => "queue_unavailable",
+            Failure::Unqueued { .. } | Failure::Unread { .. } => "queue_unavailable",
         },
     }
 }
@@ -158,7 +204,8 @@ mod tests {
 
     use super::*;
     use crate::error::SecretError;
-    use crate::source::{CARDEKHO, CARWALE, KNOWLARITY};
+    use crate::outcome::{Postponed, Summary};
+    use crate::source::{CARDEKHO, CARWALE, GOOGLE, KNOWLARITY, META};
 
     #[test]
     fn statuses_and_messages_follow_the_contract() {
@@ -218,10 +265,10 @@ mod tests {
     #[test]
     fn successes_follow_the_contract() {
         let accepted = |outcome| {
-            Ok(Accepted {
+            Ok(Accepted::Lead(Kept {
                 outcome,
                 phone_number: "1".into(),
-            })
+            }))
         };
         let answers = Answers::new(&KNOWLARITY);
         let created = answers.to(&accepted(Outcome::Stored(Stored::Created(LeadId::Number(
@@ -231,7 +278,8 @@ mod tests {
             created,
             Answer {
                 status: 201,
-                body: r#"{"message":"Knowlarity lead inserted successfully","id":7}"#.into()
+                body: r#"{"message":"Knowlarity lead inserted successfully","id":7}"#.into(),
+                content_type: JSON,
             }
         );
         let duplicate = answers.to(&accepted(Outcome::Stored(Stored::Duplicate(
@@ -239,8 +287,8 @@ mod tests {
         ))));
         assert_eq!(duplicate.status, 200);
         assert_eq!(duplicate.body, r#"{"message":"Duplicate ignored","id":7}"#);
-        let queued = answers.to(&accepted(Outcome::Queued(StoreError::Timeout(
-            Duration::from_secs(5),
+        let queued = answers.to(&accepted(Outcome::Queued(Postponed::Store(
+            StoreError::Timeout(Duration::from_secs(5)),
         ))));
         assert_eq!(queued.status, 202);
         assert_eq!(
@@ -255,5 +303,62 @@ mod tests {
             Answers::new(&CARWALE).inserted(),
             "CarWale lead inserted successfully"
         );
+    }
+
+    #[test]
+    fn ad_platforms_hear_200() {
+        let created = Ok(Accepted::Lead(Kept {
+            outcome: Outcome::Stored(Stored::Created(LeadId::Number(9))),
+            phone_number: "1".into(),
+        }));
+        let google = Answers::new(&GOOGLE).to(&created);
+        assert_eq!(google.status, 200);
+        assert_eq!(
+            google.body,
+            r#"{"message":"Google lead inserted successfully","id":9}"#
+        );
+        let queued = Ok(Accepted::Lead(Kept {
+            outcome: Outcome::Queued(Postponed::Unread("down".into())),
+            phone_number: "1".into(),
+        }));
+        assert_eq!(Answers::new(&GOOGLE).to(&queued).status, 200);
+        let refused = Answers::new(&GOOGLE).to(&Err(Refusal::InvalidApiKey.into()));
+        assert_eq!(refused.status, 403);
+
+        let summary = Summary {
+            stored: 2,
+            duplicates: 1,
+            queued: 0,
+        };
+        let meta = Answers::new(&META).to(&Ok(Accepted::Batch(summary)));
+        assert_eq!(meta.status, 200);
+        assert_eq!(meta.body, r#"{"stored":2,"duplicates":1,"queued":0}"#);
+        for (refusal, status, text) in [
+            (
+                Refusal::MissingSignature,
+                401,
+                r#"{"error":"Missing signature"}"#,
+            ),
+            (
+                Refusal::InvalidSignature,
+                403,
+                r#"{"error":"Invalid signature"}"#,
+            ),
+        ] {
+            let answer = Answers::new(&META).to(&Err(refusal.into()));
+            assert_eq!((answer.status, answer.body.as_str()), (status, text));
+        }
+    }
+
+    #[test]
+    fn handshake_answers() {
+        let ok = Answers::handshake(Some("1158201444"));
+        assert_eq!(
+            (ok.status, ok.body.as_str(), ok.content_type),
+            (200, "1158201444", TEXT)
+        );
+        let refused = Answers::handshake(None);
+        assert_eq!(refused.status, 403);
+        assert_eq!(refused.content_type, JSON);
     }
 }

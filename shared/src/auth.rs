@@ -1,4 +1,4 @@
-//! The `X-API-Key` check.
+//! The `X-API-Key` check, and the `X-Hub-Signature-256` check of signed notifications.
 //!
 //! Keys are held as SHA-256 digests and compared with `subtle`: every candidate is a
 //! fixed 32 bytes, so neither the length of a key nor the position of the first wrong
@@ -8,6 +8,7 @@
 //! The key that matched is named in the log by its [`Fingerprint`] (never the key), so an
 //! operator can see which key each partner uses before dropping an old one.
 
+use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 use subtle::{Choice, ConstantTimeEq};
 
@@ -49,12 +50,56 @@ impl std::fmt::Display for Fingerprint {
 
 /// The presented key, trimmed; absent or blank is [`Refusal::MissingApiKey`].
 pub fn require_present(header: Option<&[u8]>) -> Result<&[u8], Refusal> {
+    presented(header).ok_or(Refusal::MissingApiKey)
+}
+
+/// The presented signature, trimmed; absent or blank is [`Refusal::MissingSignature`].
+pub fn require_signature(header: Option<&[u8]>) -> Result<&[u8], Refusal> {
+    presented(header).ok_or(Refusal::MissingSignature)
+}
+
+fn presented(header: Option<&[u8]>) -> Option<&[u8]> {
     let presented = header.map(<[u8]>::trim_ascii).unwrap_or_default();
-    if presented.is_empty() {
-        Err(Refusal::MissingApiKey)
-    } else {
-        Ok(presented)
+    (!presented.is_empty()).then_some(presented)
+}
+
+/// Checks `X-Hub-Signature-256: sha256=<hex>` against the HMAC-SHA256 of the exact body
+/// bytes with each of `secrets` (several during a rotation), every one computed and
+/// compared in constant time. Names the secret that matched, by its fingerprint.
+pub fn check_signature<S: AsRef<[u8]>>(
+    secrets: &[S],
+    header: Option<&[u8]>,
+    body: &[u8],
+) -> Result<Fingerprint, Error> {
+    let presented = require_signature(header)?;
+    if secrets.is_empty() {
+        return Err(Failure::NoApiKeys.into());
     }
+    let expected = presented
+        .strip_prefix(b"sha256=")
+        .and_then(|hex_digits| hex::decode(hex_digits).ok())
+        .filter(|bytes| bytes.len() == 32)
+        .ok_or(Refusal::InvalidSignature)?;
+    let mut found = None;
+    for secret in secrets {
+        let secret = secret.as_ref();
+        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
+            continue;
+        };
+        mac.update(body);
+        let matches = mac.finalize().into_bytes().ct_eq(expected.as_slice());
+        if bool::from(matches) {
+            found = Some(Fingerprint::of(&digest(secret)));
+        }
+    }
+    found.ok_or_else(|| Refusal::InvalidSignature.into())
+}
+
+/// The hex HMAC-SHA256 of `message` keyed with `secret`: how a signature is made.
+pub fn hmac_hex(secret: &[u8], message: &[u8]) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
+    mac.update(message);
+    hex::encode(mac.finalize().into_bytes())
 }
 
 impl ApiKeys {
@@ -145,6 +190,82 @@ impl ApiKeys {
 
 #[cfg(test)]
 mod tests {
+
+    mod signature {
+        use super::super::*;
+
+        const BODY: &[u8] = br#"{"object":"page","entry":[]}"#;
+
+        fn header(secret: &str, body: &[u8]) -> Vec<u8> {
+            format!("sha256={}", hmac_hex(secret.as_bytes(), body)).into_bytes()
+        }
+
+        fn refusal(result: Result<Fingerprint, Error>) -> Refusal {
+            match result {
+                Err(Error::Refused(refusal)) => refusal,
+                other => panic!("expected a refusal, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn a_known_signature_passes() {
+            // printf %s 'hello' | openssl dgst -sha256 -hmac 'key'
+            assert_eq!(
+                hmac_hex(b"key", b"hello"),
+                "9307b3b915efb5171ff14d8cb55fbcc798c6c0ef1456d66ded1a6aa723a58b7b"
+            );
+            let secrets = ["old-secret", "new-secret"];
+            let old = check_signature(&secrets, Some(&header("old-secret", BODY)), BODY).unwrap();
+            let new = check_signature(&secrets, Some(&header("new-secret", BODY)), BODY).unwrap();
+            assert_ne!(old, new, "the fingerprint names the secret that matched");
+        }
+
+        #[test]
+        fn missing_blank_and_wrong_signatures() {
+            let secrets = ["s"];
+            assert_eq!(
+                refusal(check_signature(&secrets, None, BODY)),
+                Refusal::MissingSignature
+            );
+            assert_eq!(
+                refusal(check_signature(&secrets, Some(b"  "), BODY)),
+                Refusal::MissingSignature
+            );
+            for bad in [
+                header("other", BODY),
+                header("s", b"{}"),
+                b"sha256=".to_vec(),
+                b"sha256=zz".to_vec(),
+                header("s", BODY)[7..].to_vec(),
+                b"sha1=0123".to_vec(),
+            ] {
+                assert_eq!(
+                    refusal(check_signature(&secrets, Some(&bad), BODY)),
+                    Refusal::InvalidSignature,
+                    "{}",
+                    String::from_utf8_lossy(&bad)
+                );
+            }
+        }
+
+        #[test]
+        fn one_byte_of_the_body_changes_the_signature() {
+            let signed = header("s", BODY);
+            let mut altered = BODY.to_vec();
+            altered[2] ^= 1;
+            assert!(check_signature(&["s"], Some(&signed), BODY).is_ok());
+            assert!(check_signature(&["s"], Some(&signed), &altered).is_err());
+        }
+
+        #[test]
+        fn no_secret_is_our_fault() {
+            let none: [&str; 0] = [];
+            assert!(matches!(
+                check_signature(&none, Some(&header("s", BODY)), BODY),
+                Err(Error::Failed(Failure::NoApiKeys))
+            ));
+        }
+    }
     use super::*;
 
     fn status(keys: &ApiKeys, header: Option<&str>) -> u16 {

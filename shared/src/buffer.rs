@@ -1,15 +1,20 @@
 //! The durable buffer: while the database is unavailable, a lead goes to an SQS queue
 //! (`BUFFER_QUEUE_URL`) and the `drain` function stores it later, through the same
-//! deduplicating insert. The message is the whole [`LeadRecord`], versioned.
+//! deduplicating insert. The message is the whole [`LeadRecord`], versioned; or, for a
+//! lead a notification named that its platform could not give yet, the reference the
+//! drain reads it by ([`Unread`]).
 
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
+use std::time::SystemTime;
+
 use crate::dedup::Identity;
 use crate::error::BufferError;
 use crate::lead::Lead;
+use crate::meta::Reference;
 use crate::record::{self, LeadRecord};
-use crate::source;
+use crate::source::{self, Source};
 
 /// The wire format's version, so a drain can refuse a message it does not understand
 /// (it then goes to the dead-letter queue instead of being misread).
@@ -32,7 +37,15 @@ impl Buffer {
     }
 
     pub async fn send(&self, record: &LeadRecord) -> Result<(), BufferError> {
-        let body = encode(record)?;
+        self.send_body(encode(record)?).await
+    }
+
+    /// Queues a lead that could not be read from its platform yet, for the drain to read.
+    pub async fn send_unread(&self, unread: &Unread) -> Result<(), BufferError> {
+        self.send_body(encode_unread(unread)?).await
+    }
+
+    async fn send_body(&self, body: String) -> Result<(), BufferError> {
         self.client
             .send_message()
             .queue_url(&self.queue_url)
@@ -62,7 +75,37 @@ struct Message {
     partner_lead_id: Option<String>,
     idempotency_key: Option<String>,
     body_sha256: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    submitted_at: Option<i64>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    test: bool,
     payload: Box<RawValue>,
+}
+
+/// A lead a notification named that could not be read yet (see `meta`): the drain reads
+/// it from the platform, then stores it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Unread {
+    pub source: &'static Source,
+    pub reference: Reference,
+    pub request_id: String,
+    pub received_at: SystemTime,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct UnreadMessage {
+    version: u32,
+    source: String,
+    request_id: String,
+    received_at_ms: u64,
+    reference: Reference,
+}
+
+/// What a queue message holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Queued {
+    Record(LeadRecord),
+    Unread(Unread),
 }
 
 /// The message body of a record.
@@ -83,10 +126,28 @@ pub fn encode(record: &LeadRecord) -> Result<String, BufferError> {
         partner_lead_id: record.identity.partner_lead_id.clone(),
         idempotency_key: record.identity.idempotency_key.clone(),
         body_sha256: record.identity.body_sha256.clone(),
+        submitted_at: lead.submitted_at,
+        test: lead.test,
         payload,
     };
+    checked(&message)
+}
+
+/// The message body of a lead not read yet.
+pub fn encode_unread(unread: &Unread) -> Result<String, BufferError> {
+    checked(&UnreadMessage {
+        version: MESSAGE_VERSION,
+        source: unread.source.slug.to_owned(),
+        request_id: unread.request_id.clone(),
+        received_at_ms: record::unix_ms(unread.received_at),
+        reference: unread.reference.clone(),
+    })
+}
+
+/// A message as SQS takes it, within the queue's size.
+fn checked(message: &impl Serialize) -> Result<String, BufferError> {
     let text =
-        serde_json::to_string(&message).map_err(|error| BufferError::Message(error.to_string()))?;
+        serde_json::to_string(message).map_err(|error| BufferError::Message(error.to_string()))?;
     let text = sqs_safe(text);
     if text.len() > MAX_MESSAGE_BYTES {
         return Err(BufferError::Message(format!(
@@ -114,18 +175,44 @@ fn sqs_safe(text: String) -> String {
         .replace('\u{FFFF}', "\\uffff")
 }
 
+/// What a message body carries: a lead to store, or one to read first.
+pub fn read(body: &str) -> Result<Queued, BufferError> {
+    let value: serde_json::Value =
+        serde_json::from_str(body).map_err(|error| BufferError::Message(error.to_string()))?;
+    if value.get("reference").is_none() {
+        return decode(body).map(Queued::Record);
+    }
+    let message: UnreadMessage =
+        serde_json::from_value(value).map_err(|error| BufferError::Message(error.to_string()))?;
+    check_version(message.version)?;
+    Ok(Queued::Unread(Unread {
+        source: known(&message.source)?,
+        reference: message.reference,
+        request_id: message.request_id,
+        received_at: record::from_unix_ms(message.received_at_ms),
+    }))
+}
+
+fn check_version(version: u32) -> Result<(), BufferError> {
+    if version == MESSAGE_VERSION {
+        Ok(())
+    } else {
+        Err(BufferError::Message(format!(
+            "version {version} (this drain reads {MESSAGE_VERSION})"
+        )))
+    }
+}
+
+fn known(slug: &str) -> Result<&'static Source, BufferError> {
+    source::by_slug(slug).ok_or_else(|| BufferError::Message(format!("unknown source {slug:?}")))
+}
+
 /// The record a message body carries.
 pub fn decode(body: &str) -> Result<LeadRecord, BufferError> {
     let message: Message =
         serde_json::from_str(body).map_err(|error| BufferError::Message(error.to_string()))?;
-    if message.version != MESSAGE_VERSION {
-        return Err(BufferError::Message(format!(
-            "version {} (this drain reads {MESSAGE_VERSION})",
-            message.version
-        )));
-    }
-    let source = source::by_slug(&message.source)
-        .ok_or_else(|| BufferError::Message(format!("unknown source {:?}", message.source)))?;
+    check_version(message.version)?;
+    let source = known(&message.source)?;
     Ok(LeadRecord {
         source,
         lead: Lead {
@@ -134,6 +221,8 @@ pub fn decode(body: &str) -> Result<LeadRecord, BufferError> {
             car_model: message.car_model,
             lead_url: message.lead_url,
             campaign: message.campaign,
+            submitted_at: message.submitted_at,
+            test: message.test,
         },
         payload: message.payload.get().to_owned(),
         identity: Identity {
@@ -161,6 +250,8 @@ mod tests {
                 car_model: Some("Hector".into()),
                 lead_url: None,
                 campaign: Some("diwali".into()),
+                submitted_at: None,
+                test: false,
             },
             payload: r#"{"lead_id":"CD-1", "name":"Asha","nested":{"a":[1,2]}}"#.into(),
             identity: Identity {
@@ -198,16 +289,24 @@ mod tests {
         let name = source.name.aliases[0];
         let phone = source.phone_number.aliases[0];
         let fill = |unit: &str, room: usize| unit.repeat(room / unit.len());
+        // A source whose key travels in the body carries it there.
+        let (key_json, key_form) = match source.auth {
+            crate::source::Auth::Body(names) => (
+                format!(r#""{}":"k","#, names[0]),
+                format!("{}=k&", names[0]),
+            ),
+            _ => (String::new(), String::new()),
+        };
         let json = |unit: &str| {
-            let frame = format!(r#"{{"{phone}":"9876543210","{name}":""}}"#);
+            let frame = format!(r#"{{{key_json}"{phone}":"9876543210","{name}":""}}"#);
             format!(
-                r#"{{"{phone}":"9876543210","{name}":"{}"}}"#,
+                r#"{{{key_json}"{phone}":"9876543210","{name}":"{}"}}"#,
                 fill(unit, crate::payload::MAX_BODY_BYTES - frame.len())
             )
             .into_bytes()
         };
         let form = {
-            let frame = format!("{phone}=9876543210&{name}=");
+            let frame = format!("{key_form}{phone}=9876543210&{name}=");
             format!(
                 "{frame}{}",
                 fill("%01", crate::payload::MAX_BODY_BYTES - frame.len())
@@ -225,11 +324,16 @@ mod tests {
 
     #[test]
     fn the_largest_most_escaped_lead_fits_the_queue_and_reads_back() {
-        for source in crate::source::ALL {
+        // A notification carries ids, not leads: its leads are read from the platform.
+        let bodied = crate::source::ALL
+            .iter()
+            .filter(|source| source.shape != crate::source::Shape::Notification);
+        for source in bodied {
             let keys = crate::auth::ApiKeys::new(["k"]);
             for (content_type, body) in worst_bodies(source) {
                 assert!(body.len() <= crate::payload::MAX_BODY_BYTES);
                 let incoming = crate::app::Incoming {
+                    signature: None,
                     api_key: Some(b"k"),
                     content_type: Some(content_type),
                     idempotency_key: None,

@@ -11,6 +11,8 @@ use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
 use crate::auth::ApiKeys;
 pub use crate::error::ConfigError;
+use crate::graph::GraphSettings;
+use crate::meta::MetaSecrets;
 use crate::store::StoreSettings;
 
 /// `REQUEST_BUDGET_MS` by default: inside the deployed functions' 8 s timeout, which is
@@ -29,12 +31,20 @@ pub enum Provided<T> {
 pub struct Config {
     /// `API_KEYS` (comma-separated) or `API_KEYS_SECRET_ARN`; source functions only.
     pub api_keys: Option<Provided<ApiKeys>>,
+    /// `META_APP_SECRETS`, `META_VERIFY_TOKEN`, `META_PAGE_ACCESS_TOKEN` and
+    /// `META_PAGE_ID`, or `META_SECRET_ARN`; Meta's functions and the drain only.
+    pub meta: Option<Provided<MetaSecrets>>,
+    /// `GRAPH_API_URL` and `GRAPH_API_VERSION`: where Meta's leads are read.
+    pub graph: GraphSettings,
     pub database: DatabaseConfig,
     /// `BUFFER_QUEUE_URL`: where leads go while the database is unavailable. Unset, such
     /// a lead is answered with a 500 (and the partner retries).
     pub buffer_queue_url: Option<String>,
     /// `SECRETS_TTL_SECONDS`: how long any fetched secret is used before it is read again.
     pub secrets_ttl: Duration,
+    /// `META_SYNC_OVERLAP_SECONDS`: how far before its watermark Meta's scheduled pull
+    /// looks again.
+    pub sync_overlap: Duration,
     /// `REQUEST_BUDGET_MS`: the most one request may take, secret reads, insert and
     /// queueing together; below the function's timeout and the partners' 10 s.
     pub request_budget: Duration,
@@ -92,11 +102,27 @@ impl Config {
             (None, Some(arn)) => Some(Provided::Secret { arn }),
             (None, None) => None,
         };
+        let meta = match (MetaSecrets::from_lookup(&get)?, get("META_SECRET_ARN")) {
+            (Some(secrets), _) => Some(Provided::Value(secrets)),
+            (None, Some(arn)) => Some(Provided::Secret { arn }),
+            (None, None) => None,
+        };
+        let mut graph = GraphSettings::default();
+        if let Some(url) = get("GRAPH_API_URL") {
+            graph.base_url = url.trim().trim_end_matches('/').to_owned();
+        }
+        if let Some(version) = get("GRAPH_API_VERSION") {
+            graph.version = version.trim().to_owned();
+        }
         Ok(Self {
             api_keys,
+            meta,
+            graph,
             database: DatabaseConfig::from_lookup(&get)?,
             buffer_queue_url: get("BUFFER_QUEUE_URL"),
             secrets_ttl: Duration::from_secs(parse(&get, "SECRETS_TTL_SECONDS")?.unwrap_or(300)),
+            sync_overlap: parse(&get, "META_SYNC_OVERLAP_SECONDS")?
+                .map_or(crate::sync::DEFAULT_OVERLAP, Duration::from_secs),
             request_budget: parse(&get, "REQUEST_BUDGET_MS")?
                 .map_or(DEFAULT_REQUEST_BUDGET, Duration::from_millis),
         })
@@ -105,6 +131,7 @@ impl Config {
     /// Whether building this configuration needs the AWS SDK.
     pub fn needs_aws(&self) -> bool {
         matches!(self.api_keys, Some(Provided::Secret { .. }))
+            || matches!(self.meta, Some(Provided::Secret { .. }))
             || self.database.credentials_arn.is_some()
             || self.database.writer_arn.is_some()
             || self.buffer_queue_url.is_some()

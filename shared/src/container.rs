@@ -9,6 +9,8 @@ use crate::auth::ApiKeys;
 use crate::buffer::Buffer;
 use crate::config::{Config, Provided};
 use crate::error::ConfigError;
+use crate::graph::Graph;
+use crate::meta::{Meta, MetaSecrets};
 use crate::secrets::{DbCredentials, Refreshing, SecretsClient, Setting};
 use crate::store::Store;
 
@@ -17,6 +19,8 @@ pub struct Container {
     pub store: Store,
     /// Only when configured: the drain and migrate have none.
     pub api_keys: Option<Setting<ApiKeys>>,
+    /// Only when configured: Meta's secrets and the Graph API.
+    pub meta: Option<Meta>,
     pub buffer: Option<Buffer>,
     /// The most one request may take (`REQUEST_BUDGET_MS`).
     pub request_budget: Duration,
@@ -80,6 +84,17 @@ impl Container {
             ))),
             None => None,
         };
+        let meta = match config.meta {
+            Some(Provided::Value(secrets)) => Some(Setting::fixed(secrets)),
+            Some(Provided::Secret { arn }) => Some(Setting::Secret(Refreshing::new(
+                secret("META_SECRET_ARN")?,
+                arn,
+                config.secrets_ttl,
+                MetaSecrets::from_secret,
+            ))),
+            None => None,
+        }
+        .map(|secrets| Meta::new(secrets, Graph::new(config.graph)));
         let buffer = match (config.buffer_queue_url, aws) {
             (Some(url), Some(aws)) => Some(Buffer::new(aws, url)),
             (Some(_), None) => {
@@ -93,6 +108,7 @@ impl Container {
         Ok(Self {
             store,
             api_keys,
+            meta,
             buffer,
             request_budget: config.request_budget,
             writer,

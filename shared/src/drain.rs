@@ -1,6 +1,7 @@
 //! The `drain` function: stores the leads the source functions queued while the database
 //! was unavailable, through the same deduplicating insert, so a lead that was both stored
-//! and queued (a timeout after the commit) lands once.
+//! and queued (a timeout after the commit) lands once. A lead queued unread (its platform
+//! could not give it yet) is read first, as the webhook would have.
 //!
 //! It reports partial batch failures: a stored message is deleted by Lambda, a failed one
 //! comes back after the visibility timeout, and one that keeps failing moves to the
@@ -11,11 +12,13 @@ use std::time::{Duration, Instant, SystemTime};
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 use lambda_runtime::{service_fn, LambdaEvent};
 
-use crate::buffer;
+use crate::buffer::{self, Queued, Unread};
 use crate::config::Config;
 use crate::container::Container;
-use crate::error::{BufferError, ConfigError, StoreError};
+use crate::error::{BufferError, ConfigError, Refusal, SecretError, StoreError};
+use crate::graph::GraphError;
 use crate::mask;
+use crate::meta::{self, Meta};
 use crate::record::LeadRecord;
 use crate::store::{Store, Stored};
 
@@ -28,17 +31,41 @@ pub enum DrainError {
     Store(#[from] StoreError),
     #[error("not tried: the database failed on an earlier message of the batch")]
     Skipped,
+    #[error("a lead queued unread, and no Meta configuration to read it (META_SECRET_ARN)")]
+    NoMeta,
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// Retried until the queue moves it to the dead-letter queue, whose alarm fires: a
+    /// lead the platform says is gone or forbidden is never dropped silently.
+    #[error("lead {leadgen_id} not read: {error}")]
+    Graph {
+        leadgen_id: String,
+        error: GraphError,
+    },
+    #[error("lead {leadgen_id} read but not usable: {refusal}")]
+    Unusable {
+        leadgen_id: String,
+        refusal: Refusal,
+    },
 }
 
-/// The drain's state: the store, built once per container.
+/// The drain's state: the store, and Meta's side when configured, built once per
+/// container.
 #[derive(Debug)]
 pub struct Drain {
     store: Store,
+    meta: Option<Meta>,
 }
 
 impl Drain {
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self { store, meta: None }
+    }
+
+    /// Reads the leads queued unread through `meta`.
+    pub fn with_meta(mut self, meta: Meta) -> Self {
+        self.meta = Some(meta);
+        self
     }
 
     /// The drain the environment configures (`DATABASE_URL`, or `DB_SECRET_ARN` and
@@ -48,7 +75,12 @@ impl Drain {
     pub async fn from_env() -> Result<Self, ConfigError> {
         let mut config = Config::from_env()?;
         config.database.settings.breaker = Duration::ZERO;
-        Ok(Self::new(Container::from_config(config).await?.store))
+        let container = Container::from_config(config).await?;
+        let drain = Self::new(container.store);
+        Ok(match container.meta {
+            Some(meta) => drain.with_meta(meta),
+            None => drain,
+        })
     }
 
     /// Stores every message of a batch it can, and names the others.
@@ -77,9 +109,34 @@ impl Drain {
     }
 
     async fn store(&self, message: &SqsMessage) -> Result<(LeadRecord, Stored), DrainError> {
-        let record = buffer::decode(message.body.as_deref().unwrap_or_default())?;
+        let record = match buffer::read(message.body.as_deref().unwrap_or_default())? {
+            Queued::Record(record) => record,
+            Queued::Unread(unread) => self.read(unread).await?,
+        };
         let stored = self.store.insert(&record).await?;
         Ok((record, stored))
+    }
+
+    /// The record of a lead queued unread, read from its platform now.
+    async fn read(&self, unread: Unread) -> Result<LeadRecord, DrainError> {
+        let meta = self.meta.as_ref().ok_or(DrainError::NoMeta)?;
+        let secrets = meta.secrets().await?;
+        let leadgen_id = unread.reference.leadgen_id;
+        let lead = match meta.lead(&secrets, &leadgen_id).await {
+            Ok(lead) => lead,
+            Err(error) => return Err(DrainError::Graph { leadgen_id, error }),
+        };
+        meta::record(
+            unread.source,
+            &lead,
+            Some(&unread.reference.change),
+            &unread.request_id,
+            unread.received_at,
+        )
+        .map_err(|refusal| DrainError::Unusable {
+            leadgen_id,
+            refusal,
+        })
     }
 }
 

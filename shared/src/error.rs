@@ -26,6 +26,10 @@ pub enum Refusal {
     MissingApiKey,
     #[error("X-API-Key is not an active key of this source")]
     InvalidApiKey,
+    #[error("no X-Hub-Signature-256 header, or a blank one")]
+    MissingSignature,
+    #[error("X-Hub-Signature-256 is not the body's signature with an active app secret")]
+    InvalidSignature,
     #[error("body is larger than {limit} bytes ({size})")]
     PayloadTooLarge { size: usize, limit: usize },
     #[error("body is not a JSON object: {0}")]
@@ -37,7 +41,7 @@ pub enum Refusal {
 /// Something on this side failed; the lead was neither stored nor queued.
 #[derive(Debug, thiserror::Error)]
 pub enum Failure {
-    #[error("no API keys are configured for this source")]
+    #[error("no keys or app secrets are configured for this source")]
     NoApiKeys,
     #[error(transparent)]
     Secret(#[from] SecretError),
@@ -46,6 +50,14 @@ pub enum Failure {
     #[error("{store}; and the buffer queue failed too: {buffer}")]
     Unqueued {
         store: StoreError,
+        buffer: BufferError,
+    },
+    /// A notification's lead could not be read from its platform, nor queued to be read
+    /// later: the whole notification is answered 500, and the platform sends it again.
+    #[error("lead {leadgen_id} not read ({reason}); and the buffer queue failed too: {buffer}")]
+    Unread {
+        leadgen_id: String,
+        reason: String,
         buffer: BufferError,
     },
 }
@@ -107,6 +119,8 @@ pub enum BufferError {
     Send(String),
     #[error("not a queued lead: {0}")]
     Message(String),
+    #[error("no buffer queue is configured (BUFFER_QUEUE_URL)")]
+    Missing,
 }
 
 /// A configuration that cannot work, named precisely so the cold-start log says what to fix.

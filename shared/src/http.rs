@@ -4,17 +4,15 @@
 use std::time::{Instant, SystemTime};
 
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
-use lambda_http::http::StatusCode;
+use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
 use crate::answer::{self, Answer};
-use crate::app::{App, Incoming};
+use crate::app::{App, Handshake, Incoming};
 use crate::error::Error;
 use crate::mask;
-use crate::outcome::{Ingested, Outcome};
-
-const JSON_UTF8: &str = "application/json; charset=utf-8";
+use crate::outcome::{Accepted, Ingested, Outcome};
 
 /// Serves API Gateway requests with `app` until Lambda stops the container.
 ///
@@ -38,9 +36,15 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
         .lambda_context_ref()
         .map(|context| context.request_id.as_str())
         .unwrap_or_default();
+    if request.method() == Method::GET {
+        return handshake(app, &request, request_id, started).await;
+    }
     let headers = request.headers();
     let incoming = Incoming {
         api_key: headers.get("x-api-key").map(HeaderValue::as_bytes),
+        signature: headers
+            .get("x-hub-signature-256")
+            .map(HeaderValue::as_bytes),
         content_type: headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
         idempotency_key: headers.get("idempotency-key").map(HeaderValue::as_bytes),
         body: request.body().as_ref(),
@@ -53,13 +57,47 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
     response(answer)
 }
 
+/// Meta's subscription handshake, logged like any request (the challenge and the token
+/// are not).
+async fn handshake(
+    app: &App,
+    request: &Request,
+    request_id: &str,
+    started: Instant,
+) -> Response<Body> {
+    let query = request.query_string_parameters_ref();
+    let get = |name: &str| query.and_then(|query| query.first(name));
+    let answer = app
+        .handshake(Handshake {
+            mode: get("hub.mode"),
+            verify_token: get("hub.verify_token"),
+            challenge: get("hub.challenge"),
+        })
+        .await;
+    let outcome = if answer.status == 200 {
+        "subscribed"
+    } else {
+        "handshake_refused"
+    };
+    tracing::info!(
+        source = app.source().slug,
+        request_id,
+        gateway_request_id = gateway_request_id(request).unwrap_or_default(),
+        outcome,
+        status = answer.status,
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "handshake"
+    );
+    response(answer)
+}
+
 fn response(answer: Answer) -> Response<Body> {
     let mut response = Response::new(Body::Text(answer.body));
     *response.status_mut() =
         StatusCode::from_u16(answer.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response
         .headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static(JSON_UTF8));
+        .insert(CONTENT_TYPE, HeaderValue::from_static(answer.content_type));
     response
 }
 
@@ -97,9 +135,16 @@ fn log(
         };
     }
     match result {
-        Ok(accepted) => {
-            let phone = mask::phone(&accepted.phone_number);
-            match &accepted.outcome {
+        Ok(Accepted::Batch(summary)) => line!(
+            info,
+            "notification accepted",
+            stored = summary.stored,
+            duplicates = summary.duplicates,
+            queued = summary.queued
+        ),
+        Ok(Accepted::Lead(kept)) => {
+            let phone = mask::phone(&kept.phone_number);
+            match &kept.outcome {
                 Outcome::Stored(stored) => {
                     line!(info, "lead accepted", lead_id = %stored.id(), phone)
                 }

@@ -14,6 +14,10 @@ pub struct Lead {
     pub car_model: Option<String>,
     pub lead_url: Option<String>,
     pub campaign: Option<String>,
+    /// When the platform says the lead was created, in Unix seconds.
+    pub submitted_at: Option<i64>,
+    /// A platform's test lead, stored with status `test`.
+    pub test: bool,
 }
 
 /// The first alias whose value is a non-blank string or a number, trimmed.
@@ -33,14 +37,48 @@ pub fn first_value(body: &Map<String, Value>, aliases: &[&str]) -> Option<String
 }
 
 /// Maps `body` into a lead, or names every missing required field in the source's order.
+/// The non-blank values of `parts`, joined by a space (a given and a family name).
+fn joined(body: &Map<String, Value>, parts: &[&str]) -> Option<String> {
+    let values: Vec<String> = parts
+        .iter()
+        .filter_map(|part| first_value(body, &[part]))
+        .collect();
+    (!values.is_empty()).then(|| values.join(" "))
+}
+
+/// `true`, or the text `"true"` (a form-encoded flag).
+fn is_true(value: Option<&Value>) -> bool {
+    match value {
+        Some(Value::Bool(flag)) => *flag,
+        Some(Value::String(text)) => text.trim().eq_ignore_ascii_case("true"),
+        _ => false,
+    }
+}
+
+/// A platform's creation time: Unix seconds (Meta's notifications), or ISO 8601 with an
+/// offset with or without a colon (the Graph API's `2015-02-28T08:49:14+0000`). Anything
+/// else is no time at all, never a refused lead.
+pub fn unix_seconds(text: &str) -> Option<i64> {
+    let text = text.trim();
+    if let Ok(seconds) = text.parse::<i64>() {
+        return Some(seconds);
+    }
+    chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z")
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(text))
+        .ok()
+        .map(|time| time.timestamp())
+}
+
 pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, Refusal> {
     let phone_number = first_value(body, source.phone_number.aliases);
-    let name = first_value(body, source.name.aliases).or_else(|| {
-        let prefix = source.default_name_prefix?;
-        phone_number
-            .as_ref()
-            .map(|phone| format!("{prefix}{phone}"))
-    });
+    let name = first_value(body, source.name.aliases)
+        .or_else(|| joined(body, source.name_parts))
+        .or_else(|| {
+            let prefix = source.default_name_prefix?;
+            phone_number
+                .as_ref()
+                .map(|phone| format!("{prefix}{phone}"))
+        });
 
     // The contract lists missing fields name first, then phone.
     let missing: Vec<&'static str> = [(&source.name, &name), (&source.phone_number, &phone_number)]
@@ -56,6 +94,8 @@ pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, R
             car_model: first_value(body, source.car_model),
             lead_url: first_value(body, source.lead_url),
             campaign: first_value(body, source.campaign),
+            submitted_at: first_value(body, source.created_at).and_then(|text| unix_seconds(&text)),
+            test: source.test_flag.is_some_and(|flag| is_true(body.get(flag))),
         }),
         _ => Err(Refusal::MissingFields(missing)),
     }
@@ -153,6 +193,8 @@ mod tests {
                 car_model: Some("Astor".into()),
                 lead_url: Some("a".into()),
                 campaign: Some("diwali".into()),
+                submitted_at: None,
+                test: false,
             }
         );
     }

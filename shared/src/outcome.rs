@@ -1,30 +1,65 @@
-//! What became of an accepted lead: the pipeline's result, which `answer` words for the
-//! partner and `http` logs.
+//! What became of a request that passed its checks: each lead stored, found to repeat a
+//! stored one, or queued to be stored (or read) later.
+
+use serde::Serialize;
 
 use crate::auth::Fingerprint;
 use crate::error::{Error, StoreError};
 use crate::store::Stored;
 
-/// What the pipeline made of a request, with the key that passed (for the log line;
-/// `None` when none did).
+/// The pipeline's result for one request, with the fingerprint of the key or secret that
+/// passed (for the log).
 #[derive(Debug)]
 pub struct Ingested {
     pub key: Option<Fingerprint>,
     pub result: Result<Accepted, Error>,
 }
 
-/// An accepted lead: stored (new or a repeat), or queued.
+/// An accepted request: one lead, or a notification of several.
 #[derive(Debug)]
-pub struct Accepted {
+pub enum Accepted {
+    Lead(Kept),
+    Batch(Summary),
+}
+
+/// One accepted lead.
+#[derive(Debug)]
+pub struct Kept {
     pub outcome: Outcome,
-    /// Kept for the log line, which masks it.
     pub phone_number: String,
 }
 
 #[derive(Debug)]
 pub enum Outcome {
     Stored(Stored),
-    /// The database was unavailable (the error says how); the lead waits in the buffer
-    /// queue.
-    Queued(StoreError),
+    /// On the buffer queue, for the drain.
+    Queued(Postponed),
+}
+
+/// Why a lead was queued rather than stored now.
+#[derive(Debug, thiserror::Error)]
+pub enum Postponed {
+    #[error(transparent)]
+    Store(StoreError),
+    /// The lead could not be read from its platform yet (see `meta`).
+    #[error("lead not read yet: {0}")]
+    Unread(String),
+}
+
+/// What became of a notification's leads.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub stored: usize,
+    pub duplicates: usize,
+    pub queued: usize,
+}
+
+impl Summary {
+    pub fn count(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Stored(Stored::Created(_)) => self.stored += 1,
+            Outcome::Stored(Stored::Duplicate(_)) => self.duplicates += 1,
+            Outcome::Queued(_) => self.queued += 1,
+        }
+    }
 }

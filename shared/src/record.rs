@@ -25,15 +25,17 @@ pub struct LeadRecord {
 impl LeadRecord {
     /// `received_at` as Unix milliseconds (the queue's and the log's unit).
     pub fn received_at_ms(&self) -> u64 {
-        let since_epoch = self
-            .received_at
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO);
-        u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+        unix_ms(self.received_at)
     }
 }
 
 /// Unix milliseconds back to a time.
+/// Milliseconds since the Unix epoch (zero before it).
+pub fn unix_ms(time: SystemTime) -> u64 {
+    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
+    u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
+}
+
 pub fn from_unix_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }

@@ -1,9 +1,10 @@
-//! Sources are data: each partner is one `const` declaration of its route slug, the
-//! platform name stored with its leads, the aliases of every column, the fields it must
-//! send (named as the partner's own guide names them) and an optional default name.
+//! Sources are data: each is one `const` declaration of its route slug, the platform
+//! name stored with its leads, how it authenticates, how its body becomes fields, what
+//! success looks like to it, the aliases of every column, the fields it must send (named
+//! as its own guide names them) and an optional default name.
 //!
-//! Adding a partner means adding one declaration here and listing it in [`ALL`]; the
-//! pipeline never changes. (The words partners read, success messages included, are
+//! Adding a source means adding one declaration here and listing it in [`ALL`]; the
+//! pipeline never changes. (The words sources read, success messages included, are
 //! `answer`'s.)
 
 /// One partner platform posting leads to its own route.
@@ -13,8 +14,13 @@ pub struct Source {
     pub slug: &'static str,
     /// Stored in `platform` and used in the success message.
     pub platform: &'static str,
+    pub auth: Auth,
+    pub shape: Shape,
+    pub reply: Reply,
     pub phone_number: Field,
     pub name: Field,
+    /// Given and family name, joined when no `name` alias is present.
+    pub name_parts: &'static [&'static str],
     pub car_model: &'static [&'static str],
     pub lead_url: &'static [&'static str],
     pub campaign: &'static [&'static str],
@@ -24,6 +30,54 @@ pub struct Source {
     /// When the name is absent, `Some(prefix)` stores `prefix + phone` instead of
     /// rejecting the lead.
     pub default_name_prefix: Option<&'static str>,
+    /// A field that marks a test lead (`true`): stored with status `test`, not `new`, so
+    /// an advertiser can prove the wiring without creating a sales lead.
+    pub test_flag: Option<&'static str>,
+    /// When the platform says the lead was created (stored in `meta_created_at`).
+    pub created_at: &'static [&'static str],
+}
+
+/// How a request proves it comes from its source.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// The `X-API-Key` header is one of the source's keys; nothing of the body is read
+    /// before it passes.
+    Header,
+    /// A field of the body (its names in priority order) is one of the source's keys.
+    /// The body is parsed first (the size limit still comes first), and the key is
+    /// never stored with the lead.
+    Body(&'static [&'static str]),
+    /// `X-Hub-Signature-256`: the HMAC-SHA256 of the exact body bytes with one of the
+    /// app secrets (Meta).
+    Signature,
+}
+
+/// How a body becomes the fields the aliases are looked up in.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Shape {
+    /// The body's own keys (a JSON object or a form).
+    Object,
+    /// The body's keys plus a list of answers, each an item naming its field in `key`
+    /// and its answer in `value` (Google's `user_column_data`).
+    Columns {
+        list: &'static str,
+        key: &'static str,
+        value: &'static str,
+    },
+    /// A notification of lead ids, each lead fetched from the Graph API, whose
+    /// `field_data` answers join its own keys (Meta).
+    Notification,
+}
+
+/// What success looks like to the source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply {
+    /// The contract's: `201` stored, `200` a duplicate, `202` queued.
+    Contract,
+    /// The same bodies, always `200`: the platform treats anything else as a failure.
+    Ok,
+    /// `200` with the count of the notification's leads stored, duplicate and queued.
+    Summary,
 }
 
 /// A column that may be required: its aliases in priority order, and the partner's
@@ -33,6 +87,31 @@ pub struct Field {
     pub aliases: &'static [&'static str],
     pub required_as: Option<&'static str>,
 }
+
+/// What the partners share: an `X-API-Key`, a flat body and the contract's answers.
+const PARTNER: Source = Source {
+    slug: "",
+    platform: "",
+    auth: Auth::Header,
+    shape: Shape::Object,
+    reply: Reply::Contract,
+    phone_number: Field {
+        aliases: &[],
+        required_as: None,
+    },
+    name: Field {
+        aliases: &[],
+        required_as: None,
+    },
+    name_parts: &[],
+    car_model: &[],
+    lead_url: &[],
+    campaign: &[],
+    partner_lead_id: &[],
+    default_name_prefix: None,
+    test_flag: None,
+    created_at: &[],
+};
 
 pub const KNOWLARITY: Source = Source {
     slug: "knowlarity",
@@ -57,6 +136,7 @@ pub const KNOWLARITY: Source = Source {
     campaign: &["campaign", "campaign_name"],
     partner_lead_id: &["uuid", "callid", "call_uuid"],
     default_name_prefix: Some("Knowlarity Lead "),
+    ..PARTNER
 };
 
 pub const CARDEKHO: Source = Source {
@@ -74,7 +154,7 @@ pub const CARDEKHO: Source = Source {
     lead_url: &["lead_url", "page_url", "lead_detail_url"],
     campaign: &["campaign", "utm_campaign"],
     partner_lead_id: &["lead_id", "id"],
-    default_name_prefix: None,
+    ..PARTNER
 };
 
 pub const CARWALE: Source = Source {
@@ -92,11 +172,80 @@ pub const CARWALE: Source = Source {
     lead_url: &["page_url", "lead_url", "url"],
     campaign: &["campaign", "utm_campaign"],
     partner_lead_id: &["lead_id", "id"],
-    default_name_prefix: None,
+    ..PARTNER
+};
+
+/// Meta (Facebook and Instagram) lead ads: a signed notification of lead ids, each lead
+/// read from the Graph API (see `meta`).
+pub const META: Source = Source {
+    slug: "meta",
+    platform: "Meta",
+    auth: Auth::Signature,
+    shape: Shape::Notification,
+    reply: Reply::Summary,
+    phone_number: Field {
+        aliases: &[
+            "phone_number",
+            "phone",
+            "mobile_phone",
+            "phone_number_with_country_code",
+        ],
+        required_as: Some("phone_number"),
+    },
+    name: Field {
+        aliases: &["full_name", "name"],
+        required_as: None,
+    },
+    name_parts: &["first_name", "last_name"],
+    car_model: &["car_model", "vehicle_model", "interested_model", "model"],
+    lead_url: &[],
+    campaign: &["campaign_name"],
+    // The Graph lead's own id: the notification's `leadgen_id`.
+    partner_lead_id: &["id"],
+    default_name_prefix: Some("Meta Lead "),
+    test_flag: None,
+    created_at: &["created_time"],
+};
+
+/// Google Ads lead forms: the form's key inside the body, answers in `user_column_data`
+/// under the ids of Google's `LeadFormFieldUserInputType` (or a custom question's text).
+pub const GOOGLE: Source = Source {
+    slug: "google",
+    platform: "Google",
+    // Google's own samples spell it both ways.
+    auth: Auth::Body(&["google_key", "Google_key"]),
+    shape: Shape::Columns {
+        list: "user_column_data",
+        key: "column_id",
+        value: "string_value",
+    },
+    reply: Reply::Ok,
+    phone_number: Field {
+        aliases: &["PHONE_NUMBER", "PHONE_NUMBER_VERIFIED", "WORK_PHONE"],
+        required_as: Some("PHONE_NUMBER"),
+    },
+    name: Field {
+        aliases: &["FULL_NAME"],
+        required_as: None,
+    },
+    name_parts: &["FIRST_NAME", "LAST_NAME"],
+    car_model: &[
+        "VEHICLE_MODEL",
+        "which_model_are_you_interested_in?",
+        "which_car_are_you_interested_in?",
+        "car_model",
+        "model",
+    ],
+    lead_url: &[],
+    campaign: &["campaign_id"],
+    partner_lead_id: &["lead_id"],
+    default_name_prefix: Some("Google Lead "),
+    test_flag: Some("is_test"),
+    created_at: &[],
 };
 
 /// Every source this build serves, for tools and tests that walk them all.
-pub const ALL: &[&Source] = &[&KNOWLARITY, &CARDEKHO, &CARWALE];
+pub const ALL: &[&Source] = &[&KNOWLARITY, &CARDEKHO, &CARWALE, &META, &GOOGLE];
 
 /// The source whose route ends in `slug`.
 pub fn by_slug(slug: &str) -> Option<&'static Source> {

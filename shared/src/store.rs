@@ -80,9 +80,11 @@ impl std::fmt::Display for LeadId {
 const INSERT_LEAD: &str = r#"
 INSERT INTO public."mg-digital-leads"
     (platform, name, phone_number, car_model, lead_url, campaign, payload,
-     created_at, request_id, partner_lead_id, idempotency_key, body_sha256, body_hash)
+     created_at, request_id, partner_lead_id, idempotency_key, body_sha256, body_hash,
+     phone_e164, meta_created_at, status)
 VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb,
-        to_timestamp($8::float8 / 1000), $9, $10, $11, $12, $13)
+        to_timestamp($8::float8 / 1000), $9, $10, $11, $12, $13,
+        $14, to_timestamp($15::float8), coalesce($16, 'new'))
 ON CONFLICT DO NOTHING
 RETURNING id::text"#;
 
@@ -108,6 +110,9 @@ pub(crate) fn insert_query<'q>(
         .bind(&record.identity.idempotency_key)
         .bind(body_claim)
         .bind(&record.identity.body_sha256)
+        .bind(crate::phone::e164(&lead.phone_number))
+        .bind(lead.submitted_at.map(|seconds| seconds as f64))
+        .bind(lead.test.then_some("test"))
 }
 
 /// The row a repeat collided with. An id match is always a duplicate, and so is the same
@@ -126,6 +131,17 @@ WHERE platform = $1
        OR (body_hash = $6 AND created_at = to_timestamp($5::float8 / 1000)))
 ORDER BY 2 DESC
 LIMIT 1"#;
+
+const GET_WATERMARK: &str = r#"
+SELECT extract(epoch FROM synced_until)::int8
+FROM public.lead_sync_watermarks WHERE source = $1"#;
+
+const SET_WATERMARK: &str = r#"
+INSERT INTO public.lead_sync_watermarks (source, synced_until)
+VALUES ($1, to_timestamp($2::float8))
+ON CONFLICT (source) DO UPDATE
+SET synced_until = greatest(lead_sync_watermarks.synced_until, excluded.synced_until),
+    updated_at = now()"#;
 
 /// How long a migration waits for a lock on the CRM's live table.
 const MIGRATION_LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
@@ -334,6 +350,32 @@ impl Store {
                 .map_err(classify)?;
         connection
             .execute(statement.as_str())
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// The Unix time a scheduled pull named `key` last covered, if it ever ran.
+    pub async fn watermark(&self, key: &str) -> Result<Option<i64>, StoreError> {
+        let mut slot = self.slot.lock().await;
+        let connection = self.connection(&mut slot.open).await?;
+        sqlx::query_scalar(GET_WATERMARK)
+            .bind(key)
+            .fetch_optional(&mut *connection)
+            .await
+            .map_err(classify)
+    }
+
+    /// Records that the pull named `key` covered everything up to `until` (Unix time).
+    /// A watermark never moves back, so a slow run finishing after a newer one cannot
+    /// undo it.
+    pub async fn set_watermark(&self, key: &str, until: i64) -> Result<(), StoreError> {
+        let mut slot = self.slot.lock().await;
+        let connection = self.connection(&mut slot.open).await?;
+        sqlx::query(SET_WATERMARK)
+            .bind(key)
+            .bind(until as f64)
+            .execute(&mut *connection)
             .await
             .map_err(classify)?;
         Ok(())

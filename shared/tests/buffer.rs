@@ -9,9 +9,8 @@ mod common;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::SqsEvent;
-use common::local_aws::LocalAws;
 use common::proxy::{upstream, via, Mode, Proxy};
+use common::queue::Queue;
 use common::Answer;
 use shared::buffer::Buffer;
 use shared::drain::Drain;
@@ -23,124 +22,6 @@ use sqlx::PgPool;
 
 /// Partners wait 10 s; the answer must leave room for the network on both sides.
 const BUDGET: Duration = Duration::from_secs(8);
-
-struct Queue {
-    _aws: LocalAws,
-    config: aws_config::SdkConfig,
-    client: aws_sdk_sqs::Client,
-    url: String,
-}
-
-impl Queue {
-    async fn start() -> Self {
-        let aws = LocalAws::start();
-        let config = aws.sdk_config().await;
-        let client = aws_sdk_sqs::Client::new(&config);
-        let url = client
-            .create_queue()
-            .queue_name("lead-buffer")
-            .send()
-            .await
-            .expect("create queue")
-            .queue_url
-            .expect("queue URL");
-        Self {
-            _aws: aws,
-            config,
-            client,
-            url,
-        }
-    }
-
-    fn buffer(&self) -> Buffer {
-        Buffer::new(&self.config, self.url.clone())
-    }
-
-    /// What an SQS event source mapping does: receive a batch, invoke the drain, delete
-    /// what it stored. Returns how many messages it handed over, and the failures.
-    async fn drain_once(&self, drain: &Drain) -> (usize, Vec<String>) {
-        let received = self
-            .client
-            .receive_message()
-            .queue_url(&self.url)
-            .max_number_of_messages(10)
-            .visibility_timeout(30)
-            .send()
-            .await
-            .expect("receive");
-        let messages = received.messages.unwrap_or_default();
-        // The event as Lambda delivers it: JSON.
-        let records: Vec<serde_json::Value> = messages
-            .iter()
-            .map(|message| {
-                serde_json::json!({
-                    "messageId": message.message_id,
-                    "receiptHandle": message.receipt_handle,
-                    "body": message.body,
-                    "eventSource": "aws:sqs",
-                    "messageAttributes": {},
-                    "attributes": {},
-                })
-            })
-            .collect();
-        let event: SqsEvent = serde_json::from_value(serde_json::json!({ "Records": records }))
-            .expect("an SQS event");
-        let response = drain.handle(event).await;
-        let failed: Vec<String> = response
-            .batch_item_failures
-            .into_iter()
-            .map(|failure| failure.item_identifier)
-            .collect();
-        for message in &messages {
-            if !failed.contains(message.message_id.as_ref().expect("message id")) {
-                self.client
-                    .delete_message()
-                    .queue_url(&self.url)
-                    .receipt_handle(message.receipt_handle.clone().expect("receipt"))
-                    .send()
-                    .await
-                    .expect("delete");
-            }
-        }
-        (messages.len(), failed)
-    }
-
-    /// Messages still in the queue, visible or in flight.
-    async fn depth(&self) -> usize {
-        let attributes = self
-            .client
-            .get_queue_attributes()
-            .queue_url(&self.url)
-            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
-            .send()
-            .await
-            .expect("queue attributes")
-            .attributes
-            .unwrap_or_default();
-        [
-            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages,
-            aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessagesNotVisible,
-        ]
-        .iter()
-        .map(|name| {
-            attributes
-                .get(name)
-                .and_then(|count| count.parse::<usize>().ok())
-                .unwrap_or(0)
-        })
-        .sum()
-    }
-
-    async fn send_raw(&self, body: &str) {
-        self.client
-            .send_message()
-            .queue_url(&self.url)
-            .message_body(body)
-            .send()
-            .await
-            .expect("send raw");
-    }
-}
 
 fn buffered_app(source: &'static Source, options: PgConnectOptions, queue: &Queue) -> App {
     common::app(source, options).with_buffer(queue.buffer())
@@ -283,7 +164,7 @@ async fn an_outage_loses_nothing_and_stores_nothing_twice(
         if handed == 0 {
             // The batch that failed above is invisible until its timeout: make it visible.
             tokio::time::sleep(Duration::from_millis(200)).await;
-            release_in_flight(&queue).await;
+            queue.release_in_flight().await;
         }
         assert!(failed.is_empty(), "{failed:?}");
     }
@@ -293,20 +174,6 @@ async fn an_outage_loses_nothing_and_stores_nothing_twice(
     assert_eq!(stored.len(), expected.len(), "each lead once: {stored:?}");
     assert_eq!(stored.into_iter().collect::<BTreeSet<_>>(), expected);
     assert_eq!(queue.depth().await, 0);
-}
-
-/// Makes in-flight messages visible again (what the visibility timeout does, sooner).
-async fn release_in_flight(queue: &Queue) {
-    // moto honours a zero visibility timeout on receive; re-receiving with 0 and not
-    // deleting returns them to the queue at once.
-    let _ = queue
-        .client
-        .receive_message()
-        .queue_url(&queue.url)
-        .max_number_of_messages(10)
-        .visibility_timeout(0)
-        .send()
-        .await;
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -535,6 +402,8 @@ fn sample_record() -> shared::record::LeadRecord {
             car_model: None,
             lead_url: None,
             campaign: None,
+            submitted_at: None,
+            test: false,
         },
         payload: r#"{"name":"Ravi","mobile":"9800000002"}"#.into(),
         identity: shared::dedup::Identity::default(),

@@ -290,6 +290,7 @@ fn record_at(source: &'static Source, body: &str, received_at: SystemTime) -> Le
     let keys = shared::auth::ApiKeys::new([common::dev_key(source)]);
     let key = common::dev_key(source);
     let incoming = Incoming {
+        signature: None,
         api_key: Some(key.as_bytes()),
         content_type: Some("application/json"),
         idempotency_key: None,

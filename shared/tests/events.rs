@@ -16,7 +16,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use common::Row;
 
 enum Payload {
-    /// The stored payload equals the (decoded) body parsed as JSON.
+    /// The stored payload equals the (decoded) body parsed as JSON (without the key, for
+    /// a source whose key travels in the body).
     AsSent,
     /// A form-encoded body is archived as the object of its fields.
     Object(Value),
@@ -29,9 +30,15 @@ enum Expected {
         car_model: Option<&'static str>,
         lead_url: Option<&'static str>,
         campaign: Option<&'static str>,
+        /// `new`, or `test` for a platform's test lead.
+        status: &'static str,
         payload: Payload,
     },
     Rejected(u16, &'static str),
+    /// A notification: how many of its leads were stored, repeated and queued.
+    Summary(usize, usize, usize),
+    /// A handshake: the status and the plain-text body.
+    Handshake(u16, &'static str),
 }
 
 fn stored(name: &'static str, phone: &'static str) -> Expected {
@@ -41,6 +48,7 @@ fn stored(name: &'static str, phone: &'static str) -> Expected {
         car_model: None,
         lead_url: None,
         campaign: None,
+        status: "new",
         payload: Payload::AsSent,
     }
 }
@@ -61,6 +69,12 @@ impl Expected {
     fn campaign(mut self, value: &'static str) -> Self {
         if let Self::Stored { campaign, .. } = &mut self {
             *campaign = Some(value);
+        }
+        self
+    }
+    fn test(mut self) -> Self {
+        if let Self::Stored { status, .. } = &mut self {
+            *status = "test";
         }
         self
     }
@@ -225,6 +239,51 @@ fn expectations() -> BTreeMap<&'static str, Expected> {
         ("carwale/payload-too-large", TOO_LARGE),
         ("carwale/invalid-json", INVALID_JSON),
         ("carwale/invalid-api-key", INVALID_KEY),
+        // Google Ads lead forms: the key in the body, success always 200.
+        (
+            "google/lead",
+            stored("Kavya Menon", "+91 98450 12345")
+                .car_model("MG Hector")
+                .campaign("21934567890"),
+        ),
+        (
+            // "Send test data" in Google Ads: the whole path, stored as a test lead.
+            "google/test-lead",
+            stored("Kavya Menon", "+91 98450 12345")
+                .car_model("MG Hector")
+                .campaign("21934567890")
+                .test(),
+        ),
+        (
+            "google/first-and-last-name",
+            stored("Rohan Gupta", "09876543210")
+                .car_model("Windsor EV")
+                .campaign("21934567890"),
+        ),
+        ("google/wrong-key", INVALID_KEY),
+        ("google/missing-key", MISSING_KEY),
+        (
+            "google/missing-phone",
+            Expected::Rejected(400, "Missing required fields: PHONE_NUMBER"),
+        ),
+        // Meta lead ads: the handshake, and signed notifications of leads read from the
+        // Graph API stand-in.
+        ("meta/handshake", Expected::Handshake(200, "1158201444")),
+        (
+            "meta/handshake-wrong-token",
+            Expected::Handshake(403, r#"{"error":"Invalid verify token"}"#),
+        ),
+        ("meta/notification", Expected::Summary(1, 0, 0)),
+        // Three changes, one lead named twice.
+        ("meta/batched-notification", Expected::Summary(2, 1, 0)),
+        (
+            "meta/invalid-signature",
+            Expected::Rejected(403, "Invalid signature"),
+        ),
+        (
+            "meta/missing-signature",
+            Expected::Rejected(401, "Missing signature"),
+        ),
     ])
 }
 
@@ -278,9 +337,24 @@ fn every_event_file_has_an_expectation_and_every_source_a_folder() {
 
 #[sqlx::test(migrations = "../migrations")]
 async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: PgConnectOptions) {
+    // The leads the Meta events name, as the Graph API gives them.
+    let graph = common::graph::GraphStandIn::start().await;
+    for (id, name, phone) in [
+        ("9100000000000001", "Deepa Nair", "+919812300001"),
+        ("9100000000000002", "Imran Sheikh", "09812300002"),
+        ("9100000000000003", "Lakshmi Iyer", "9812300003"),
+    ] {
+        graph.add_lead(common::meta_lead(id, name, phone));
+    }
     let apps: BTreeMap<&str, shared::App> = source::ALL
         .iter()
-        .map(|source| (source.slug, common::app(source, options.clone())))
+        .map(|source| {
+            let app = match source.auth {
+                source::Auth::Signature => common::meta_app(source, options.clone(), &graph.url()),
+                _ => common::app(source, options.clone()),
+            };
+            (source.slug, app)
+        })
         .collect();
     let pool = common::pool(&options).await;
     for (case, expected) in expectations() {
@@ -296,14 +370,49 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
         let answer = common::call(app, request).await;
         let mut stored_count = 0;
 
+        if let Expected::Handshake(status, body) = expected {
+            assert_eq!(
+                (answer.status, answer.body.as_str()),
+                (status, body),
+                "{case}"
+            );
+            let plain = if status == 200 {
+                "text/plain; charset=utf-8"
+            } else {
+                "application/json; charset=utf-8"
+            };
+            assert_eq!(answer.content_type, plain, "{case}");
+            assert_eq!(common::count(&pool).await, 0, "{case}");
+            continue;
+        }
         assert_eq!(
             answer.content_type, "application/json; charset=utf-8",
             "{case}"
         );
         match expected {
+            Expected::Handshake(..) => unreachable!("answered above"),
             Expected::Rejected(status, error) => {
                 assert_eq!(answer.status, status, "{case}: {}", answer.body);
                 assert_eq!(answer.body, json!({ "error": error }).to_string(), "{case}");
+            }
+            Expected::Summary(stored, duplicates, queued) => {
+                let summary = |stored, duplicates, queued| {
+                    format!(r#"{{"stored":{stored},"duplicates":{duplicates},"queued":{queued}}}"#)
+                        .to_string()
+                };
+                assert_eq!(
+                    (answer.status, answer.body.as_str()),
+                    (200, summary(stored, duplicates, queued).as_str()),
+                    "{case}"
+                );
+                stored_count = stored as i64;
+                // Meta's retry of the same notification stores nothing again.
+                let retry = common::call(app, common::event_request(&path)).await;
+                assert_eq!(
+                    (retry.status, retry.body.as_str()),
+                    (200, summary(0, stored + duplicates, queued).as_str()),
+                    "{case} sent again"
+                );
             }
             Expected::Stored {
                 name,
@@ -311,9 +420,14 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
                 car_model,
                 lead_url,
                 campaign,
+                status,
                 payload,
             } => {
-                assert_eq!(answer.status, 201, "{case}: {}", answer.body);
+                let created = match app.source().reply {
+                    source::Reply::Contract => 201,
+                    _ => 200,
+                };
+                assert_eq!(answer.status, created, "{case}: {}", answer.body);
                 let id = answer.id();
                 assert_eq!(
                     answer.body,
@@ -321,7 +435,19 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
                     "{case}"
                 );
                 let payload = match payload {
-                    Payload::AsSent => serde_json::from_slice(&sent).expect("JSON event body"),
+                    Payload::AsSent => {
+                        let mut sent: Value =
+                            serde_json::from_slice(&sent).expect("JSON event body");
+                        // A key sent in the body is never stored.
+                        if let (source::Auth::Body(names), Some(fields)) =
+                            (&app.source().auth, sent.as_object_mut())
+                        {
+                            for name in *names {
+                                fields.remove(*name);
+                            }
+                        }
+                        sent
+                    }
                     Payload::Object(value) => value,
                 };
                 let row = common::row(&pool, id).await;
@@ -334,7 +460,7 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
                         car_model: car_model.map(str::to_owned),
                         lead_url: lead_url.map(str::to_owned),
                         campaign: campaign.map(str::to_owned),
-                        status: Some("new".to_owned()),
+                        status: Some(status.to_owned()),
                         payload: Some(sqlx::types::Json(payload)),
                     },
                     "{case}"
@@ -352,7 +478,7 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
                 );
             }
         }
-        // Nothing but the accepted lead reached the table, once.
+        // Nothing but the accepted leads reached the table, once.
         assert_eq!(common::count(&pool).await, stored_count, "{case}");
     }
 }

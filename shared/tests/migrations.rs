@@ -76,6 +76,39 @@ async fn assert_contract_shape(pool: &PgPool) {
         indexes.iter().any(|d| d.ends_with("(phone_number)")),
         "{indexes:?}"
     );
+
+    // The ad sources' columns, beside whatever the CRM's table had.
+    assert_eq!(column("phone_e164").map(|c| c.1).as_deref(), Some("text"));
+    assert_eq!(
+        column("meta_created_at").map(|c| c.1).as_deref(),
+        Some("timestamp with time zone")
+    );
+    assert!(
+        indexes
+            .iter()
+            .any(|d| d.contains("\"mg-digital-leads_phone_e164_idx\"")
+                && d.ends_with("(phone_e164, created_at)")),
+        "{indexes:?}"
+    );
+    let watermarks: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT column_name::text, data_type::text, is_nullable::text
+         FROM information_schema.columns
+         WHERE table_schema = 'public' AND table_name = 'lead_sync_watermarks'
+         ORDER BY ordinal_position",
+    )
+    .fetch_all(pool)
+    .await
+    .expect("read the watermarks' columns");
+    let watermark_column =
+        |name: &str, kind: &str| (name.to_owned(), kind.to_owned(), "NO".to_owned());
+    assert_eq!(
+        watermarks,
+        [
+            watermark_column("source", "text"),
+            watermark_column("synced_until", "timestamp with time zone"),
+            watermark_column("updated_at", "timestamp with time zone"),
+        ]
+    );
 }
 
 #[sqlx::test(migrations = false)]
@@ -151,9 +184,10 @@ async fn the_crm_table_is_upgraded_in_place(_: PgPoolOptions, options: PgConnect
     assert_eq!(row.campaign, None);
 }
 
-/// The functions' own role may store and read back leads, and release a body's claim,
-/// and nothing more; a function whose grants are missing is told apart from a database
-/// that is down (a configuration fault, never queued).
+/// The functions' own role may store and read back leads, release a body's claim, and
+/// keep a scheduled pull's watermark, and nothing more; a function whose grants are
+/// missing is told apart from a database that is down (a configuration fault, never
+/// queued).
 #[sqlx::test(migrations = "../migrations")]
 async fn the_functions_role_may_store_leads_and_nothing_more(
     _: PgPoolOptions,
@@ -190,11 +224,47 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     let writer_pool = PgPool::connect_with(as_writer)
         .await
         .expect("connect as writer");
+    // The ad sources' columns come with the table-wide INSERT grant.
+    let stored: (Option<String>, bool) = sqlx::query_as(
+        r#"INSERT INTO public."mg-digital-leads" (platform, phone_e164, meta_created_at)
+           VALUES ('Meta', '+919876543210', '2026-01-01T10:00:00+05:30')
+           RETURNING phone_e164, meta_created_at IS NOT NULL"#,
+    )
+    .fetch_one(&writer_pool)
+    .await
+    .expect("insert the ad sources' columns");
+    assert_eq!(stored, (Some("+919876543210".to_owned()), true));
+
+    // A scheduled pull reads its watermark and moves it on.
+    for until in ["2026-01-01T00:00:00Z", "2026-01-02T00:00:00Z"] {
+        sqlx::query(
+            "INSERT INTO public.lead_sync_watermarks (source, synced_until)
+             VALUES ('meta', $1::timestamptz)
+             ON CONFLICT (source) DO UPDATE
+             SET synced_until = excluded.synced_until, updated_at = now()",
+        )
+        .bind(until)
+        .execute(&writer_pool)
+        .await
+        .expect("move the watermark");
+    }
+    let until: String = sqlx::query_scalar(
+        "SELECT to_char(synced_until AT TIME ZONE 'UTC', 'YYYY-MM-DD')
+         FROM public.lead_sync_watermarks WHERE source = 'meta'",
+    )
+    .fetch_one(&writer_pool)
+    .await
+    .expect("read the watermark");
+    assert_eq!(until, "2026-01-02");
+
     for forbidden in [
         r#"DELETE FROM public."mg-digital-leads""#,
         r#"UPDATE public."mg-digital-leads" SET name = 'x'"#,
+        r#"UPDATE public."mg-digital-leads" SET phone_e164 = NULL"#,
         r#"TRUNCATE public."mg-digital-leads""#,
         r#"CREATE TABLE public.other (id int)"#,
+        "DELETE FROM public.lead_sync_watermarks",
+        "TRUNCATE public.lead_sync_watermarks",
     ] {
         let error = sqlx::query(forbidden)
             .execute(&writer_pool)
@@ -214,6 +284,7 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
         &KNOWLARITY,
         &ApiKeys::new(["k"]),
         &shared::app::Incoming {
+            signature: None,
             api_key: Some(b"k"),
             content_type: None,
             idempotency_key: None,

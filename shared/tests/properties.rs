@@ -140,6 +140,7 @@ proptest! {
     ) {
         let keys = ApiKeys::new([KEY]);
         let incoming = Incoming {
+            signature: None,
             api_key: api_key.as_deref(),
             content_type: content_type.as_deref(),
             idempotency_key: idempotency_key.as_deref(),

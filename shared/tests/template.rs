@@ -1,31 +1,40 @@
 //! Everything a source is declared in outside its code, against the code's own list
-//! [`shared::source::ALL`], so a fourth source cannot be half-added and the deployment
-//! and local runs cannot drift from the code (README, "Adding a fourth source", lists
-//! these checks as steps):
+//! [`shared::source::ALL`], so a new source cannot be half-added and the deployment
+//! and local runs cannot drift from the code (README, "Adding a source", lists
+//! these checks as steps). What differs between sources follows from how each proves
+//! itself (its [`Auth`]), never from its name:
 //!
 //! - every crate under `functions/` is deployed, built by cargo-lambda from its binary,
 //!   with its own log group and an alarm on its errors;
 //! - each source has `functions/<slug>` serving its `App` (`shared::http::serve`), `events/<slug>/`,
-//!   exactly one route in `template.yaml` (its own path, `POST`, on the REST API, throttled
-//!   in the stage's method settings), its own generated API-key secret
-//!   (`<stack>/api-keys/<slug>`) that only it can read, the buffer queue, outputs with its
-//!   URL and its key secret, a timeout between the code's request budget and the partners'
-//!   10 s, and its alarms (silence, refused leads, key refusals, misconfiguration) on
-//!   metric filters of its own log group;
+//!   its own path in `template.yaml` (`POST`; a signed source also `GET`, its platform's
+//!   subscription handshake) on the REST API, each method throttled in the stage's method
+//!   settings, its own generated secret that no other source can read (a key source's
+//!   API key, `<stack>/api-keys/<slug>`; a signed source's app secrets and tokens,
+//!   `<stack>/<slug>`, in the shape the code reads, with only the verify token
+//!   generated), the buffer queue, outputs with its URL and its secret, a timeout between
+//!   the code's request budget and the partners' 10 s, and its alarms (silence, refused
+//!   leads, key or signature refusals, misconfiguration) on metric filters of its own log
+//!   group, on the labels its log lines carry;
+//! - the functions that read a signed source's leads from the Graph API (the drain, for
+//!   leads queued unread, and `meta-sync`) read its secret too, with the template's Graph
+//!   API version, whose default is the code's; `meta-sync` runs on a schedule, one at a
+//!   time, with no route, no API key and no queue;
 //! - the gateway never answers an overload with a 4xx, answers everything in the
 //!   contract's JSON, checks no API key of its own (the function does), logs no header or
 //!   body, and sits behind a WAF that rate-limits single IPs;
 //! - the functions log in to the database as `lead_writer` (its generated secret), and only
 //!   `migrate` may read the master credentials;
-//! - every other function (migrate, drain) has no route and no API key;
+//! - every other function (migrate, drain, meta-sync) has no route and no API key;
 //! - the drain is fed by the buffer queue, with partial batch failures, a bounded
 //!   concurrency and a dead-letter queue behind an alarm; both queues take 1 MiB messages;
 //! - every alarm notifies the alarm topic, which must have a recipient, and a new database
 //!   has its storage, CPU and connection alarms;
 //! - every environment variable the template sets is one the code reads;
 //! - `make dev` (`cargo lambda watch`, the root `Cargo.toml`'s metadata) serves each source
-//!   on its route with its development key, and `sam local` (`local/env.example.json`)
-//!   gives each function's declared variables local values, each source its key.
+//!   on its route with its development key (a signed source: its development app secret
+//!   and tokens), and `sam local` (`local/env.example.json`) gives each function's
+//!   declared variables local values, each source its key or its secrets.
 //!
 //! It reads files (and `cargo metadata`) only: no database, no AWS, no Docker.
 
@@ -33,7 +42,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use serde_json::{json, Map, Value};
-use shared::source::ALL;
+use shared::source::{Auth, Source, ALL};
 
 const API_ID: &str = "LeadsRestApi";
 /// The REST API's stage: the execute-api URL's first path segment.
@@ -52,6 +61,21 @@ const QUEUE_ID: &str = "LeadBufferQueue";
 const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
 /// The function the buffer queue feeds. Not a source: no route, no API key.
 const DRAIN: &str = "drain";
+/// Meta's scheduled pull. Not a source: no route, no API key, no queue.
+const META_SYNC: &str = "meta-sync";
+/// The functions that read a signed source's leads from the Graph API besides its own: the
+/// drain (leads queued unread) and the scheduled pull.
+const GRAPH_READERS: [&str; 2] = [DRAIN, META_SYNC];
+/// The parameter every Graph reader's `GRAPH_API_VERSION` is.
+const GRAPH_VERSION_PARAMETER: &str = "GraphApiVersion";
+/// A signed source's local secrets (`make dev`, `sam local`, the event files) in place of
+/// its secret, and their development values.
+const SIGNED_DEV_VALUES: [(&str, &str); 4] = [
+    ("META_APP_SECRETS", "local-dev-meta-app-secret"),
+    ("META_VERIFY_TOKEN", "local-dev-meta-verify-token"),
+    ("META_PAGE_ACCESS_TOKEN", "local-dev-meta-page-token"),
+    ("META_PAGE_ID", "102030405060708"),
+];
 /// The pseudo account id `sam local` uses; see the `IsSamLocal` condition.
 const SAM_LOCAL_ACCOUNT: &str = "123456789012";
 
@@ -162,6 +186,48 @@ fn number(value: &Value, what: &str) -> u64 {
 /// The development key of a source: `make dev`, `sam local` and the event files use it.
 fn dev_key(slug: &str) -> String {
     format!("local-dev-{slug}-key")
+}
+
+/// Whether a source proves itself with a key (a header's or the body's), rather than a
+/// signature.
+fn keyed(source: &Source) -> bool {
+    matches!(source.auth, Auth::Header | Auth::Body(_))
+}
+
+/// The methods of a source's route: a signed source (Meta) also answers its platform's
+/// subscription handshake, a `GET` on the same path.
+fn methods(source: &Source) -> &'static [&'static str] {
+    if keyed(source) {
+        &["POST"]
+    } else {
+        &["GET", "POST"]
+    }
+}
+
+/// The `METHOD /path` routes of a source.
+fn source_routes(source: &Source) -> Vec<String> {
+    methods(source)
+        .iter()
+        .map(|method| format!("{method} {}", source.route()))
+        .collect()
+}
+
+/// The variable that names a source's secret (its keys, or a signed source's secrets).
+fn secret_variable(source: &Source) -> &'static str {
+    if keyed(source) {
+        "API_KEYS_SECRET_ARN"
+    } else {
+        "META_SECRET_ARN"
+    }
+}
+
+/// The `Name` of a source's secret, which the README's hand-outs read.
+fn secret_name(source: &Source) -> String {
+    if keyed(source) {
+        format!("${{AWS::StackName}}/api-keys/{}", source.slug)
+    } else {
+        format!("${{AWS::StackName}}/{}", source.slug)
+    }
 }
 
 /// The workspace metadata `cargo lambda watch` reads (routes, per-function environment),
@@ -531,7 +597,7 @@ fn the_sources_are_the_codes_own_list() {
 }
 
 #[test]
-fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
+fn every_source_has_its_routes_its_own_secret_the_buffer_and_events() {
     let template = Template::load();
     let sources = sources();
     let globals = template.globals_env();
@@ -561,54 +627,59 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
     for source in ALL {
         let slug = source.slug;
         let (id, function) = template.function(slug);
-        let route = format!("POST {}", source.route());
+        let routes = source_routes(source);
 
-        // Exactly one event, the route, and nobody else serves it.
+        // Its routes are its only events, and nobody else serves them.
         assert_eq!(
             template.events(id).len(),
-            1,
-            "{id}: one event (its route), nothing else"
+            routes.len(),
+            "{id}: one event per route ({routes:?}), nothing else"
         );
-        assert_eq!(
-            template.routes(id),
-            vec![route.clone()],
-            "{id}: exactly one route"
-        );
-        assert_eq!(
-            route_owners[&route],
-            vec![id.to_owned()],
-            "{route}: one function"
-        );
-        // Its own throttle: the stage's method setting for exactly this resource and method
-        // (CloudFormation writes a path's slashes as ~1).
+        let mut served = template.routes(id);
+        served.sort();
+        assert_eq!(served, routes, "{id}: exactly its routes");
+        for route in &routes {
+            assert_eq!(
+                route_owners[route],
+                vec![id.to_owned()],
+                "{route}: one function"
+            );
+        }
+        // Its own throttle per method: the stage's method setting for exactly this
+        // resource and method (CloudFormation writes a path's slashes as ~1).
         let resource_path = format!("/{}", source.route().replace('/', "~1"));
-        let throttles: Vec<&Value> = method_settings
-            .iter()
-            .filter(|setting| {
-                setting["ResourcePath"] == resource_path.as_str()
-                    && setting["HttpMethod"].as_str().map(str::to_uppercase)
-                        == Some("POST".to_owned())
-            })
-            .collect();
-        assert_eq!(
-            throttles.len(),
-            1,
-            "{API_ID}.MethodSettings: one entry with ResourcePath {resource_path:?} and \
-             HttpMethod POST (its throttle)"
-        );
-        assert!(
-            throttles[0].get("ThrottlingRateLimit").is_some()
-                && throttles[0].get("ThrottlingBurstLimit").is_some(),
-            "{route}: rate and burst limits"
-        );
+        for method in methods(source) {
+            let throttles: Vec<&Value> = method_settings
+                .iter()
+                .filter(|setting| {
+                    setting["ResourcePath"] == resource_path.as_str()
+                        && setting["HttpMethod"].as_str().map(str::to_uppercase)
+                            == Some((*method).to_owned())
+                })
+                .collect();
+            assert_eq!(
+                throttles.len(),
+                1,
+                "{API_ID}.MethodSettings: one entry with ResourcePath {resource_path:?} and \
+                 HttpMethod {method} (its throttle)"
+            );
+            assert!(
+                throttles[0].get("ThrottlingRateLimit").is_some()
+                    && throttles[0].get("ThrottlingBurstLimit").is_some(),
+                "{method} {}: rate and burst limits",
+                source.route()
+            );
+        }
 
-        // Its own generated secret, passed as API_KEYS_SECRET_ARN.
+        // Its own generated secret, passed as API_KEYS_SECRET_ARN (a key source) or
+        // META_SECRET_ARN (a signed source).
+        let variable = secret_variable(source);
         let secret_ref = template
-            .env(function, "API_KEYS_SECRET_ARN")
-            .unwrap_or_else(|| panic!("{id}: no API_KEYS_SECRET_ARN"));
+            .env(function, variable)
+            .unwrap_or_else(|| panic!("{id}: no {variable}"));
         let secret_id = secret_ref["Ref"]
             .as_str()
-            .unwrap_or_else(|| panic!("{id}: API_KEYS_SECRET_ARN must be !Ref <secret>"))
+            .unwrap_or_else(|| panic!("{id}: {variable} must be !Ref <secret>"))
             .to_owned();
         let secret = template.resource(&secret_id);
         assert_eq!(
@@ -618,15 +689,18 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
         assert!(
             secret["Properties"].get("SecretString").is_none()
                 && secret["Properties"].get("GenerateSecretString").is_some(),
-            "{secret_id}: the key is generated, never written in the template"
+            "{secret_id}: generated, never written in the template"
         );
         assert_eq!(
             secret["Properties"]["Name"],
-            json!({ "Fn::Sub": format!("${{AWS::StackName}}/api-keys/{slug}") }),
-            "{secret_id}: Name, which the README's key hand-out reads"
+            json!({ "Fn::Sub": secret_name(source) }),
+            "{secret_id}: Name, which the README's hand-outs read"
         );
-        if let Some(other) = secrets_in_use.insert(secret_id.clone(), id.to_owned()) {
-            panic!("{secret_id} is the key secret of both {other} and {id}");
+        if !keyed(source) {
+            signed_secret_has_the_codes_shape(&secret_id, secret);
+        }
+        if let Some(other) = secrets_in_use.insert(secret_id.clone(), (id.to_owned(), source)) {
+            panic!("{secret_id} is the secret of both {} and {id}", other.0);
         }
 
         // It may read its own secret (and the database's), nothing else.
@@ -642,8 +716,8 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
             );
         }
 
-        // Queues a lead it cannot store: the buffer queue's URL, and sending to that queue
-        // only.
+        // Queues a lead it cannot store (or, signed, cannot read yet): the buffer queue's
+        // URL, and sending to that queue only.
         assert_eq!(
             template.env(function, "BUFFER_QUEUE_URL"),
             Some(reference(QUEUE_ID)),
@@ -668,13 +742,27 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
     }
     assert_eq!(secrets_in_use.len(), sources.len());
 
-    // No other function mentions a source's key secret (in its environment or policy).
-    for (secret_id, owner) in &secrets_in_use {
+    // No other function mentions a source's secret (in its environment or policy); a
+    // signed source's is read by the Graph readers too, which fetch its leads.
+    for (secret_id, (owner, source)) in &secrets_in_use {
+        for (binary, other_id) in &template.functions {
+            let reader = !keyed(source) && GRAPH_READERS.contains(&binary.as_str());
+            if other_id != owner && !reader {
+                assert!(
+                    !mentions(template.resource(other_id), secret_id),
+                    "{other_id} refers to {secret_id}, {owner}'s secret"
+                );
+            }
+        }
+        // Nor any other resource but the policies that grant it.
         for (other_id, other) in &template.resources {
-            if other_id != owner && other["Type"] == "AWS::Serverless::Function" {
+            if other["Type"] != "AWS::Serverless::Function"
+                && other["Type"] != "AWS::IAM::ManagedPolicy"
+                && other_id != secret_id
+            {
                 assert!(
                     !mentions(other, secret_id),
-                    "{other_id} refers to {secret_id}, {owner}'s key secret"
+                    "{other_id} refers to {secret_id}, {owner}'s secret"
                 );
             }
         }
@@ -683,18 +771,83 @@ fn every_source_has_one_route_its_own_secret_the_buffer_and_events() {
     // No route without a source.
     let expected: BTreeSet<String> = ALL
         .iter()
-        .map(|source| format!("POST {}", source.route()))
+        .flat_map(|source| source_routes(source))
         .collect();
     let actual: BTreeSet<String> = route_owners.keys().cloned().collect();
     assert_eq!(actual, expected, "routes in the template");
+}
+
+/// A signed source's secret: the JSON object `shared::meta::MetaSecrets::from_secret`
+/// reads, in which CloudFormation generates the verify token alone (the webhook's, typed
+/// into the platform's settings) and leaves the rest empty for an operator to fill (the
+/// app secrets and the page's token and id come from the platform). Until filled the code
+/// refuses it (answered 500, alarmed); filled, it is used.
+fn signed_secret_has_the_codes_shape(secret_id: &str, secret: &Value) {
+    let generate = &secret["Properties"]["GenerateSecretString"];
+    let shape: Value = serde_json::from_str(
+        generate["SecretStringTemplate"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{secret_id}: a SecretStringTemplate")),
+    )
+    .unwrap_or_else(|e| panic!("{secret_id}: SecretStringTemplate is not JSON: {e}"));
+    assert_eq!(
+        shape,
+        json!({ "app_secrets": [], "page_access_token": "", "page_id": "" }),
+        "{secret_id}: SecretStringTemplate, empty until an operator fills it (no real value \
+         in the template)"
+    );
+    assert_eq!(
+        generate["GenerateStringKey"], "verify_token",
+        "{secret_id}: GenerateStringKey, the verify token generated at creation"
+    );
+    assert_eq!(
+        generate["ExcludePunctuation"], true,
+        "{secret_id}: a verify token typed into the platform's form and sent back in a URL"
+    );
+    let mut generated = shape.clone();
+    generated["verify_token"] = json!("generated");
+    assert!(
+        shared::meta::MetaSecrets::from_secret(&generated.to_string()).is_err(),
+        "{secret_id}: the code accepts the secret before it is filled"
+    );
+    let mut filled = generated;
+    filled["app_secrets"] = json!(["app-secret"]);
+    filled["page_access_token"] = json!("page-token");
+    filled["page_id"] = json!("102030405060708");
+    assert!(
+        shared::meta::MetaSecrets::from_secret(&filled.to_string()).is_ok(),
+        "{secret_id}: the code refuses the filled secret {filled}"
+    );
 }
 
 #[test]
 fn other_functions_have_no_route_and_no_api_key() {
     let template = Template::load();
     let db_secret = template.globals_env()["DB_SECRET_ARN"].clone();
-    for binary in non_source_functions() {
-        let (id, function) = template.function(&binary);
+    // A signed source's secret, which the Graph readers may read.
+    let signed_secrets: Vec<Value> = ALL
+        .iter()
+        .filter(|source| !keyed(source))
+        .map(|source| {
+            let (id, function) = template.function(source.slug);
+            template
+                .env(function, secret_variable(source))
+                .unwrap_or_else(|| panic!("{id}: no {}", secret_variable(source)))
+        })
+        .collect();
+    let others: Vec<&String> = template
+        .functions
+        .keys()
+        .filter(|binary| !sources().contains(*binary))
+        .collect();
+    for binary in ["migrate", DRAIN, META_SYNC] {
+        assert!(
+            others.iter().any(|other| *other == binary),
+            "template.yaml: no function with binary {binary}"
+        );
+    }
+    for binary in others {
+        let (id, function) = template.function(binary);
         assert!(template.routes(id).is_empty(), "{id} has no route");
         for name in ["API_KEYS_SECRET_ARN", "API_KEYS"] {
             assert!(
@@ -705,14 +858,142 @@ fn other_functions_have_no_route_and_no_api_key() {
                 "{id}: no {name}"
             );
         }
-        // The database secrets only (migrate's two are checked in
-        // the_functions_log_in_as_lead_writer_and_only_migrate_as_master).
+        // The database secrets (migrate's two are checked in
+        // the_functions_log_in_as_lead_writer_and_only_migrate_as_master), and a signed
+        // source's secret for the Graph readers.
+        let reader = GRAPH_READERS.contains(&binary.as_str());
         for grant in template.grants(id, "secretsmanager:get") {
             assert!(
-                grant == db_secret || (binary == "migrate" && grant == master_secret()),
-                "{id} may read {grant}, which is not a database secret it needs"
+                grant == db_secret
+                    || (binary == "migrate" && grant == master_secret())
+                    || (reader && signed_secrets.contains(&grant)),
+                "{id} may read {grant}, which is not a secret it needs"
             );
         }
+    }
+}
+
+/// The drain (leads queued unread) and meta-sync read a signed source's leads from the
+/// Graph API as its own function does: its secret, readable, and the same Graph API
+/// version, a parameter whose default is the code's.
+#[test]
+fn the_graph_readers_read_the_signed_sources_secret_and_graph_version() {
+    let template = Template::load();
+    let version = reference(GRAPH_VERSION_PARAMETER);
+    let parameter = template
+        .parameters
+        .get(GRAPH_VERSION_PARAMETER)
+        .unwrap_or_else(|| panic!("Parameters: no {GRAPH_VERSION_PARAMETER}"));
+    assert_eq!(
+        parameter["Default"],
+        shared::graph::DEFAULT_GRAPH_VERSION,
+        "{GRAPH_VERSION_PARAMETER}: Default, the code's default"
+    );
+    for source in ALL.iter().filter(|source| !keyed(source)) {
+        let (id, function) = template.function(source.slug);
+        let secret = template
+            .env(function, secret_variable(source))
+            .unwrap_or_else(|| panic!("{id}: no {}", secret_variable(source)));
+        let mut readers = vec![(id.to_owned(), function.clone())];
+        for binary in GRAPH_READERS {
+            let (reader, function) = template.function(binary);
+            readers.push((reader.to_owned(), function.clone()));
+        }
+        for (reader, function) in &readers {
+            assert_eq!(
+                template.env(function, "META_SECRET_ARN"),
+                Some(secret.clone()),
+                "{reader}: META_SECRET_ARN is {secret}, {id}'s"
+            );
+            assert!(
+                template
+                    .grants(reader, "secretsmanager:get")
+                    .contains(&secret),
+                "{reader}: no secretsmanager:GetSecretValue on {secret}"
+            );
+            assert_eq!(
+                template.env(function, "GRAPH_API_VERSION"),
+                Some(version.clone()),
+                "{reader}: GRAPH_API_VERSION is !Ref {GRAPH_VERSION_PARAMETER}"
+            );
+        }
+    }
+}
+
+/// Meta's scheduled pull: on a schedule (a parameter, every 15 minutes by default), one
+/// at a time, long enough for a pull after an outage and done before the next; no route,
+/// no queue (a failed pull leaves its watermark for the next); the database of the others.
+#[test]
+fn meta_sync_pulls_on_a_schedule_alone() {
+    let template = Template::load();
+    let (id, function) = template.function(META_SYNC);
+    let events = template.events(id);
+    assert_eq!(events.len(), 1, "{id}: one event, its schedule");
+    let (kind, props) = events.values().next().expect("event");
+    let expression = match kind.as_str() {
+        "ScheduleV2" => &props["ScheduleExpression"],
+        "Schedule" => &props["Schedule"],
+        other => panic!("{id}: a Schedule or ScheduleV2 event, not {other}"),
+    };
+    assert_eq!(
+        *expression,
+        reference("MetaSyncSchedule"),
+        "{id}: its schedule is the parameter MetaSyncSchedule"
+    );
+    assert_eq!(
+        template.parameters["MetaSyncSchedule"]["Default"], "rate(15 minutes)",
+        "MetaSyncSchedule: Default"
+    );
+    assert!(
+        props.get("Name").is_none(),
+        "{id}: a fixed schedule name would collide between two stacks of one account"
+    );
+    assert_eq!(
+        template.env(function, "META_SYNC_OVERLAP_SECONDS"),
+        Some(reference("MetaSyncOverlapSeconds")),
+        "{id}: META_SYNC_OVERLAP_SECONDS"
+    );
+    assert_eq!(
+        number(
+            &template.parameters["MetaSyncOverlapSeconds"]["Default"],
+            "MetaSyncOverlapSeconds.Default"
+        ),
+        3600,
+        "MetaSyncOverlapSeconds: Default"
+    );
+    assert_eq!(
+        number(
+            &function["Properties"]["ReservedConcurrentExecutions"],
+            "ReservedConcurrentExecutions"
+        ),
+        1,
+        "{id}: never two pulls at once"
+    );
+    let timeout = number(&template.property(function, "Timeout"), "Timeout");
+    assert!(
+        (60..=900).contains(&timeout),
+        "{id}: Timeout {timeout} s: a pull after an outage pages through many leads, and \
+         ends before the next (15 minutes)"
+    );
+    assert!(template.routes(id).is_empty(), "{id}: no route");
+    assert!(
+        template.env(function, "BUFFER_QUEUE_URL").is_none()
+            && template.grants(id, "sqs:send").is_empty(),
+        "{id}: no queue"
+    );
+    for name in [
+        "DB_SECRET_ARN",
+        "DB_HOST",
+        "DB_PORT",
+        "DB_NAME",
+        "DB_SSLMODE",
+    ] {
+        assert!(
+            function["Properties"]["Environment"]["Variables"]
+                .get(name)
+                .is_none(),
+            "{id}: {name} comes from Globals, like the sources'"
+        );
     }
 }
 
@@ -983,7 +1264,8 @@ fn database_connections_are_bounded() {
 #[test]
 fn deployed_functions_get_no_static_keys_or_database_url() {
     let template = Template::load();
-    for name in ["API_KEYS", "DATABASE_URL"] {
+    let signed = SIGNED_DEV_VALUES.map(|(name, _)| name);
+    for &name in ["API_KEYS", "DATABASE_URL"].iter().chain(&signed) {
         template.assert_local_only("Globals", name, template.globals_env().get(name));
         for id in template.functions.values() {
             let vars = &template.resource(id)["Properties"]["Environment"]["Variables"];
@@ -1013,7 +1295,7 @@ fn every_variable_the_template_sets_is_read_by_the_code() {
 }
 
 #[test]
-fn every_source_has_its_endpoint_and_key_secret_outputs() {
+fn every_source_has_its_endpoint_and_secret_outputs() {
     let template = Template::load();
     for source in ALL {
         // The partner's URL on ApiDomainName (its exact path), else the execute-api one
@@ -1043,15 +1325,16 @@ fn every_source_has_its_endpoint_and_key_secret_outputs() {
         );
 
         let (id, function) = template.function(source.slug);
+        let variable = secret_variable(source);
         let secret = template
-            .env(function, "API_KEYS_SECRET_ARN")
-            .unwrap_or_else(|| panic!("{id}: no API_KEYS_SECRET_ARN"));
+            .env(function, variable)
+            .unwrap_or_else(|| panic!("{id}: no {variable}"));
         assert!(
             template
                 .outputs
                 .values()
                 .any(|output| output["Value"] == secret),
-            "no output with {id}'s key secret ({secret})"
+            "no output with {id}'s secret ({secret})"
         );
     }
 }
@@ -1096,6 +1379,8 @@ fn every_function_has_its_own_log_group_and_an_errors_alarm() {
 
 /// `cargo lambda watch` reads its routes and each function's environment statically from
 /// the root `Cargo.toml`; they cannot be derived from the code, so they are checked here.
+/// A key source gets its development key; a signed source, and any function that reads
+/// its secret, the development app secret and tokens (the event files are signed with it).
 #[test]
 fn make_dev_serves_every_source_on_its_route_with_its_dev_key() {
     let lambda = lambda_metadata();
@@ -1104,21 +1389,45 @@ fn make_dev_serves_every_source_on_its_route_with_its_dev_key() {
         .cloned()
         .unwrap_or_default();
     let bins = lambda["bin"].as_object().cloned().unwrap_or_default();
+    let signed_env: Map<String, Value> = SIGNED_DEV_VALUES
+        .iter()
+        .map(|(name, value)| ((*name).to_owned(), json!(value)))
+        .collect();
     for source in ALL {
         let slug = source.slug;
         let route = source.route();
+        let expected: Vec<Value> = methods(source)
+            .iter()
+            .map(|method| json!({ "method": method, "function": slug }))
+            .collect();
+        let mut served: Vec<Value> = as_list(router.get(&route).unwrap_or(&Value::Null))
+            .into_iter()
+            .cloned()
+            .collect();
+        served.sort_by_key(|route| route["method"].to_string());
         assert_eq!(
-            router.get(&route),
-            Some(&json!([{ "method": "POST", "function": slug }])),
-            "Cargo.toml, [workspace.metadata.lambda.watch.router]: \
-             \"{route}\" = [{{ method = \"POST\", function = \"{slug}\" }}]"
+            served,
+            expected,
+            "Cargo.toml, [workspace.metadata.lambda.watch.router]: \"{route}\" = {}",
+            serde_json::to_string(&expected).expect("routes")
         );
-        assert_eq!(
-            bins.get(slug).map(|bin| &bin["env"]["API_KEYS"]),
-            Some(&json!(dev_key(slug))),
-            "Cargo.toml, [workspace.metadata.lambda.bin.{slug}.env]: API_KEYS = \"{}\"",
-            dev_key(slug)
-        );
+        let env = bins.get(slug).map(|bin| &bin["env"]);
+        if keyed(source) {
+            assert_eq!(
+                env.map(|env| &env["API_KEYS"]),
+                Some(&json!(dev_key(slug))),
+                "Cargo.toml, [workspace.metadata.lambda.bin.{slug}.env]: API_KEYS = \"{}\"",
+                dev_key(slug)
+            );
+        } else {
+            for (name, value) in &signed_env {
+                assert_eq!(
+                    env.map(|env| &env[name]),
+                    Some(value),
+                    "Cargo.toml, [workspace.metadata.lambda.bin.{slug}.env]: {name} = {value}"
+                );
+            }
+        }
     }
     let routes: BTreeSet<String> = router.keys().cloned().collect();
     let expected: BTreeSet<String> = ALL.iter().map(|source| source.route()).collect();
@@ -1126,21 +1435,43 @@ fn make_dev_serves_every_source_on_its_route_with_its_dev_key() {
         routes, expected,
         "Cargo.toml, [workspace.metadata.lambda.watch.router] vs shared::source::ALL"
     );
-    let keyed: BTreeSet<String> = bins
+    let with_keys: BTreeSet<String> = bins
         .iter()
         .filter(|(_, bin)| bin["env"].get("API_KEYS").is_some())
         .map(|(name, _)| name.clone())
         .collect();
+    let key_sources: BTreeSet<String> = ALL
+        .iter()
+        .filter(|source| keyed(source))
+        .map(|source| source.slug.to_owned())
+        .collect();
     assert_eq!(
-        keyed,
-        sources(),
-        "Cargo.toml, functions given API_KEYS in [workspace.metadata.lambda.bin] vs shared::source::ALL"
+        with_keys, key_sources,
+        "Cargo.toml, functions given API_KEYS in [workspace.metadata.lambda.bin] vs the key \
+         sources of shared::source::ALL"
     );
+    // Whoever is given a signed source's secrets is given all of them, the development ones.
+    for (name, bin) in &bins {
+        let given: Vec<&String> = signed_env
+            .keys()
+            .filter(|variable| bin["env"].get(variable.as_str()).is_some())
+            .collect();
+        if !given.is_empty() {
+            for (variable, value) in &signed_env {
+                assert_eq!(
+                    bin["env"].get(variable),
+                    Some(value),
+                    "Cargo.toml, [workspace.metadata.lambda.bin.{name}.env]: {variable}"
+                );
+            }
+        }
+    }
 }
 
 /// `sam local --env-vars local/env.example.json` only overrides variables the template
 /// declares for a function, so each entry must match a function and its declarations;
-/// each source gets its development key.
+/// each key source gets its development key, and each function reading a signed source's
+/// secret its development app secret and tokens.
 #[test]
 fn sam_local_env_file_covers_every_function_and_source_key() {
     let template = Template::load();
@@ -1173,17 +1504,33 @@ fn sam_local_env_file_covers_every_function_and_source_key() {
     }
     for source in ALL {
         let (id, _) = template.function(source.slug);
-        assert_eq!(
-            env[id]["API_KEYS"],
-            json!(dev_key(source.slug)),
-            "{path:?}: {id}.API_KEYS"
-        );
+        if keyed(source) {
+            assert_eq!(
+                env[id]["API_KEYS"],
+                json!(dev_key(source.slug)),
+                "{path:?}: {id}.API_KEYS"
+            );
+        }
         // No queue under sam local: empty, a lead the database cannot take is a 500.
         assert_eq!(
             env[id]["BUFFER_QUEUE_URL"],
             json!(""),
             "{path:?}: {id}.BUFFER_QUEUE_URL"
         );
+    }
+    // Every function that reads a signed source's secret gets its development values in
+    // its place (local ones win over META_SECRET_ARN), declared for sam local only.
+    for id in template.functions.values() {
+        let function = template.resource(id);
+        if template.env(function, "META_SECRET_ARN").is_some() {
+            for (name, value) in SIGNED_DEV_VALUES {
+                assert!(
+                    template.env(function, name).is_some(),
+                    "template.yaml: {id} does not declare {name} (for sam local)"
+                );
+                assert_eq!(env[id][name], json!(value), "{path:?}: {id}.{name}");
+            }
+        }
     }
     // No lead_writer password to set under sam local (no Secrets Manager there).
     for id in template.functions.values() {
@@ -1459,10 +1806,15 @@ fn metric_filter(filter: &Value) -> (String, Value, Value) {
 /// Every source has metric filters on its own log group and an alarm on each: no accepted
 /// lead for `SilentSourceHours` (no data counts, in hourly periods inside CloudWatch's
 /// 7-day window), leads refused after the key passed, key refusals, and the
-/// misconfigurations answered 500 (`database_denied`, `secret_unavailable`).
+/// misconfigurations answered 500 (`database_denied`, `secret_unavailable`). The filters
+/// name the labels the source's log lines carry (`shared::answer::label`): a signed
+/// source logs one `notification` line per request, with its leads' counts, and its
+/// refusals as `missing_signature` / `invalid_signature`; its handshakes answered 500
+/// (`handshake_refused`, an unusable secret) are misconfigurations too.
 #[test]
 fn every_source_is_alarmed_when_silent_refusing_leads_or_misconfigured() {
     let template = Template::load();
+    let code = names_in_code();
     let namespace = json!({ "Fn::Sub": METRIC_NAMESPACE });
     let hours = template
         .parameters
@@ -1473,8 +1825,8 @@ fn every_source_is_alarmed_when_silent_refusing_leads_or_misconfigured() {
             && number(&hours["MaxValue"], "SilentSourceHours.MaxValue") * 3600 <= 7 * 24 * 3600,
         "SilentSourceHours: 1 hour to 7 days (CloudWatch's longest evaluation)"
     );
-    // Metric name → words its filter pattern must name.
-    let metrics: [(&str, &[&str]); 4] = [
+    // Metric name → words its filter pattern must name, for a key source and a signed one.
+    let keyed_metrics: [(&str, &[&str]); 4] = [
         (
             "AcceptedLeads",
             &["\"stored\"", "\"duplicate\"", "\"queued\""],
@@ -1489,8 +1841,35 @@ fn every_source_is_alarmed_when_silent_refusing_leads_or_misconfigured() {
             &["\"database_denied\"", "\"secret_unavailable\""],
         ),
     ];
+    let signed_metrics: [(&str, &[&str]); 4] = [
+        (
+            "AcceptedLeads",
+            &["\"notification\"", "$.stored", "$.duplicates", "$.queued"],
+        ),
+        (
+            "RejectedLeads",
+            &["$.status >= 400", "$.status < 500", "401", "403"],
+        ),
+        (
+            "KeyRefusals",
+            &["\"missing_signature\"", "\"invalid_signature\""],
+        ),
+        (
+            "Misconfigured",
+            &[
+                "\"database_denied\"",
+                "\"secret_unavailable\"",
+                "\"handshake_refused\"",
+            ],
+        ),
+    ];
     for source in ALL {
         let slug = source.slug;
+        let metrics = if keyed(source) {
+            keyed_metrics
+        } else {
+            signed_metrics
+        };
         let (id, function) = template.function(slug);
         let group = &function["Properties"]["LoggingConfig"]["LogGroup"];
         for (metric, words) in metrics {
@@ -1511,6 +1890,11 @@ fn every_source_is_alarmed_when_silent_refusing_leads_or_misconfigured() {
                     filters[0].contains(word),
                     "{id}: the {metric} filter {:?} does not name {word}",
                     filters[0]
+                );
+                // A label is one the code logs.
+                assert!(
+                    !word.starts_with('"') || code.contains(word),
+                    "{id}: the {metric} filter names {word}, which nothing in shared/src logs"
                 );
             }
             let dimension = json!({ "Name": "Source", "Value": slug });

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod graph;
 pub mod local_aws;
 pub mod proxy;
+pub mod queue;
 
 use std::path::{Path, PathBuf};
 
@@ -27,6 +29,55 @@ pub fn app(source: &'static Source, options: PgConnectOptions) -> App {
     App::new(
         source,
         ApiKeys::new([dev_key(source)]),
+        Store::new(options, StoreSettings::default()),
+    )
+}
+
+/// Meta's development settings, as `make dev` and the event files use them.
+pub const META_APP_SECRET: &str = "local-dev-meta-app-secret";
+pub const META_VERIFY_TOKEN: &str = "local-dev-meta-verify-token";
+pub const META_PAGE_TOKEN: &str = "local-dev-meta-page-token";
+pub const META_PAGE_ID: &str = "102030405060708";
+
+pub fn meta_secrets() -> shared::meta::MetaSecrets {
+    shared::meta::MetaSecrets::new(
+        vec![META_APP_SECRET.into()],
+        META_VERIFY_TOKEN.into(),
+        META_PAGE_TOKEN.into(),
+        META_PAGE_ID.into(),
+    )
+    .expect("valid Meta settings")
+}
+
+/// Meta's side, reading leads from the Graph API at `graph_url` (a stand-in).
+pub fn meta(graph_url: &str) -> shared::meta::Meta {
+    let settings = shared::graph::GraphSettings {
+        base_url: graph_url.to_owned(),
+        ..Default::default()
+    };
+    shared::meta::Meta::new(
+        shared::secrets::Setting::fixed(meta_secrets()),
+        shared::graph::Graph::new(settings),
+    )
+}
+
+/// A lead as the Graph API gives it, of the development page's form, created at the
+/// events' time, with this name and phone.
+pub fn meta_lead(id: &str, name: &str, phone: &str) -> Value {
+    let mut lead = graph::lead(id, "444555666777888", 1_795_427_990);
+    lead["field_data"] = serde_json::json!([
+        {"name": "full_name", "values": [name]},
+        {"name": "phone_number", "values": [phone]},
+        {"name": "vehicle_model", "values": ["MG Windsor EV"]}
+    ]);
+    lead
+}
+
+/// An app for a signed source (Meta), on the production pool settings.
+pub fn meta_app(source: &'static Source, options: PgConnectOptions, graph_url: &str) -> App {
+    App::signed(
+        source,
+        meta(graph_url),
         Store::new(options, StoreSettings::default()),
     )
 }

@@ -48,6 +48,7 @@ impl Leads {
     /// The lead the function would store for a request with `body`, arriving now.
     pub fn lead(&self, body: &str, request_id: &str) -> Result<Lead, String> {
         let incoming = Incoming {
+            signature: None,
             api_key: Some(self.api_key.as_bytes()),
             content_type: self.content_type.as_deref(),
             idempotency_key: None,

@@ -1,0 +1,538 @@
+//! Meta's Graph API for Lead Ads: one lead by the id a webhook names, and every recent
+//! lead of a page's forms, for catching up on webhooks that never came.
+//!
+//! Meta answers errors with a JSON body whose `error.code` says what went wrong, under
+//! an HTTP status that says little (a rate limit is a 400), so every failure is sorted by
+//! its code into [`GraphError::Unavailable`] (try again later) or [`GraphError::Refused`]
+//! (trying again will not help). The page token is a credential: it travels only to the
+//! configured Graph URL and never into an error's text.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, Url};
+use serde_json::{Map, Value};
+
+pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com";
+pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
+
+/// What the pipeline reads of a lead, asked of both the lead and the form's leads.
+pub const LEAD_FIELDS: &str = "id,created_time,form_id,ad_id,ad_name,adset_id,adset_name,campaign_id,campaign_name,is_organic,platform,field_data";
+
+/// Items per page; the most Meta serves for these edges.
+const PAGE_LIMIT: &str = "100";
+
+/// A paging loop stops here even if Meta keeps answering with a `next`: far beyond any
+/// real page's forms or a day's leads, and a bound on a loop that would never end.
+pub const MAX_PAGES: usize = 1000;
+
+/// Where the Graph API is and how long a call may take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GraphSettings {
+    pub base_url: String,
+    pub version: String,
+    /// For each HTTP request, from connecting to the last byte of the body.
+    pub timeout: Duration,
+}
+
+impl Default for GraphSettings {
+    fn default() -> Self {
+        Self {
+            base_url: DEFAULT_GRAPH_URL.into(),
+            version: DEFAULT_GRAPH_VERSION.into(),
+            timeout: Duration::from_secs(3),
+        }
+    }
+}
+
+/// Why a Graph API call gave no answer. Never carries the token or its proof.
+#[derive(Debug, thiserror::Error)]
+pub enum GraphError {
+    /// Worth retrying later: timeout, connection failure, HTTP 5xx, a rate limit or
+    /// transient error code.
+    #[error("Graph API unavailable: {0}")]
+    Unavailable(String),
+    /// Will not succeed on retry: the object is gone or the token/permission is wrong.
+    #[error("Graph API refused: {0}")]
+    Refused(String),
+}
+
+impl GraphError {
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+
+    /// The same error with every occurrence of the token's secrets blanked out, for
+    /// text that came from elsewhere (a transport error, Meta's message).
+    fn redacted(self, token: &PageToken) -> Self {
+        let clean = |text: String| {
+            [&token.access_token, &token.proof]
+                .into_iter()
+                .filter(|secret| !secret.is_empty())
+                .fold(text, |text, secret| {
+                    text.replace(secret.as_str(), "<redacted>")
+                })
+        };
+        match self {
+            Self::Unavailable(text) => Self::Unavailable(clean(text)),
+            Self::Refused(text) => Self::Refused(clean(text)),
+        }
+    }
+}
+
+/// A page access token with its `appsecret_proof`, which Meta requires of server calls
+/// when the app is set to.
+#[derive(Clone)]
+pub struct PageToken {
+    access_token: String,
+    proof: String,
+}
+
+impl PageToken {
+    pub fn new(access_token: &str, app_secret: &str) -> Self {
+        Self {
+            access_token: access_token.to_owned(),
+            proof: appsecret_proof(access_token, app_secret),
+        }
+    }
+
+    fn query(&self) -> [(&'static str, &str); 2] {
+        [
+            ("access_token", self.access_token.as_str()),
+            ("appsecret_proof", self.proof.as_str()),
+        ]
+    }
+}
+
+// Deliberately prints neither the token nor the proof.
+impl std::fmt::Debug for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PageToken(<redacted>)")
+    }
+}
+
+/// The lowercase hex HMAC-SHA256 of the token, keyed with the app secret.
+pub fn appsecret_proof(access_token: &str, app_secret: &str) -> String {
+    crate::auth::hmac_hex(app_secret.as_bytes(), access_token.as_bytes())
+}
+
+/// A Graph API client, built once per container so connections are reused.
+#[derive(Debug, Clone)]
+pub struct Graph {
+    /// The building error's text when there is no client; every call reports it.
+    client: Result<reqwest::Client, String>,
+    base_url: String,
+    version: String,
+}
+
+impl Graph {
+    pub fn new(settings: GraphSettings) -> Self {
+        // `Client::new` panics where the builder fails (no TLS backend), so there is no
+        // default client to fall back to: the failure is kept and answered per call.
+        let client = reqwest::Client::builder()
+            .timeout(settings.timeout)
+            // Graph API calls are not redirected; a redirect would be a misconfigured
+            // URL, and following it would send the query (the token) somewhere else.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(|error| {
+                let reason = describe(error);
+                tracing::error!(%reason, "cannot build the Graph API client");
+                reason
+            });
+        Self {
+            client,
+            base_url: settings.base_url.trim_end_matches('/').to_owned(),
+            version: settings.version,
+        }
+    }
+
+    /// One lead, with [`LEAD_FIELDS`].
+    pub async fn lead(
+        &self,
+        token: &PageToken,
+        leadgen_id: &str,
+    ) -> Result<Map<String, Value>, GraphError> {
+        let url = self.url(&[leadgen_id])?;
+        self.get(token, url, &[("fields", LEAD_FIELDS)]).await
+    }
+
+    /// The ids of every lead form of the page.
+    pub async fn forms(&self, token: &PageToken, page_id: &str) -> Result<Vec<String>, GraphError> {
+        let url = self.url(&[page_id, "leadgen_forms"])?;
+        let forms = self
+            .pages(token, url, &[("fields", "id"), ("limit", PAGE_LIMIT)])
+            .await?;
+        forms
+            .into_iter()
+            .map(|form| match form.get("id") {
+                Some(Value::String(id)) => Ok(id.clone()),
+                _ => Err(GraphError::Unavailable(
+                    "a lead form without an id in the answer".into(),
+                )),
+            })
+            .collect()
+    }
+
+    /// Every lead of the form created after `since` (unix seconds), with [`LEAD_FIELDS`].
+    pub async fn leads_since(
+        &self,
+        token: &PageToken,
+        form_id: &str,
+        since: i64,
+    ) -> Result<Vec<Map<String, Value>>, GraphError> {
+        let url = self.url(&[form_id, "leads"])?;
+        let filtering = serde_json::json!([
+            {"field": "time_created", "operator": "GREATER_THAN", "value": since}
+        ])
+        .to_string();
+        self.pages(
+            token,
+            url,
+            &[
+                ("fields", LEAD_FIELDS),
+                ("filtering", filtering.as_str()),
+                ("limit", PAGE_LIMIT),
+            ],
+        )
+        .await
+    }
+
+    /// `{base}/{version}/{segments}`. Graph ids are digits and underscores (or an alias
+    /// such as `me`); anything else could name another object or edge (`../me`,
+    /// `1/feed`), so it is refused unsent.
+    fn url(&self, segments: &[&str]) -> Result<String, GraphError> {
+        let id = segments.first().copied().unwrap_or_default();
+        let is_id = !id.is_empty()
+            && id
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || byte == b'_');
+        if !is_id {
+            return Err(GraphError::Refused(format!("{id:?} is not a Graph API id")));
+        }
+        Ok(format!(
+            "{}/{}/{}",
+            self.base_url,
+            self.version,
+            segments.join("/")
+        ))
+    }
+
+    /// Every item of an edge: the first page, then each `paging.next` to the end.
+    async fn pages(
+        &self,
+        token: &PageToken,
+        url: String,
+        query: &[(&str, &str)],
+    ) -> Result<Vec<Map<String, Value>>, GraphError> {
+        let mut items = Vec::new();
+        let mut page = self.get(token, url, query).await?;
+        let mut fetched = 1;
+        loop {
+            let Page { data, next } = page_parts(page)?;
+            items.extend(data);
+            // A page may be empty and still have a `next` (Meta filters after paging):
+            // only a missing `next` ends the edge.
+            let Some(next) = next else {
+                return Ok(items);
+            };
+            if fetched >= MAX_PAGES {
+                return Err(GraphError::Unavailable(format!(
+                    "still a next page after {MAX_PAGES} pages"
+                )));
+            }
+            page = self.get(token, self.next_url(&next)?, &[]).await?;
+            fetched += 1;
+        }
+    }
+
+    /// `paging.next` without the token and proof it may carry (Meta's carries the token
+    /// but not the proof, which an app requiring proofs then refuses), so that
+    /// [`Self::get`] adds both once. Refused unless it is under the configured URL, so
+    /// the token never goes elsewhere.
+    fn next_url(&self, next: &str) -> Result<Url, GraphError> {
+        let leads_away = || {
+            let place = Url::parse(next)
+                .ok()
+                .map(|url| url.origin().ascii_serialization())
+                .unwrap_or_else(|| "an unparseable URL".into());
+            GraphError::Refused(format!(
+                "the next page is at {place}, not under {}",
+                self.base_url
+            ))
+        };
+        // The character after the prefix must end the base, so that neither
+        // `graph.facebook.com.example` nor another port's `:4431` passes for `:443`.
+        let under_base = next
+            .strip_prefix(self.base_url.as_str())
+            .is_some_and(|rest| rest.starts_with('/'));
+        let url = Url::parse(next).map_err(|_| leads_away())?;
+        let same_origin =
+            Url::parse(&self.base_url).is_ok_and(|base| base.origin() == url.origin());
+        if !under_base || !same_origin {
+            return Err(leads_away());
+        }
+        let mut clean = url.clone();
+        let kept: Vec<(String, String)> = url
+            .query_pairs()
+            .filter(|(name, _)| name != "access_token" && name != "appsecret_proof")
+            .map(|(name, value)| (name.into_owned(), value.into_owned()))
+            .collect();
+        clean.set_query(None);
+        if !kept.is_empty() {
+            clean.query_pairs_mut().extend_pairs(&kept);
+        }
+        Ok(clean)
+    }
+
+    /// One GET with the token and proof added to `query`, its answer a JSON object.
+    async fn get(
+        &self,
+        token: &PageToken,
+        url: impl reqwest::IntoUrl,
+        query: &[(&str, &str)],
+    ) -> Result<Map<String, Value>, GraphError> {
+        let client = self
+            .client
+            .as_ref()
+            .map_err(|reason| GraphError::Unavailable(format!("no HTTP client: {reason}")))?;
+        let answer = async {
+            let response = client
+                .get(url)
+                .query(query)
+                .query(&token.query())
+                .send()
+                .await?;
+            let status = response.status();
+            let body = response.bytes().await?;
+            Ok::<_, reqwest::Error>((status, body))
+        }
+        .await;
+        let result = match answer {
+            Ok((status, body)) => answer_of(status, &body),
+            Err(error) => Err(GraphError::Unavailable(describe(error))),
+        };
+        result.map_err(|error| error.redacted(token))
+    }
+}
+
+/// A transport error's text without its URL, whose query holds the token.
+fn describe(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// What an HTTP answer means, by Meta's error code when the body has one.
+fn answer_of(status: StatusCode, body: &[u8]) -> Result<Map<String, Value>, GraphError> {
+    let json = serde_json::from_slice::<Value>(body).ok();
+    if let Some(Value::Object(error)) = json.as_ref().and_then(|json| json.get("error")) {
+        return Err(meta_error(status, error));
+    }
+    if status.is_success() {
+        return match json {
+            Some(Value::Object(object)) => Ok(object),
+            // Graph API answers are JSON objects; anything else comes from something in
+            // between (a proxy's or load balancer's page), which is usually passing.
+            _ => Err(GraphError::Unavailable(format!(
+                "HTTP {status} with a body that is not a JSON object"
+            ))),
+        };
+    }
+    // No error code to go by: the status alone says whether to retry.
+    let retry = status.is_server_error()
+        || status.is_redirection()
+        || status == StatusCode::TOO_MANY_REQUESTS
+        || status == StatusCode::REQUEST_TIMEOUT;
+    let text = format!("HTTP {status} without a Graph API error");
+    Err(if retry {
+        GraphError::Unavailable(text)
+    } else {
+        GraphError::Refused(text)
+    })
+}
+
+/// Sorts Meta's `{"error":{...}}` by its code; the status only decides codes not listed.
+fn meta_error(status: StatusCode, error: &Map<String, Value>) -> GraphError {
+    let code = error.get("code").and_then(Value::as_i64);
+    let subcode = error.get("error_subcode").and_then(Value::as_i64);
+    let transient = error.get("is_transient").and_then(Value::as_bool) == Some(true);
+    let mut text = match code {
+        Some(code) => format!("code {code}"),
+        None => "no code".to_owned(),
+    };
+    if let Some(subcode) = subcode {
+        text.push_str(&format!(", subcode {subcode}"));
+    }
+    if let Some(message) = error.get("message").and_then(Value::as_str) {
+        text.push_str(&format!(": {message}"));
+    }
+    text.push_str(&format!(" (HTTP {}", status.as_u16()));
+    if let Some(trace) = error.get("fbtrace_id").and_then(Value::as_str) {
+        text.push_str(&format!(", fbtrace_id {trace}"));
+    }
+    text.push(')');
+
+    let retry = match code {
+        _ if transient => true,
+        // 1, 2: unknown and service errors; 4, 17, 32, 613 and 800xx: application,
+        // user, page and business rate limits; 341: application limit; 368: a
+        // temporary block.
+        Some(1 | 2 | 4 | 17 | 32 | 341 | 368 | 613 | 80_000..=80_099) => true,
+        // 100: a bad parameter or an object that does not exist or is not ours;
+        // 10, 200-299: permissions; 190: the token is expired or invalid.
+        Some(10 | 100 | 190 | 200..=299) => false,
+        _ => status.is_server_error(),
+    };
+    if retry {
+        GraphError::Unavailable(text)
+    } else {
+        GraphError::Refused(text)
+    }
+}
+
+/// One page of an edge.
+struct Page {
+    data: Vec<Map<String, Value>>,
+    next: Option<String>,
+}
+
+/// A page's `data` objects and its `paging.next`.
+fn page_parts(mut page: Map<String, Value>) -> Result<Page, GraphError> {
+    let not_a_page = |what: &str| GraphError::Unavailable(format!("not a Graph API page: {what}"));
+    let data = match page.remove("data") {
+        Some(Value::Array(items)) => items
+            .into_iter()
+            .map(|item| match item {
+                Value::Object(object) => Ok(object),
+                _ => Err(not_a_page("an item that is not an object")),
+            })
+            .collect::<Result<Vec<_>, _>>()?,
+        _ => return Err(not_a_page("no data array")),
+    };
+    let next = match page.get("paging").and_then(|paging| paging.get("next")) {
+        Some(Value::String(next)) => Some(next.clone()),
+        _ => None,
+    };
+    Ok(Page { data, next })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(status: u16, body: &str) -> Result<Map<String, Value>, GraphError> {
+        answer_of(StatusCode::from_u16(status).unwrap(), body.as_bytes())
+    }
+
+    fn error(status: u16, code: i64) -> GraphError {
+        sorted(
+            status,
+            &format!(r#"{{"error":{{"message":"m","type":"OAuthException","code":{code}}}}}"#),
+        )
+        .unwrap_err()
+    }
+
+    #[test]
+    fn codes_decide_over_the_status() {
+        for code in [
+            1, 2, 4, 17, 32, 341, 368, 613, 80_000, 80_001, 80_005, 80_099,
+        ] {
+            assert!(error(400, code).is_unavailable(), "code {code}");
+        }
+        for code in [10, 100, 190, 200, 250, 299] {
+            assert!(!error(400, code).is_unavailable(), "code {code}");
+            assert!(
+                !error(500, code).is_unavailable(),
+                "code {code} under a 500"
+            );
+        }
+        // A code not listed goes by the status.
+        assert!(!error(400, 12345).is_unavailable());
+        assert!(error(503, 12345).is_unavailable());
+        let transient = sorted(
+            400,
+            r#"{"error":{"message":"m","code":12345,"is_transient":true}}"#,
+        );
+        assert!(transient.unwrap_err().is_unavailable());
+    }
+
+    #[test]
+    fn a_message_is_kept_with_its_codes() {
+        let text = sorted(
+            400,
+            r#"{"error":{"message":"Unsupported get request.","type":"GraphMethodException","code":100,"error_subcode":33,"fbtrace_id":"AbC"}}"#,
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            text,
+            "Graph API refused: code 100, subcode 33: Unsupported get request. (HTTP 400, fbtrace_id AbC)"
+        );
+    }
+
+    #[test]
+    fn bodies_without_an_error_code_go_by_the_status() {
+        assert_eq!(sorted(200, r#"{"id":"1"}"#).unwrap()["id"], "1");
+        assert!(sorted(200, "<html>").unwrap_err().is_unavailable());
+        assert!(sorted(200, "[1]").unwrap_err().is_unavailable());
+        assert!(sorted(502, "<html>").unwrap_err().is_unavailable());
+        assert!(sorted(429, "").unwrap_err().is_unavailable());
+        assert!(!sorted(404, "<html>").unwrap_err().is_unavailable());
+        assert!(!sorted(403, "{}").unwrap_err().is_unavailable());
+    }
+
+    #[test]
+    fn secrets_are_blanked_out_of_errors() {
+        let token = PageToken::new("EAAtoken", "secret");
+        let proof = appsecret_proof("EAAtoken", "secret");
+        let error = GraphError::Refused(format!("bad EAAtoken and {proof}")).redacted(&token);
+        assert_eq!(
+            error.to_string(),
+            "Graph API refused: bad <redacted> and <redacted>"
+        );
+    }
+
+    #[test]
+    fn ids_are_word_characters() {
+        let graph = Graph::new(GraphSettings::default());
+        assert_eq!(
+            graph.url(&["123_456", "leads"]).unwrap(),
+            "https://graph.facebook.com/v25.0/123_456/leads"
+        );
+        for bad in ["", "../me", "1/leads", "1?x=y", "1%2F"] {
+            assert!(!graph.url(&[bad]).unwrap_err().is_unavailable(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn next_stays_under_the_base() {
+        let graph = Graph::new(GraphSettings {
+            base_url: "http://127.0.0.1:4000/".into(),
+            ..GraphSettings::default()
+        });
+        let next = graph
+            .next_url("http://127.0.0.1:4000/v25.0/1/leads?access_token=T&limit=2&after=QQ%3D%3D")
+            .unwrap();
+        assert_eq!(
+            next.as_str(),
+            "http://127.0.0.1:4000/v25.0/1/leads?limit=2&after=QQ%3D%3D"
+        );
+        for away in [
+            "http://127.0.0.1:40001/v25.0/1/leads",
+            "http://127.0.0.1:4000.example.com/v25.0/1/leads",
+            "http://127.0.0.1:4000@example.com/v25.0/1/leads",
+            "https://127.0.0.1:4000/v25.0/1/leads",
+            "http://example.com/v25.0/1/leads",
+            "/v25.0/1/leads",
+        ] {
+            let error = graph.next_url(away).unwrap_err();
+            assert!(!error.is_unavailable(), "{away}");
+        }
+    }
+}
