@@ -22,7 +22,7 @@ use crate::record::LeadRecord;
 use crate::secrets::Setting;
 use crate::shape;
 use crate::source::{Auth, Shape, Source};
-use crate::store::Store;
+use crate::store::{Store, Stored};
 
 /// What a request brings, already taken out of its transport.
 #[derive(Debug, Clone, Copy)]
@@ -309,6 +309,17 @@ impl App {
         let reason = if left < PER_LEAD_RESERVE {
             "too little time left for this notification".to_owned()
         } else {
+            // A platform sends a notification again until it hears 200: its stored leads
+            // are not read again. A database that cannot say is asked again by `keep`.
+            let platform = self.source.platform;
+            let limit = left - PER_LEAD_RESERVE;
+            if let Ok(Some(id)) = self
+                .store
+                .find(platform, &reference.leadgen_id, limit)
+                .await
+            {
+                return Ok(Outcome::Stored(Stored::Duplicate(id)));
+            }
             let secrets = meta.secrets().await?;
             match meta.lead(&secrets, &reference.leadgen_id).await {
                 Ok(lead) => match meta::record(

@@ -143,6 +143,11 @@ ON CONFLICT (source) DO UPDATE
 SET synced_until = greatest(lead_sync_watermarks.synced_until, excluded.synced_until),
     updated_at = now()"#;
 
+/// The row holding a source's own id of a lead (the unique key of the dedup migrations).
+const FIND_BY_PARTNER_ID: &str = r#"
+SELECT id::text FROM public."mg-digital-leads"
+WHERE platform = $1 AND partner_lead_id = $2"#;
+
 /// How long a migration waits for a lock on the CRM's live table.
 const MIGRATION_LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
 
@@ -190,6 +195,26 @@ struct Slot {
     /// Set after the database proved unavailable: until then, leads go straight to the
     /// queue instead of each waiting out its timeout (a circuit breaker).
     resting_until: Option<Instant>,
+}
+
+impl Slot {
+    /// Fails at once while resting; otherwise the rest, if any, is over.
+    fn awake(&mut self) -> Result<(), StoreError> {
+        if let Some(until) = self.resting_until {
+            if Instant::now() < until {
+                return Err(StoreError::Resting);
+            }
+            self.resting_until = None;
+        }
+        Ok(())
+    }
+
+    /// Rests for `breaker` after a failure that shows the database down (zero: never).
+    fn rest_after<T>(&mut self, result: &Result<T, StoreError>, breaker: Duration) {
+        if result.as_ref().is_err_and(StoreError::is_outage) && !breaker.is_zero() {
+            self.resting_until = Some(Instant::now() + breaker);
+        }
+    }
 }
 
 /// An open connection and the credentials it was opened with.
@@ -280,19 +305,41 @@ impl Store {
     ) -> Result<Stored, StoreError> {
         let limit = limit.min(self.settings.operation_timeout);
         let mut slot = self.slot.lock().await;
-        if let Some(until) = slot.resting_until {
-            if Instant::now() < until {
-                return Err(StoreError::Resting);
-            }
-            slot.resting_until = None;
-        }
+        slot.awake()?;
         let result = tokio::time::timeout(limit, self.attempt(&mut slot.open, record))
             .await
             .unwrap_or(Err(StoreError::Timeout(limit)));
-        if result.as_ref().is_err_and(StoreError::is_outage) && !self.settings.breaker.is_zero() {
-            slot.resting_until = Some(Instant::now() + self.settings.breaker);
-        }
+        slot.rest_after(&result, self.settings.breaker);
         result
+    }
+
+    /// The row a source's own lead id is stored in, if any, within `limit` (at most
+    /// `operation_timeout`; resting like [`Store::insert_within`]). Lets a lead that must
+    /// be read from its platform first skip that read when it is stored already.
+    pub async fn find(
+        &self,
+        platform: &str,
+        partner_lead_id: &str,
+        limit: Duration,
+    ) -> Result<Option<LeadId>, StoreError> {
+        let limit = limit.min(self.settings.operation_timeout);
+        let mut slot = self.slot.lock().await;
+        slot.awake()?;
+        let open = &mut slot.open;
+        let find = async {
+            let connection = self.connection(open).await?;
+            sqlx::query_scalar::<_, String>(FIND_BY_PARTNER_ID)
+                .bind(platform)
+                .bind(partner_lead_id)
+                .fetch_optional(&mut *connection)
+                .await
+                .map_err(classify)
+        };
+        let result = tokio::time::timeout(limit, find)
+            .await
+            .unwrap_or(Err(StoreError::Timeout(limit)));
+        slot.rest_after(&result, self.settings.breaker);
+        result.map(|id| id.map(LeadId::from_text))
     }
 
     /// One store of a lead on the open connection, or a new one. A timed-out call is

@@ -213,6 +213,16 @@ async fn a_batch_stores_each_lead_once(_: PgPoolOptions, options: PgConnectOptio
         (answer.status, answer.body.as_str()),
         (200, summary(2, 2, 0).as_str())
     );
+    // Each lead was read once: a stored one is not read again, even within one batch.
+    let paths: Vec<String> = graph.requests().into_iter().map(|r| r.path).collect();
+    assert_eq!(
+        paths,
+        [
+            "/v25.0/9300000000000001",
+            "/v25.0/9300000000000002",
+            "/v25.0/9300000000000003"
+        ]
+    );
     let names: Vec<String> = leads(&pool)
         .await
         .into_iter()
@@ -279,8 +289,14 @@ async fn graph_down_queues_the_lead_and_the_drain_reads_it_when_back(
     let stored = leads(&pool).await;
     assert_eq!(stored.len(), 2);
     assert_eq!(stored[0].2.as_deref(), Some("+919812300004"));
+    let reads = graph.requests().len();
     let retry = signed(&app, &body).await;
     assert_eq!(retry.body, summary(0, 2, 0));
+    assert_eq!(
+        graph.requests().len(),
+        reads,
+        "stored leads are not read again"
+    );
     assert_eq!(queue.depth().await, 0);
 }
 
