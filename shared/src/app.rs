@@ -15,7 +15,7 @@ use crate::container::Container;
 use crate::dedup::Identity;
 use crate::error::{BufferError, ConfigError, Error, Failure, Refusal};
 use crate::lead;
-use crate::meta::{self, Meta, Reference};
+use crate::meta::{self, Meta, ReadError, Reference};
 use crate::outcome::{Accepted, Ingested, Kept, Outcome, Postponed, Summary};
 use crate::payload::{self, Payload};
 use crate::record::LeadRecord;
@@ -231,10 +231,8 @@ impl App {
                 Ok((key, decode(incoming)?))
             }
             (Auth::Body(names), Some(keys), _) => {
-                let mut payload = decode(incoming)?;
-                let key = body_key(&payload.fields, names);
+                let (key, payload) = take_key(incoming, names)?;
                 let key = keys.get().await?.check(key.as_deref().map(str::as_bytes))?;
-                drop_key(&mut payload, names);
                 Ok((key, payload))
             }
             (Auth::Signature, _, Some(meta)) => {
@@ -320,18 +318,17 @@ impl App {
             {
                 return Ok(Outcome::Stored(Stored::Duplicate(id)));
             }
-            let secrets = meta.secrets().await?;
-            match meta.lead(&secrets, &reference.leadgen_id).await {
-                Ok(lead) => match meta::record(
+            let read = meta
+                .read(
                     self.source,
-                    &lead,
-                    Some(&reference.change),
+                    &reference,
                     incoming.request_id,
                     incoming.received_at,
-                ) {
-                    Ok(record) => return Ok(self.keep(record, started).await?.outcome),
-                    Err(refusal) => refusal.to_string(),
-                },
+                )
+                .await;
+            match read {
+                Ok(record) => return Ok(self.keep(record, started).await?.outcome),
+                Err(ReadError::Secret(error)) => return Err(error.into()),
                 Err(error) => error.to_string(),
             }
         };
@@ -375,13 +372,8 @@ pub fn prepare(
 ) -> Result<LeadRecord, Error> {
     let payload = match source.auth {
         Auth::Body(names) => {
-            let mut payload = decode(incoming)?;
-            api_keys.check(
-                body_key(&payload.fields, names)
-                    .as_deref()
-                    .map(str::as_bytes),
-            )?;
-            drop_key(&mut payload, names);
+            let (key, payload) = take_key(incoming, names)?;
+            api_keys.check(key.as_deref().map(str::as_bytes))?;
             payload
         }
         Auth::Header | Auth::Signature => {
@@ -396,13 +388,11 @@ fn decode(incoming: &Incoming<'_>) -> Result<Payload, Refusal> {
     payload::decode(incoming.content_type, incoming.body)
 }
 
-/// The key a body carries under the first of `names` it has.
-fn body_key(fields: &Map<String, Value>, names: &[&str]) -> Option<String> {
-    lead::first_value(fields, names)
-}
-
-/// Takes the key out of the body, so it is never stored or queued with the lead.
-fn drop_key(payload: &mut Payload, names: &[&str]) {
+/// The body, and the key it carries under the first of `names` it has, taken out of it
+/// so that it is never stored or queued with the lead.
+fn take_key(incoming: &Incoming<'_>, names: &[&str]) -> Result<(Option<String>, Payload), Refusal> {
+    let mut payload = decode(incoming)?;
+    let key = lead::first_value(&payload.fields, names);
     let mut dropped = false;
     for name in names {
         dropped |= payload.fields.remove(*name).is_some();
@@ -410,6 +400,7 @@ fn drop_key(payload: &mut Payload, names: &[&str]) {
     if dropped {
         payload.archived = Value::Object(payload.fields.clone()).to_string();
     }
+    Ok((key, payload))
 }
 
 /// Checks 2 and 3, once the proof has passed: the body's fields and the required ones.

@@ -15,10 +15,9 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use crate::buffer::{self, Queued, Unread};
 use crate::config::Config;
 use crate::container::Container;
-use crate::error::{BufferError, ConfigError, Refusal, SecretError, StoreError};
-use crate::graph::GraphError;
+use crate::error::{BufferError, ConfigError, StoreError};
 use crate::mask;
-use crate::meta::{self, Meta};
+use crate::meta::{Meta, ReadError};
 use crate::record::LeadRecord;
 use crate::store::{Store, Stored};
 
@@ -33,19 +32,12 @@ pub enum DrainError {
     Skipped,
     #[error("a lead queued unread, and no Meta configuration to read it (META_SECRET_ARN)")]
     NoMeta,
-    #[error(transparent)]
-    Secret(#[from] SecretError),
     /// Retried until the queue moves it to the dead-letter queue, whose alarm fires: a
     /// lead the platform says is gone or forbidden is never dropped silently.
     #[error("lead {leadgen_id} not read: {error}")]
-    Graph {
+    Unread {
         leadgen_id: String,
-        error: GraphError,
-    },
-    #[error("lead {leadgen_id} read but not usable: {refusal}")]
-    Unusable {
-        leadgen_id: String,
-        refusal: Refusal,
+        error: ReadError,
     },
 }
 
@@ -120,22 +112,17 @@ impl Drain {
     /// The record of a lead queued unread, read from its platform now.
     async fn read(&self, unread: Unread) -> Result<LeadRecord, DrainError> {
         let meta = self.meta.as_ref().ok_or(DrainError::NoMeta)?;
-        let secrets = meta.secrets().await?;
-        let leadgen_id = unread.reference.leadgen_id;
-        let lead = match meta.lead(&secrets, &leadgen_id).await {
-            Ok(lead) => lead,
-            Err(error) => return Err(DrainError::Graph { leadgen_id, error }),
-        };
-        meta::record(
+        let reference = &unread.reference;
+        meta.read(
             unread.source,
-            &lead,
-            Some(&unread.reference.change),
+            reference,
             &unread.request_id,
             unread.received_at,
         )
-        .map_err(|refusal| DrainError::Unusable {
-            leadgen_id,
-            refusal,
+        .await
+        .map_err(|error| DrainError::Unread {
+            leadgen_id: reference.leadgen_id.clone(),
+            error,
         })
     }
 }

@@ -183,14 +183,34 @@ impl Meta {
         &self.graph
     }
 
-    /// The lead `leadgen_id`, read from the Graph API.
-    pub async fn lead(
+    /// The record of the lead `reference` names, read from the Graph API: what the
+    /// webhook and the drain both make of a notification's lead.
+    pub async fn read(
         &self,
-        secrets: &MetaSecrets,
-        leadgen_id: &str,
-    ) -> Result<Map<String, Value>, GraphError> {
-        self.graph.lead(secrets.token(), leadgen_id).await
+        source: &'static Source,
+        reference: &Reference,
+        request_id: &str,
+        received_at: SystemTime,
+    ) -> Result<LeadRecord, ReadError> {
+        let secrets = self.secrets().await?;
+        let lead = self
+            .graph
+            .lead(secrets.token(), &reference.leadgen_id)
+            .await?;
+        let change = Some(&reference.change);
+        Ok(record(source, &lead, change, request_id, received_at)?)
     }
+}
+
+/// Why a lead a notification named did not become a record now.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("read but not usable: {0}")]
+    Unusable(#[from] Refusal),
 }
 
 /// One lead a notification names: its id, and the change as Meta sent it (kept with the

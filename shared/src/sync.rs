@@ -5,7 +5,7 @@
 //! lead that came both ways is stored once. The watermark lives in the database, and
 //! moves only after a run that stored everything it found.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde::Serialize;
@@ -16,6 +16,7 @@ use crate::container::Container;
 use crate::error::{ConfigError, SecretError, StoreError};
 use crate::graph::GraphError;
 use crate::meta::{self, Meta};
+use crate::record;
 use crate::source::{Source, META};
 use crate::store::{Store, Stored};
 
@@ -82,7 +83,7 @@ impl Sync {
     /// then the watermark moves to this run's start.
     pub async fn run(&self, request_id: &str) -> Result<Report, SyncError> {
         let started = SystemTime::now();
-        let now = unix_seconds(started);
+        let now = (record::unix_ms(started) / 1000) as i64;
         let secrets = self.meta.secrets().await?;
         let watermark_key = format!("{}:{}", self.source.slug, secrets.page_id());
         let watermark = self.store.watermark(&watermark_key).await?;
@@ -113,11 +114,6 @@ impl Sync {
         self.store.set_watermark(&watermark_key, now).await?;
         Ok(report)
     }
-}
-
-fn unix_seconds(time: SystemTime) -> i64 {
-    time.duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs() as i64)
 }
 
 /// Pulls once per invocation (the schedule's), one log line each.
