@@ -36,7 +36,6 @@ pub fn first_value(body: &Map<String, Value>, aliases: &[&str]) -> Option<String
     })
 }
 
-/// Maps `body` into a lead, or names every missing required field in the source's order.
 /// The non-blank values of `parts`, joined by a space (a given and a family name).
 fn joined(body: &Map<String, Value>, parts: &[&str]) -> Option<String> {
     let values: Vec<String> = parts
@@ -69,6 +68,7 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
         .map(|time| time.timestamp())
 }
 
+/// Maps `body` into a lead, or names every missing required field in the source's order.
 pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, Refusal> {
     let phone_number = first_value(body, source.phone_number.aliases);
     let name = first_value(body, source.name.aliases)

@@ -29,13 +29,13 @@ impl LeadRecord {
     }
 }
 
-/// Unix milliseconds back to a time.
 /// Milliseconds since the Unix epoch (zero before it).
 pub fn unix_ms(time: SystemTime) -> u64 {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO);
     u64::try_from(since_epoch.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// Unix milliseconds back to a time.
 pub fn from_unix_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
