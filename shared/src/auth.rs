@@ -83,12 +83,7 @@ pub fn check_signature<S: AsRef<[u8]>>(
     let mut found = None;
     for secret in secrets {
         let secret = secret.as_ref();
-        let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(secret) else {
-            continue;
-        };
-        mac.update(body);
-        let matches = mac.finalize().into_bytes().ct_eq(expected.as_slice());
-        if bool::from(matches) {
+        if bool::from(hmac(secret, body).ct_eq(expected.as_slice())) {
             found = Some(Fingerprint::of(&digest(secret)));
         }
     }
@@ -97,9 +92,14 @@ pub fn check_signature<S: AsRef<[u8]>>(
 
 /// The hex HMAC-SHA256 of `message` keyed with `secret`: how a signature is made.
 pub fn hmac_hex(secret: &[u8], message: &[u8]) -> String {
+    hex::encode(hmac(secret, message))
+}
+
+/// The HMAC-SHA256 of `message` keyed with `secret`.
+fn hmac(secret: &[u8], message: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(message);
-    hex::encode(mac.finalize().into_bytes())
+    mac.finalize().into_bytes().into()
 }
 
 impl ApiKeys {
