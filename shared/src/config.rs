@@ -26,6 +26,17 @@ pub enum Provided<T> {
     Secret { arn: String },
 }
 
+impl<T> Provided<T> {
+    /// The value when one is given (a local run's), else the secret `arn` names.
+    fn either(value: Option<T>, arn: Option<String>) -> Option<Self> {
+        match (value, arn) {
+            (Some(value), _) => Some(Self::Value(value)),
+            (None, Some(arn)) => Some(Self::Secret { arn }),
+            (None, None) => None,
+        }
+    }
+}
+
 /// Everything any of the functions reads; each uses its part.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -88,8 +99,8 @@ impl Config {
     /// environment. Empty values count as unset.
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
-        let api_keys = match (get("API_KEYS"), get("API_KEYS_SECRET_ARN")) {
-            (Some(list), _) => {
+        let keys = match get("API_KEYS") {
+            Some(list) => {
                 let keys = ApiKeys::from_csv(&list);
                 if keys.is_empty() {
                     return Err(ConfigError::Invalid {
@@ -97,19 +108,16 @@ impl Config {
                         reason: "holds no key".into(),
                     });
                 }
-                Some(Provided::Value(keys))
+                Some(keys)
             }
-            (None, Some(arn)) => Some(Provided::Secret { arn }),
-            (None, None) => None,
+            None => None,
         };
-        let meta = match (MetaSecrets::from_lookup(&get)?, get("META_SECRET_ARN")) {
-            (Some(secrets), _) => Some(Provided::Value(secrets)),
-            (None, Some(arn)) => Some(Provided::Secret { arn }),
-            (None, None) => None,
-        };
+        let api_keys = Provided::either(keys, get("API_KEYS_SECRET_ARN"));
+        let meta = Provided::either(MetaSecrets::from_lookup(&get)?, get("META_SECRET_ARN"));
         let mut graph = GraphSettings::default();
         if let Some(url) = get("GRAPH_API_URL") {
-            graph.base_url = url.trim().trim_end_matches('/').to_owned();
+            // `Graph::new` drops a trailing slash.
+            graph.base_url = url.trim().to_owned();
         }
         if let Some(version) = get("GRAPH_API_VERSION") {
             graph.version = version.trim().to_owned();

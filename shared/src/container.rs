@@ -74,26 +74,13 @@ impl Container {
                 DbCredentials::from_secret,
             ));
         }
-        let api_keys = match config.api_keys {
-            Some(Provided::Value(keys)) => Some(Setting::fixed(keys)),
-            Some(Provided::Secret { arn }) => Some(Setting::Secret(Refreshing::new(
-                secret("API_KEYS_SECRET_ARN")?,
-                arn,
-                config.secrets_ttl,
-                ApiKeys::from_secret,
-            ))),
-            None => None,
-        };
-        let meta = match config.meta {
-            Some(Provided::Value(secrets)) => Some(Setting::fixed(secrets)),
-            Some(Provided::Secret { arn }) => Some(Setting::Secret(Refreshing::new(
-                secret("META_SECRET_ARN")?,
-                arn,
-                config.secrets_ttl,
-                MetaSecrets::from_secret,
-            ))),
-            None => None,
-        }
+        let ttl = config.secrets_ttl;
+        let api_keys = setting(config.api_keys, ttl, ApiKeys::from_secret, || {
+            secret("API_KEYS_SECRET_ARN")
+        })?;
+        let meta = setting(config.meta, ttl, MetaSecrets::from_secret, || {
+            secret("META_SECRET_ARN")
+        })?
         .map(|secrets| Meta::new(secrets, Graph::new(config.graph)));
         let buffer = match (config.buffer_queue_url, aws) {
             (Some(url), Some(aws)) => Some(Buffer::new(aws, url)),
@@ -114,4 +101,21 @@ impl Container {
             writer,
         })
     }
+}
+
+/// A setting as given: its value, or the secret its ARN names, parsed by `parse` and
+/// read again after `ttl`.
+fn setting<T>(
+    provided: Option<Provided<T>>,
+    ttl: Duration,
+    parse: fn(&str) -> Result<T, &'static str>,
+    client: impl FnOnce() -> Result<SecretsClient, ConfigError>,
+) -> Result<Option<Setting<T>>, ConfigError> {
+    Ok(match provided {
+        Some(Provided::Value(value)) => Some(Setting::fixed(value)),
+        Some(Provided::Secret { arn }) => {
+            Some(Setting::Secret(Refreshing::new(client()?, arn, ttl, parse)))
+        }
+        None => None,
+    })
 }
