@@ -104,15 +104,9 @@ pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, R
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shape::object;
     use crate::source::{CARDEKHO, CARWALE, KNOWLARITY};
     use serde_json::json;
-
-    fn object(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            other => panic!("not an object: {other}"),
-        }
-    }
 
     fn missing(result: Result<Lead, Refusal>) -> Vec<&'static str> {
         match result {

@@ -272,6 +272,7 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::shape::object;
     use crate::source::META;
     use serde_json::json;
 
@@ -337,7 +338,7 @@ mod tests {
 
     #[test]
     fn references_of_a_batched_notification() {
-        let Value::Object(notification) = json!({
+        let notification = object(json!({
             "object": "page",
             "entry": [
                 {"id": "153125381133", "time": 1438292065, "changes": [
@@ -351,9 +352,7 @@ mod tests {
                 ]},
                 {"id": 3}
             ]
-        }) else {
-            unreachable!()
-        };
+        }));
         let ids: Vec<String> = references(&notification)
             .into_iter()
             .map(|reference| reference.leadgen_id)
@@ -363,7 +362,7 @@ mod tests {
 
     #[test]
     fn a_graph_lead_becomes_a_record() {
-        let Value::Object(lead) = json!({
+        let lead = object(json!({
             "id": "1234567890123456",
             "created_time": "2026-11-20T08:49:14+0000",
             "campaign_name": "Hector Diwali",
@@ -373,9 +372,7 @@ mod tests {
                 {"name": "phone_number", "values": ["+91 98765 43210"]},
                 {"name": "interested_model", "values": ["Windsor EV"]}
             ]
-        }) else {
-            unreachable!()
-        };
+        }));
         let change = json!({"leadgen_id": 1234567890123456u64});
         let record = record(&META, &lead, Some(&change), "r-1", SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!(record.lead.name, "Asha Rao");
@@ -391,11 +388,8 @@ mod tests {
         assert_eq!(payload["change"], change);
         assert_eq!(payload["lead"]["campaign_name"], "Hector Diwali");
 
-        let Value::Object(nameless) =
-            json!({"id": "7", "field_data": [{"name": "phone", "values": ["9876543210"]}]})
-        else {
-            unreachable!()
-        };
+        let nameless =
+            object(json!({"id": "7", "field_data": [{"name": "phone", "values": ["9876543210"]}]}));
         let nameless =
             super::record(&META, &nameless, None, "r-2", SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!(nameless.lead.name, "Meta Lead 9876543210");

@@ -61,18 +61,20 @@ pub fn text(value: Option<&Value>) -> Option<String> {
     }
 }
 
+/// The map of a JSON object written with `json!`, for tests.
+#[cfg(test)]
+pub(crate) fn object(value: Value) -> Map<String, Value> {
+    match value {
+        Value::Object(map) => map,
+        other => panic!("not an object: {other}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::source::GOOGLE;
     use serde_json::json;
-
-    fn object(value: Value) -> Map<String, Value> {
-        match value {
-            Value::Object(map) => map,
-            other => panic!("not an object: {other}"),
-        }
-    }
 
     #[test]
     fn columns_join_the_body_without_replacing_it() {
