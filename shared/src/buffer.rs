@@ -26,14 +26,53 @@ const MESSAGE_VERSION: u32 = 1;
 pub struct Buffer {
     client: aws_sdk_sqs::Client,
     queue_url: String,
+    /// The buffer's dead-letter queue, for a lead that can never be stored as it is.
+    dead_letter_url: Option<String>,
 }
+
+/// The message attribute that says why a lead was sent to the dead-letter queue.
+pub const REASON_ATTRIBUTE: &str = "reason";
 
 impl Buffer {
     pub fn new(config: &aws_config::SdkConfig, queue_url: String) -> Self {
         Self {
             client: aws_sdk_sqs::Client::new(config),
             queue_url,
+            dead_letter_url: None,
         }
+    }
+
+    /// Sends the leads that can never be stored as they are to `url`.
+    pub fn with_dead_letter(mut self, url: String) -> Self {
+        self.dead_letter_url = Some(url);
+        self
+    }
+
+    /// Keeps a message (a record's or an unread lead's body, see [`encode`] and
+    /// [`encode_unread`]) on the dead-letter queue, with why it is there: a lead the
+    /// database refuses as it is must not be retried in vain, nor dropped. The queue's
+    /// alarm fires on it; `make replay-dlq` moves it back once the cause is mended.
+    pub async fn send_dead_letter(&self, body: String, reason: &str) -> Result<(), BufferError> {
+        let url = self
+            .dead_letter_url
+            .as_deref()
+            .ok_or(BufferError::NoDeadLetter)?;
+        let reason = aws_sdk_sqs::types::MessageAttributeValue::builder()
+            .data_type("String")
+            .string_value(reason)
+            .build()
+            .map_err(|error| BufferError::Send(error.to_string()))?;
+        self.client
+            .send_message()
+            .queue_url(url)
+            .message_body(body)
+            .message_attributes(REASON_ATTRIBUTE, reason)
+            .send()
+            .await
+            .map_err(|error| {
+                BufferError::Send(aws_sdk_sqs::error::DisplayErrorContext(error).to_string())
+            })?;
+        Ok(())
     }
 
     pub async fn send(&self, record: &LeadRecord) -> Result<(), BufferError> {

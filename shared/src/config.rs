@@ -51,6 +51,9 @@ pub struct Config {
     /// `BUFFER_QUEUE_URL`: where leads go while the database is unavailable. Unset, such
     /// a lead is answered with a 500 (and the partner retries).
     pub buffer_queue_url: Option<String>,
+    /// `DEAD_LETTER_QUEUE_URL`: where a lead goes that can never be stored as it is (the
+    /// database refuses the row itself), to be kept and alarmed on instead of lost.
+    pub dead_letter_queue_url: Option<String>,
     /// `SECRETS_TTL_SECONDS`: how long any fetched secret is used before it is read again.
     pub secrets_ttl: Duration,
     /// `META_SYNC_OVERLAP_SECONDS`: how far before its watermark Meta's scheduled pull
@@ -128,6 +131,7 @@ impl Config {
             graph,
             database: DatabaseConfig::from_lookup(&get)?,
             buffer_queue_url: get("BUFFER_QUEUE_URL"),
+            dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
             secrets_ttl: Duration::from_secs(parse(&get, "SECRETS_TTL_SECONDS")?.unwrap_or(300)),
             sync_overlap: parse(&get, "META_SYNC_OVERLAP_SECONDS")?
                 .map_or(crate::sync::DEFAULT_OVERLAP, Duration::from_secs),
@@ -143,6 +147,7 @@ impl Config {
             || self.database.credentials_arn.is_some()
             || self.database.writer_arn.is_some()
             || self.buffer_queue_url.is_some()
+            || self.dead_letter_queue_url.is_some()
     }
 }
 

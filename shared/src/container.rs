@@ -92,6 +92,16 @@ impl Container {
             }
             (None, _) => None,
         };
+        let buffer = match (buffer, config.dead_letter_queue_url) {
+            (Some(buffer), Some(url)) => Some(buffer.with_dead_letter(url)),
+            (None, Some(_)) => {
+                return Err(ConfigError::Invalid {
+                    name: "DEAD_LETTER_QUEUE_URL",
+                    reason: "set BUFFER_QUEUE_URL too".into(),
+                })
+            }
+            (buffer, None) => buffer,
+        };
         Ok(Self {
             store,
             api_keys,

@@ -121,6 +121,8 @@ pub enum BufferError {
     Message(String),
     #[error("no buffer queue is configured (BUFFER_QUEUE_URL)")]
     Missing,
+    #[error("no dead-letter queue is configured (DEAD_LETTER_QUEUE_URL)")]
+    NoDeadLetter,
 }
 
 /// A configuration that cannot work, named precisely so the cold-start log says what to fix.
