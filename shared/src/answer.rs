@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::error::{Error, Failure, Refusal, StoreError};
-use crate::outcome::{Accepted, Kept, Outcome};
+use crate::outcome::{Accepted, Kept, Outcome, Postponed};
 use crate::source::{Reply, Source};
 use crate::store::{LeadId, Stored};
 
@@ -162,9 +162,12 @@ fn answer(status: u16, body: &impl Serialize) -> Answer {
 pub fn label(result: &Result<Accepted, Error>) -> &'static str {
     match result {
         Ok(Accepted::Batch(_)) => "notification",
-        Ok(Accepted::Lead(kept)) => match kept.outcome {
+        Ok(Accepted::Lead(kept)) => match &kept.outcome {
             Outcome::Stored(Stored::Created(_)) => "stored",
             Outcome::Stored(Stored::Duplicate(_)) => "duplicate",
+            // Kept, and still the misconfiguration the operator is alarmed on.
+            Outcome::Queued(Postponed::Store(StoreError::Denied(_))) => "database_denied",
+            Outcome::Queued(Postponed::Refused(_)) => "dead_lettered",
             Outcome::Queued(_) => "queued",
         },
         Err(Error::Refused(refusal)) => match refusal {
@@ -180,7 +183,7 @@ pub fn label(result: &Result<Accepted, Error>) -> &'static str {
             Failure::NoApiKeys => "no_keys_configured",
             Failure::Secret(_) => "secret_unavailable",
             Failure::Store(store) => store_label(store),
-            Failure::Unqueued { .. } | Failure::Unread { .. } => "queue_unavailable",
+            Failure::Unqueued { .. } | Failure::Unkept { .. } => "queue_unavailable",
         },
     }
 }
@@ -189,7 +192,7 @@ pub fn label(result: &Result<Accepted, Error>) -> &'static str {
 pub fn store_label(error: &StoreError) -> &'static str {
     match error {
         StoreError::Unavailable(_) => "database_error",
-        StoreError::Timeout(_) => "database_timeout",
+        StoreError::Timeout(_) | StoreError::OutOfTime(_) => "database_timeout",
         StoreError::Credentials(_) => "secret_unavailable",
         StoreError::Resting => "database_resting",
         StoreError::Unsettled => "dedup_unsettled",
@@ -204,7 +207,7 @@ mod tests {
 
     use super::*;
     use crate::error::SecretError;
-    use crate::outcome::{Postponed, Summary};
+    use crate::outcome::Summary;
     use crate::source::{CARDEKHO, CARWALE, GOOGLE, KNOWLARITY, META};
 
     #[test]

@@ -3,7 +3,10 @@
 //! What differs between sources (how they prove themselves, how their body becomes
 //! fields, what success looks like) is their declaration's (`source`), not code here.
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
+
+use futures_util::{stream, StreamExt};
 
 use serde_json::{Map, Value};
 
@@ -13,7 +16,7 @@ use crate::buffer::{Buffer, Unread};
 use crate::config::DEFAULT_REQUEST_BUDGET;
 use crate::container::Container;
 use crate::dedup::Identity;
-use crate::error::{BufferError, ConfigError, Error, Failure, Refusal};
+use crate::error::{BufferError, ConfigError, Error, Failure, Refusal, StoreError};
 use crate::lead;
 use crate::meta::{self, Meta, ReadError, Reference};
 use crate::outcome::{Accepted, Ingested, Kept, Outcome, Postponed, Summary};
@@ -25,7 +28,7 @@ use crate::source::{Auth, Shape, Source};
 use crate::store::{Store, Stored};
 
 /// What a request brings, already taken out of its transport.
-#[derive(Debug, Clone, Copy)]
+#[derive(Clone, Copy)]
 pub struct Incoming<'a> {
     pub api_key: Option<&'a [u8]>,
     /// The `X-Hub-Signature-256` header.
@@ -41,17 +44,51 @@ pub struct Incoming<'a> {
 
 /// The query of Meta's subscription handshake (`hub.mode`, `hub.verify_token`,
 /// `hub.challenge`).
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Clone, Copy, Default)]
 pub struct Handshake<'a> {
     pub mode: Option<&'a str>,
     pub verify_token: Option<&'a str>,
     pub challenge: Option<&'a str>,
 }
 
-/// How long reading one lead from its platform, then storing or queueing it, may take:
-/// a notification's leads still unread when less than this is left of the budget are
-/// queued unread, so the platform hears back in time.
-const PER_LEAD_RESERVE: Duration = Duration::from_secs(3);
+// A key, a signature, a body (a customer's name and phone) and a verify token are never
+// printed, whatever logs a request later: only whether they came, and how large.
+impl std::fmt::Debug for Incoming<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Incoming")
+            .field("api_key", &self.api_key.map(|_| "<redacted>"))
+            .field("signature", &self.signature.map(|_| "<redacted>"))
+            .field("content_type", &self.content_type)
+            .field(
+                "idempotency_key",
+                &self.idempotency_key.map(|_| "<redacted>"),
+            )
+            .field("body_bytes", &self.body.len())
+            .field("request_id", &self.request_id)
+            .field("received_at", &self.received_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for Handshake<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Handshake")
+            .field("mode", &self.mode)
+            .field("verify_token", &self.verify_token.map(|_| "<redacted>"))
+            .field("challenge", &self.challenge)
+            .finish()
+    }
+}
+
+/// How long reading one lead from its platform (the Graph API's timeout), then storing
+/// or queueing it, may take: a notification's leads still unread when less than this is
+/// left of the budget are queued unread, so the platform hears back in time.
+const READ_RESERVE: Duration = Duration::from_secs(4);
+
+/// How many of a notification's leads are read from the platform at once: a large batch
+/// is read within the budget, without opening more connections than the platform's
+/// rate limits welcome.
+const CONCURRENT_READS: usize = 16;
 
 /// A source function's state, built once per container.
 #[derive(Debug)]
@@ -228,27 +265,34 @@ impl App {
                 // A missing key is the partner's mistake whatever state the secrets are in.
                 auth::require_present(incoming.api_key)?;
                 let key = keys.get().await?.check(incoming.api_key)?;
-                Ok((key, decode(incoming)?))
+                Ok((key, decode(self.source, incoming)?))
             }
             (Auth::Body(names), Some(keys), _) => {
-                let (key, payload) = take_key(incoming, names)?;
-                let key = keys.get().await?.check(key.as_deref().map(str::as_bytes))?;
+                let (key, payload) = take_key(self.source, incoming, names)?;
+                let key = key.as_deref().map(str::as_bytes);
+                // As with a header's key: missing is the sender's mistake, secrets or not.
+                auth::require_present(key)?;
+                let key = keys.get().await?.check(key)?;
                 Ok((key, payload))
             }
             (Auth::Signature, _, Some(meta)) => {
-                // A missing signature is the sender's mistake whatever state the secrets are in.
+                // A missing signature is the sender's mistake whatever state the secrets are
+                // in; an oversized body is refused before its HMAC is computed.
                 auth::require_signature(incoming.signature)?;
+                payload::check_size(incoming.body, self.source.max_body)?;
                 let key = meta
                     .secrets()
                     .await?
                     .check(incoming.signature, incoming.body)?;
-                Ok((key, decode(incoming)?))
+                Ok((key, decode(self.source, incoming)?))
             }
             _ => Err(Failure::NoApiKeys.into()),
         }
     }
 
-    /// Stores the record, or queues it while the database is unavailable.
+    /// Stores the record, or keeps it: on the buffer queue while the database is
+    /// unavailable or refuses this function (the drain stores it once that is mended), on
+    /// the dead-letter queue when the database refuses the row itself.
     async fn keep(&self, record: LeadRecord, started: Instant) -> Result<Kept, Error> {
         let queueing = match self.buffer {
             Some(_) => crate::aws::OPERATION_TIMEOUT,
@@ -260,14 +304,15 @@ impl App {
             .saturating_sub(queueing);
         let outcome = match self.store.insert_within(&record, limit).await {
             Ok(stored) => Outcome::Stored(stored),
-            Err(store) if store.is_unavailable() => match &self.buffer {
-                Some(buffer) => match buffer.send(&record).await {
-                    Ok(()) => Outcome::Queued(Postponed::Store(store)),
-                    Err(buffer) => return Err(Failure::Unqueued { store, buffer }.into()),
-                },
-                None => return Err(store.into()),
-            },
-            Err(store) => return Err(store.into()),
+            Err(store) => {
+                let Some(buffer) = &self.buffer else {
+                    return Err(store.into());
+                };
+                match postpone(buffer, &record, store).await {
+                    Ok(postponed) => Outcome::Queued(postponed),
+                    Err(failure) => return Err(failure.into()),
+                }
+            }
         };
         Ok(Kept {
             outcome,
@@ -275,90 +320,240 @@ impl App {
         })
     }
 
-    /// Every lead a notification names: read from the platform and kept, or queued to be
-    /// read later. One lead that can be neither fails the whole notification, which the
-    /// platform then sends again (its stored leads are found as duplicates).
+    /// Every lead a notification names, each to its own fate: read from the platform and
+    /// kept (stored, or queued), or queued unread to be read later (the platform could
+    /// not give it, or too little of the budget was left), or kept on the dead-letter
+    /// queue (it can never become a row). Leads already stored (the platform resending a
+    /// notification) are not read again. Reads run a few at a time; what the budget
+    /// cannot read is queued unread in batches. Only a lead that ends neither stored nor
+    /// kept fails the notification, which the platform then sends again.
     async fn notification(
         &self,
         notification: &Map<String, Value>,
         incoming: &Incoming<'_>,
         started: Instant,
     ) -> Result<Accepted, Error> {
-        let mut summary = Summary::default();
-        for reference in meta::references(notification) {
-            let outcome = self.referenced(reference, incoming, started).await?;
-            summary.count(&outcome);
-        }
-        Ok(Accepted::Batch(summary))
-    }
-
-    /// One lead a notification names, read and kept; queued unread when it cannot be
-    /// read now, or when too little of the budget is left to try.
-    async fn referenced(
-        &self,
-        reference: Reference,
-        incoming: &Incoming<'_>,
-        started: Instant,
-    ) -> Result<Outcome, Error> {
         let Some(meta) = &self.meta else {
             return Err(Failure::NoApiKeys.into());
         };
+        let references = meta::references(notification);
+        let mut summary = Summary::default();
         let left = self.budget.saturating_sub(started.elapsed());
-        let reason = if left < PER_LEAD_RESERVE {
-            "too little time left for this notification".to_owned()
-        } else {
-            // A platform sends a notification again until it hears 200: its stored leads
-            // are not read again. A database that cannot say is asked again by `keep`.
-            let platform = self.source.platform;
-            let limit = left - PER_LEAD_RESERVE;
-            if let Ok(Some(id)) = self
-                .store
-                .find(platform, &reference.leadgen_id, limit)
-                .await
-            {
-                return Ok(Outcome::Stored(Stored::Duplicate(id)));
+        let ids: Vec<&str> = references.iter().map(|r| r.leadgen_id.as_str()).collect();
+        // A database that cannot say is asked again by `keep`.
+        let stored = self
+            .store
+            .find_all(
+                self.source.platform,
+                &ids,
+                left.saturating_sub(READ_RESERVE),
+            )
+            .await
+            .unwrap_or_default();
+        let mut seen = HashSet::new();
+        let mut pending = Vec::new();
+        for reference in references {
+            if let Some(id) = stored.get(&reference.leadgen_id) {
+                summary.count(&Outcome::Stored(Stored::Duplicate(id.clone())));
+            } else if seen.insert(reference.leadgen_id.clone()) {
+                pending.push(reference);
+            } else {
+                // Named twice in one notification: one read, one row.
+                summary.duplicates += 1;
             }
-            let read = meta
-                .read(
-                    self.source,
-                    &reference,
-                    incoming.request_id,
-                    incoming.received_at,
-                )
-                .await;
+        }
+
+        // What the store did not take and what could not be read, queued together.
+        let mut queueing: Vec<(String, Result<String, BufferError>)> = Vec::new();
+        let mut unkept: Vec<(String, String)> = Vec::new();
+        let reads: Vec<_> = pending
+            .into_iter()
+            .map(|reference| self.read(meta, reference, incoming, started))
+            .collect();
+        let reads = stream::iter(reads).buffer_unordered(CONCURRENT_READS);
+        futures_util::pin_mut!(reads);
+        while let Some((reference, read)) = reads.next().await {
+            let leadgen_id = reference.leadgen_id.clone();
             match read {
-                Ok(record) => return Ok(self.keep(record, started).await?.outcome),
-                Err(ReadError::Secret(error)) => return Err(error.into()),
-                Err(error) => error.to_string(),
+                Ok(record) => {
+                    let limit = self
+                        .budget
+                        .saturating_sub(started.elapsed())
+                        .saturating_sub(crate::aws::OPERATION_TIMEOUT);
+                    match self.store.insert_within(&record, limit).await {
+                        Ok(stored) => summary.count(&Outcome::Stored(stored)),
+                        Err(error @ StoreError::Rejected(_)) => {
+                            let reason = error.to_string();
+                            let body = crate::buffer::encode(&record);
+                            match self.dead_letter(&leadgen_id, body, &reason).await {
+                                Ok(()) => summary.queued += 1,
+                                Err(error) => unkept.push((leadgen_id, error.to_string())),
+                            }
+                        }
+                        Err(error) => {
+                            tracing::warn!(source = self.source.slug, leadgen_id, error = %error, "lead queued");
+                            queueing.push((leadgen_id, crate::buffer::encode(&record)));
+                        }
+                    }
+                }
+                // Read, and never a row: kept where an operator sees it.
+                Err(Unreadable::Read(ReadError::Unusable(refusal))) => {
+                    let body = self.unread_body(reference, incoming);
+                    match self
+                        .dead_letter(&leadgen_id, body, &refusal.to_string())
+                        .await
+                    {
+                        Ok(()) => summary.queued += 1,
+                        Err(error) => unkept.push((leadgen_id, error.to_string())),
+                    }
+                }
+                Err(reason) => {
+                    tracing::warn!(source = self.source.slug, leadgen_id, reason = %reason, "lead queued unread");
+                    queueing.push((leadgen_id, self.unread_body(reference, incoming)));
+                }
             }
+        }
+
+        let mut messages = Vec::new();
+        for (leadgen_id, body) in queueing {
+            match body {
+                Ok(body) => messages.push((leadgen_id, body)),
+                Err(error) => unkept.push((leadgen_id, error.to_string())),
+            }
+        }
+        let count = messages.len();
+        let failed = match &self.buffer {
+            Some(buffer) => {
+                let left = self.budget.saturating_sub(started.elapsed());
+                let labels: Vec<String> = messages.iter().map(|(id, _)| id.clone()).collect();
+                match tokio::time::timeout(left, buffer.send_all(messages)).await {
+                    Ok(failed) => failed,
+                    Err(_) => labels
+                        .into_iter()
+                        .map(|id| (id, BufferError::Send("out of time".into())))
+                        .collect(),
+                }
+            }
+            None => messages
+                .into_iter()
+                .map(|(id, _)| (id, BufferError::Missing))
+                .collect(),
         };
-        let unread = Unread {
+        summary.queued += count - failed.len();
+        unkept.extend(
+            failed
+                .into_iter()
+                .map(|(id, error)| (id, error.to_string())),
+        );
+
+        if unkept.is_empty() {
+            return Ok(Accepted::Batch(summary));
+        }
+        for (leadgen_id, error) in &unkept {
+            tracing::error!(
+                source = self.source.slug,
+                leadgen_id,
+                error,
+                "lead neither stored nor kept"
+            );
+        }
+        Err(Failure::Unkept {
+            leads: unkept.len(),
+            of: summary.stored + summary.duplicates + summary.queued + unkept.len(),
+        }
+        .into())
+    }
+
+    /// One lead a notification names, read from its platform while enough of the budget
+    /// is left.
+    async fn read(
+        &self,
+        meta: &Meta,
+        reference: Reference,
+        incoming: &Incoming<'_>,
+        started: Instant,
+    ) -> (Reference, Result<LeadRecord, Unreadable>) {
+        if self.budget.saturating_sub(started.elapsed()) < READ_RESERVE {
+            return (reference, Err(Unreadable::NoTime));
+        }
+        let read = meta
+            .read(
+                self.source,
+                &reference,
+                incoming.request_id,
+                incoming.received_at,
+            )
+            .await;
+        (reference, read.map_err(Unreadable::Read))
+    }
+
+    /// The queue message of a notification's lead that is to be read later.
+    fn unread_body(
+        &self,
+        reference: Reference,
+        incoming: &Incoming<'_>,
+    ) -> Result<String, BufferError> {
+        crate::buffer::encode_unread(&Unread {
             source: self.source,
             reference,
             request_id: incoming.request_id.to_owned(),
             received_at: incoming.received_at,
-        };
-        let sent = match &self.buffer {
-            Some(buffer) => buffer.send_unread(&unread).await,
-            None => Err(BufferError::Missing),
-        };
-        match sent {
-            Ok(()) => {
-                tracing::warn!(
-                    source = self.source.slug,
-                    leadgen_id = unread.reference.leadgen_id,
-                    reason,
-                    "lead queued unread"
-                );
-                Ok(Outcome::Queued(Postponed::Unread(reason)))
+        })
+    }
+
+    /// Keeps a notification's lead that can never become a row (its message `body`) on
+    /// the dead-letter queue.
+    async fn dead_letter(
+        &self,
+        leadgen_id: &str,
+        body: Result<String, BufferError>,
+        reason: &str,
+    ) -> Result<(), BufferError> {
+        let buffer = self.buffer.as_ref().ok_or(BufferError::Missing)?;
+        tracing::error!(
+            source = self.source.slug,
+            leadgen_id,
+            reason,
+            "lead kept on the dead-letter queue"
+        );
+        buffer.send_dead_letter(body?, reason).await
+    }
+}
+
+/// Why a notification's lead was not read now.
+#[derive(Debug, thiserror::Error)]
+enum Unreadable {
+    #[error("too little time left for this notification")]
+    NoTime,
+    #[error(transparent)]
+    Read(ReadError),
+}
+
+/// Keeps a record the store did not take: a refused row on the dead-letter queue (or, if
+/// that is not configured, the buffer, whose drain dead-letters it), anything else on
+/// the buffer.
+async fn postpone(
+    buffer: &Buffer,
+    record: &LeadRecord,
+    store: StoreError,
+) -> Result<Postponed, Failure> {
+    let sent = match &store {
+        StoreError::Rejected(_) => {
+            let body = crate::buffer::encode(record);
+            match body {
+                Ok(body) => match buffer.send_dead_letter(body, &store.to_string()).await {
+                    Err(BufferError::NoDeadLetter) => buffer.send(record).await,
+                    sent => sent,
+                },
+                Err(error) => Err(error),
             }
-            Err(buffer) => Err(Failure::Unread {
-                leadgen_id: unread.reference.leadgen_id,
-                reason,
-                buffer,
-            }
-            .into()),
         }
+        _ => buffer.send(record).await,
+    };
+    match sent {
+        Ok(()) if matches!(store, StoreError::Rejected(_)) => Ok(Postponed::Refused(store)),
+        Ok(()) => Ok(Postponed::Store(store)),
+        Err(buffer) => Err(Failure::Unqueued { store, buffer }),
     }
 }
 
@@ -372,26 +567,30 @@ pub fn prepare(
 ) -> Result<LeadRecord, Error> {
     let payload = match source.auth {
         Auth::Body(names) => {
-            let (key, payload) = take_key(incoming, names)?;
+            let (key, payload) = take_key(source, incoming, names)?;
             api_keys.check(key.as_deref().map(str::as_bytes))?;
             payload
         }
         Auth::Header | Auth::Signature => {
             api_keys.check(incoming.api_key)?;
-            decode(incoming)?
+            decode(source, incoming)?
         }
     };
     Ok(read(source, payload, incoming)?)
 }
 
-fn decode(incoming: &Incoming<'_>) -> Result<Payload, Refusal> {
-    payload::decode(incoming.content_type, incoming.body)
+fn decode(source: &Source, incoming: &Incoming<'_>) -> Result<Payload, Refusal> {
+    payload::decode(incoming.content_type, incoming.body, source.max_body)
 }
 
 /// The body, and the key it carries under the first of `names` it has, taken out of it
 /// so that it is never stored or queued with the lead.
-fn take_key(incoming: &Incoming<'_>, names: &[&str]) -> Result<(Option<String>, Payload), Refusal> {
-    let mut payload = decode(incoming)?;
+fn take_key(
+    source: &Source,
+    incoming: &Incoming<'_>,
+    names: &[&str],
+) -> Result<(Option<String>, Payload), Refusal> {
+    let mut payload = decode(source, incoming)?;
     let key = lead::first_value(&payload.fields, names);
     let mut dropped = false;
     for name in names {
@@ -419,4 +618,44 @@ fn read(
         request_id: incoming.request_id.to_owned(),
         received_at: incoming.received_at,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_request_never_prints_its_key_signature_body_or_token() {
+        let incoming = Incoming {
+            api_key: Some(b"the-partner-key"),
+            signature: Some(b"sha256=the-signature"),
+            content_type: Some("application/json"),
+            idempotency_key: Some(b"the-idempotency-key"),
+            body: br#"{"name":"Asha Rao","phone":"9876543210"}"#,
+            request_id: "r-1",
+            received_at: SystemTime::UNIX_EPOCH,
+        };
+        let printed = format!("{incoming:?}");
+        for secret in [
+            "the-partner-key",
+            "the-signature",
+            "the-idempotency-key",
+            "Asha",
+            "98765",
+        ] {
+            assert!(!printed.contains(secret), "{printed}");
+        }
+        assert!(
+            printed.contains("r-1") && printed.contains("body_bytes"),
+            "{printed}"
+        );
+        let handshake = Handshake {
+            mode: Some("subscribe"),
+            verify_token: Some("the-verify-token"),
+            challenge: Some("1158201444"),
+        };
+        let printed = format!("{handshake:?}");
+        assert!(!printed.contains("the-verify-token"), "{printed}");
+        assert!(printed.contains("1158201444"), "{printed}");
+    }
 }

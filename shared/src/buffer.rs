@@ -4,6 +4,7 @@
 //! lead a notification named that its platform could not give yet, the reference the
 //! drain reads it by ([`Unread`]).
 
+use futures_util::{stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -19,6 +20,21 @@ use crate::source::{self, Source};
 /// The wire format's version, so a drain can refuse a message it does not understand
 /// (it then goes to the dead-letter queue instead of being misread).
 const MESSAGE_VERSION: u32 = 1;
+
+/// The most entries SQS takes in one `SendMessageBatch`.
+const SEND_BATCH: usize = 10;
+
+/// How many batches are sent at once: a notification's leads are queued within the
+/// budget, without a burst of connections.
+const CONCURRENT_BATCHES: usize = 4;
+
+/// Every message of `batch`, failed for `reason`.
+fn failed_all(batch: &[(String, String)], reason: &str) -> Vec<(String, BufferError)> {
+    batch
+        .iter()
+        .map(|(label, _)| (label.clone(), BufferError::Send(reason.to_owned())))
+        .collect()
+}
 
 /// A queue client with the SDK's short timeouts (see `aws`): the send sits on the
 /// request's path, after a database failure, inside the partners' 10 s.
@@ -82,6 +98,61 @@ impl Buffer {
     /// Queues a lead that could not be read from its platform yet, for the drain to read.
     pub async fn send_unread(&self, unread: &Unread) -> Result<(), BufferError> {
         self.send_body(encode_unread(unread)?).await
+    }
+
+    /// Queues many messages (each a label and a body, see [`encode`] and
+    /// [`encode_unread`]), ten to a request (SQS's batch), a few requests at once;
+    /// returns the labels of those not queued, with why.
+    pub async fn send_all(&self, messages: Vec<(String, String)>) -> Vec<(String, BufferError)> {
+        let batches: Vec<_> = messages
+            .chunks(SEND_BATCH)
+            .map(|batch| self.send_batch(batch))
+            .collect();
+        let failed: Vec<Vec<(String, BufferError)>> = stream::iter(batches)
+            .buffer_unordered(CONCURRENT_BATCHES)
+            .collect()
+            .await;
+        failed.into_iter().flatten().collect()
+    }
+
+    async fn send_batch(&self, batch: &[(String, String)]) -> Vec<(String, BufferError)> {
+        let entries = batch.iter().enumerate().map(|(index, (_, body))| {
+            aws_sdk_sqs::types::SendMessageBatchRequestEntry::builder()
+                .id(index.to_string())
+                .message_body(body)
+                .build()
+        });
+        let entries = match entries.collect::<Result<Vec<_>, _>>() {
+            Ok(entries) => entries,
+            Err(error) => return failed_all(batch, &error.to_string()),
+        };
+        let sent = self
+            .client
+            .send_message_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await;
+        match sent {
+            Ok(output) => output
+                .failed
+                .iter()
+                .map(|entry| {
+                    let label = entry
+                        .id
+                        .parse::<usize>()
+                        .ok()
+                        .and_then(|index| batch.get(index))
+                        .map_or_else(String::new, |(label, _)| label.clone());
+                    let reason = entry.message.clone().unwrap_or_else(|| entry.code.clone());
+                    (label, BufferError::Send(reason))
+                })
+                .collect(),
+            Err(error) => failed_all(
+                batch,
+                &aws_sdk_sqs::error::DisplayErrorContext(error).to_string(),
+            ),
+        }
     }
 
     async fn send_body(&self, body: String) -> Result<(), BufferError> {

@@ -65,7 +65,13 @@ impl Container {
             )),
             None => None,
         };
-        let mut store = Store::new(config.database.options, config.database.settings);
+        let mut settings = config.database.settings;
+        // Resting sends leads to the buffer queue without trying the database; with no
+        // queue to send them to, it would only refuse leads that might have stored.
+        if config.buffer_queue_url.is_none() {
+            settings.breaker = Duration::ZERO;
+        }
+        let mut store = Store::new(config.database.options, settings);
         if let Some(arn) = config.database.credentials_arn {
             store = store.with_credentials(Refreshing::new(
                 secret("DB_SECRET_ARN")?,

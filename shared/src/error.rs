@@ -52,14 +52,11 @@ pub enum Failure {
         store: StoreError,
         buffer: BufferError,
     },
-    /// A notification's lead could not be read from its platform, nor queued to be read
-    /// later: the whole notification is answered 500, and the platform sends it again.
-    #[error("lead {leadgen_id} not read ({reason}); and the buffer queue failed too: {buffer}")]
-    Unread {
-        leadgen_id: String,
-        reason: String,
-        buffer: BufferError,
-    },
+    /// Some of a notification's leads ended neither stored nor kept on a queue: the
+    /// notification is answered 500, and the platform sends it again (the others are
+    /// then found stored).
+    #[error("{leads} of the notification's {of} leads neither stored nor kept")]
+    Unkept { leads: usize, of: usize },
 }
 
 /// Why the lead table could not take a lead.
@@ -71,6 +68,10 @@ pub enum StoreError {
     Unavailable(sqlx::Error),
     #[error("database did not answer within {0:?}")]
     Timeout(Duration),
+    /// The request's own budget left too little to wait for an answer: not a sign of an
+    /// outage, but the lead is still worth queueing.
+    #[error("database did not answer within the {0:?} the request had left")]
+    OutOfTime(Duration),
     #[error("database credentials unavailable: {0}")]
     Credentials(SecretError),
     /// Resting after an outage (see `store`): not tried.

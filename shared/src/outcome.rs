@@ -39,8 +39,14 @@ pub enum Outcome {
 /// Why a lead was queued rather than stored now.
 #[derive(Debug, thiserror::Error)]
 pub enum Postponed {
+    /// On the buffer queue: the database is unavailable, or refuses this function until
+    /// an operator mends its grants or migrations; the drain stores it then.
     #[error(transparent)]
     Store(StoreError),
+    /// On the dead-letter queue: the database refuses the row itself, which no retry
+    /// mends. Kept there, and alarmed on, until an operator replays it.
+    #[error("kept on the dead-letter queue: {0}")]
+    Refused(StoreError),
     /// The lead could not be read from its platform yet (see `meta`).
     #[error("lead not read yet: {0}")]
     Unread(String),

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::Refusal;
 
 /// Bodies above this many bytes are refused with 413 before any parsing.
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = crate::source::PARTNER_MAX_BODY;
 
 /// The UTF-8 byte-order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -35,15 +35,22 @@ fn is_form(content_type: Option<&str>) -> bool {
         })
 }
 
-/// Decodes a body: form-encoded when the content type says so, JSON otherwise (a
-/// missing or unusual content type is tolerated, as the contract asks).
-pub fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Payload, Refusal> {
-    if body.len() > MAX_BODY_BYTES {
+/// Refuses a body over `limit` bytes.
+pub fn check_size(body: &[u8], limit: usize) -> Result<(), Refusal> {
+    if body.len() > limit {
         return Err(Refusal::PayloadTooLarge {
             size: body.len(),
-            limit: MAX_BODY_BYTES,
+            limit,
         });
     }
+    Ok(())
+}
+
+/// Decodes a body of at most `limit` bytes: form-encoded when the content type says
+/// so, JSON otherwise (a missing or unusual content type is tolerated, as the contract
+/// asks).
+pub fn decode(content_type: Option<&str>, body: &[u8], limit: usize) -> Result<Payload, Refusal> {
+    check_size(body, limit)?;
     // Some senders put a UTF-8 byte-order mark before JSON. It is no part of the JSON
     // (nor can jsonb hold it), so it is skipped; the dedup ids still hash the body as
     // received.
@@ -135,6 +142,11 @@ fn find_nul_in(fields: &Map<String, Value>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Decodes within the contract's limit.
+    fn decode(content_type: Option<&str>, body: &[u8]) -> Result<Payload, Refusal> {
+        super::decode(content_type, body, MAX_BODY_BYTES)
+    }
     use serde_json::json;
 
     fn invalid(result: Result<Payload, Refusal>) -> bool {

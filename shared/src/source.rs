@@ -17,6 +17,9 @@ pub struct Source {
     pub auth: Auth,
     pub shape: Shape,
     pub reply: Reply,
+    /// The largest body accepted (413 above it), checked before anything else of the
+    /// body is read or computed.
+    pub max_body: usize,
     pub phone_number: Field,
     pub name: Field,
     /// Given and family name, joined when no `name` alias is present.
@@ -88,6 +91,14 @@ pub struct Field {
     pub required_as: Option<&'static str>,
 }
 
+/// The contract's limit on a partner's (or a lead form's) body.
+pub const PARTNER_MAX_BODY: usize = 64 * 1024;
+
+/// The limit on a platform's notification of lead ids. Meta batches up to a thousand
+/// changes in one notification, each a few hundred bytes; this leaves room several
+/// times over, and stays far inside the gateway's and Lambda's own payload limits.
+pub const NOTIFICATION_MAX_BODY: usize = 1024 * 1024;
+
 /// What the partners share: an `X-API-Key`, a flat body and the contract's answers.
 const PARTNER: Source = Source {
     slug: "",
@@ -95,6 +106,7 @@ const PARTNER: Source = Source {
     auth: Auth::Header,
     shape: Shape::Object,
     reply: Reply::Contract,
+    max_body: PARTNER_MAX_BODY,
     phone_number: Field {
         aliases: &[],
         required_as: None,
@@ -183,6 +195,7 @@ pub const META: Source = Source {
     auth: Auth::Signature,
     shape: Shape::Notification,
     reply: Reply::Summary,
+    max_body: NOTIFICATION_MAX_BODY,
     phone_number: Field {
         aliases: &[
             "phone_number",
@@ -220,6 +233,7 @@ pub const GOOGLE: Source = Source {
         value: "string_value",
     },
     reply: Reply::Ok,
+    max_body: PARTNER_MAX_BODY,
     phone_number: Field {
         aliases: &["PHONE_NUMBER", "PHONE_NUMBER_VERIFIED", "WORK_PHONE"],
         required_as: Some("PHONE_NUMBER"),

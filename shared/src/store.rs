@@ -8,6 +8,7 @@
 //! operation by `operation_timeout` (which also covers a database host that silently
 //! drops packets, where no server-side timeout can fire).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -143,10 +144,10 @@ ON CONFLICT (source) DO UPDATE
 SET synced_until = greatest(lead_sync_watermarks.synced_until, excluded.synced_until),
     updated_at = now()"#;
 
-/// The row holding a source's own id of a lead (the unique key of the dedup migrations).
-const FIND_BY_PARTNER_ID: &str = r#"
-SELECT id::text FROM public."mg-digital-leads"
-WHERE platform = $1 AND partner_lead_id = $2"#;
+/// The rows holding a source's own ids of leads (the unique key of the dedup migrations).
+const FIND_BY_PARTNER_IDS: &str = r#"
+SELECT partner_lead_id, id::text FROM public."mg-digital-leads"
+WHERE platform = $1 AND partner_lead_id = ANY($2)"#;
 
 /// How long a migration waits for a lock on the CRM's live table.
 const MIGRATION_LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
@@ -178,7 +179,6 @@ impl Stored {
 }
 
 /// The lead table, over the container's one connection, opened on first use.
-#[derive(Debug)]
 pub struct Store {
     /// Where and how to connect; without credentials when they come from a secret.
     options: PgConnectOptions,
@@ -188,8 +188,21 @@ pub struct Store {
     slot: Mutex<Slot>,
 }
 
+// The connect options may carry a password: only where the store connects is printed.
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("host", &self.options.get_host())
+            .field("port", &self.options.get_port())
+            .field("database", &self.options.get_database())
+            .field("credentials", &self.credentials.is_some())
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
 /// What a store keeps between requests.
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Slot {
     open: Option<Open>,
     /// Set after the database proved unavailable: until then, leads go straight to the
@@ -218,7 +231,6 @@ impl Slot {
 }
 
 /// An open connection and the credentials it was opened with.
-#[derive(Debug)]
 struct Open {
     connection: PgConnection,
     credentials: Option<Arc<DbCredentials>>,
@@ -308,38 +320,44 @@ impl Store {
         slot.awake()?;
         let result = tokio::time::timeout(limit, self.attempt(&mut slot.open, record))
             .await
-            .unwrap_or(Err(StoreError::Timeout(limit)));
+            .unwrap_or_else(|_| Err(self.timed_out(limit)));
         slot.rest_after(&result, self.settings.breaker);
         result
     }
 
-    /// The row a source's own lead id is stored in, if any, within `limit` (at most
-    /// `operation_timeout`; resting like [`Store::insert_within`]). Lets a lead that must
-    /// be read from its platform first skip that read when it is stored already.
-    pub async fn find(
+    /// The rows a source's own lead ids are stored in, by id, within `limit` (at most
+    /// `operation_timeout`; resting like [`Store::insert_within`]). Lets leads that must
+    /// be read from their platform first skip that read when they are stored already.
+    pub async fn find_all(
         &self,
         platform: &str,
-        partner_lead_id: &str,
+        partner_lead_ids: &[&str],
         limit: Duration,
-    ) -> Result<Option<LeadId>, StoreError> {
+    ) -> Result<HashMap<String, LeadId>, StoreError> {
+        if partner_lead_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
         let limit = limit.min(self.settings.operation_timeout);
         let mut slot = self.slot.lock().await;
         slot.awake()?;
-        let open = &mut slot.open;
+        let find = Operation::Find {
+            platform,
+            partner_lead_ids,
+        };
         let find = async {
-            let connection = self.connection(open).await?;
-            sqlx::query_scalar::<_, String>(FIND_BY_PARTNER_ID)
-                .bind(platform)
-                .bind(partner_lead_id)
-                .fetch_optional(&mut *connection)
-                .await
-                .map_err(classify)
+            match self.on_connection(&mut slot.open, &find).await? {
+                Done::Found(rows) => Ok(rows),
+                Done::Stored(_) => Err(StoreError::Unsettled),
+            }
         };
         let result = tokio::time::timeout(limit, find)
             .await
-            .unwrap_or(Err(StoreError::Timeout(limit)));
+            .unwrap_or_else(|_| Err(self.timed_out(limit)));
         slot.rest_after(&result, self.settings.breaker);
-        result.map(|id| id.map(LeadId::from_text))
+        Ok(result?
+            .into_iter()
+            .map(|(partner_lead_id, id)| (partner_lead_id, LeadId::from_text(id)))
+            .collect())
     }
 
     /// One store of a lead on the open connection, or a new one. A timed-out call is
@@ -349,6 +367,26 @@ impl Store {
         slot: &mut Option<Open>,
         record: &LeadRecord,
     ) -> Result<Stored, StoreError> {
+        let insert = Operation::Insert {
+            record,
+            window: self.settings.dedup_window,
+        };
+        match self.on_connection(slot, &insert).await? {
+            Done::Stored(stored) => stored.ok_or(StoreError::Unsettled),
+            Done::Found(_) => Err(StoreError::Unsettled),
+        }
+    }
+
+    /// Runs `operation` on the open connection, or a new one. A connection the server
+    /// closed while the container was idle (a restart, a failover, a terminated backend)
+    /// is only noticed when used: the operation is tried once more on a new one. That is
+    /// safe because a lead is stored once per id: a repeat of an insert that did commit
+    /// finds its row.
+    async fn on_connection(
+        &self,
+        slot: &mut Option<Open>,
+        operation: &Operation<'_>,
+    ) -> Result<Done, StoreError> {
         let credentials = self.current_credentials().await?;
         // Opened with credentials since rotated: replaced.
         if slot
@@ -363,23 +401,42 @@ impl Store {
                 Some(open) => open,
                 None => self.connect(credentials.clone()).await?,
             };
-            match insert_once(&mut open.connection, record, self.settings.dedup_window).await {
-                Ok(stored) => {
+            match operation.run(&mut open.connection).await {
+                Ok(value) => {
                     *slot = Some(open);
-                    return stored.ok_or(StoreError::Unsettled);
+                    return Ok(value);
+                }
+                Err(error) if is_connection_lost(&error) => {
+                    if !retry {
+                        return Err(classify(error));
+                    }
+                    tracing::info!(error = %error, "database connection closed while idle; reconnecting");
                 }
                 // The server answered: the connection is sound.
                 Err(error @ sqlx::Error::Database(_)) => {
                     *slot = Some(open);
                     return Err(classify(error));
                 }
-                Err(error) if retry && is_connection_lost(&error) => {
-                    tracing::info!(error = %error, "database connection closed while idle; reconnecting");
-                }
                 Err(error) => return Err(classify(error)),
             }
         }
         Err(StoreError::Unsettled)
+    }
+
+    /// What a wait of `limit` that ran out says: the database is unavailable only when
+    /// `limit` was long enough for a healthy server to answer (its own statement bound,
+    /// or the store's whole operation bound where that is shorter); a request whose
+    /// budget left less has only run out of time.
+    fn timed_out(&self, limit: Duration) -> StoreError {
+        let enough = self
+            .settings
+            .statement_timeout
+            .min(self.settings.operation_timeout);
+        if limit >= enough {
+            StoreError::Timeout(limit)
+        } else {
+            StoreError::OutOfTime(limit)
+        }
     }
 
     /// Lets the role `credentials` names log in with its password (`migrate` does this for
@@ -496,6 +553,68 @@ impl Store {
     }
 }
 
+/// What the store does on its connection (see [`Store::on_connection`]).
+enum Operation<'a> {
+    /// Stores a lead once, within the retry window of its body.
+    Insert {
+        record: &'a LeadRecord,
+        window: Duration,
+    },
+    /// The rows of a source's own lead ids.
+    Find {
+        platform: &'a str,
+        partner_lead_ids: &'a [&'a str],
+    },
+}
+
+/// What an [`Operation`] gave.
+enum Done {
+    Stored(Option<Stored>),
+    /// Pairs of a source's own lead id and the row's id.
+    Found(Vec<(String, String)>),
+}
+
+impl Operation<'_> {
+    async fn run(&self, connection: &mut PgConnection) -> Result<Done, sqlx::Error> {
+        match *self {
+            Self::Insert { record, window } => insert_fitting(connection, record, window)
+                .await
+                .map(Done::Stored),
+            Self::Find {
+                platform,
+                partner_lead_ids,
+            } => sqlx::query_as(FIND_BY_PARTNER_IDS)
+                .bind(platform)
+                .bind(partner_lead_ids)
+                .fetch_all(connection)
+                .await
+                .map(Done::Found),
+        }
+    }
+}
+
+/// Stores a lead once, made to fit when the table cannot hold a value as it is, rather
+/// than the lead refused.
+async fn insert_fitting(
+    connection: &mut PgConnection,
+    record: &LeadRecord,
+    window: Duration,
+) -> Result<Option<Stored>, sqlx::Error> {
+    let error = match insert_once(connection, record, window).await {
+        Err(error) => error,
+        stored => return stored,
+    };
+    let fitted = match sqlstate(&error).as_deref() {
+        Some(STRING_TOO_LONG) => fit(record, &column_widths(connection).await?),
+        Some(UNTRANSLATABLE | NOT_IN_REPERTOIRE) => without_nul(record),
+        _ => None,
+    };
+    match fitted {
+        Some(fitted) => insert_once(connection, &fitted, window).await,
+        None => Err(error),
+    }
+}
+
 /// What a database error means for the lead:
 ///
 /// - SQLSTATE classes 22 (data exception) and 23 (integrity violation): the database
@@ -523,12 +642,137 @@ fn is_bad_password(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("28P01"))
 }
 
-/// The connection itself failed (rather than the server refusing a statement).
+/// The connection itself failed, or the server ended it (rather than refusing a
+/// statement): SQLSTATE class 08 (connection exception), and 57P01 to 57P03, which a
+/// server shutting down, restarting or terminating the backend sends on the way out.
 fn is_connection_lost(error: &sqlx::Error) -> bool {
-    matches!(
-        error,
-        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_)
-    )
+    match error {
+        sqlx::Error::Io(_) | sqlx::Error::Protocol(_) | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(_) => sqlstate(error).is_some_and(|code| {
+            code.starts_with("08") || matches!(code.as_str(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    }
+}
+
+/// The SQLSTATE of a database error.
+fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(database) => database.code().map(|code| code.into_owned()),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's `string_data_right_truncation`: a value longer than its column.
+const STRING_TOO_LONG: &str = "22001";
+
+/// PostgreSQL's `untranslatable_character` and `character_not_in_repertoire`: what
+/// text and jsonb answer to U+0000, which neither can hold.
+const UNTRANSLATABLE: &str = "22P05";
+const NOT_IN_REPERTOIRE: &str = "22021";
+
+/// The record with every U+0000 in its values and its payload replaced by U+FFFD (the
+/// replacement character), or `None` when it holds none. A partner's body never gets
+/// here with one (it is refused as invalid JSON); a platform's lead read from its API may.
+fn without_nul(record: &LeadRecord) -> Option<LeadRecord> {
+    fn clean(text: &mut String) -> bool {
+        let found = text.contains('\0');
+        if found {
+            *text = text.replace('\0', "\u{FFFD}");
+        }
+        found
+    }
+    fn clean_value(value: &mut serde_json::Value) -> bool {
+        match value {
+            serde_json::Value::String(text) => clean(text),
+            serde_json::Value::Array(items) => items
+                .iter_mut()
+                .fold(false, |found, item| clean_value(item) | found),
+            serde_json::Value::Object(fields) => {
+                let keys: Vec<String> = fields
+                    .keys()
+                    .filter(|key| key.contains('\0'))
+                    .cloned()
+                    .collect();
+                let mut found = !keys.is_empty();
+                for key in keys {
+                    if let Some(item) = fields.remove(&key) {
+                        fields.insert(key.replace('\0', "\u{FFFD}"), item);
+                    }
+                }
+                for item in fields.values_mut() {
+                    found |= clean_value(item);
+                }
+                found
+            }
+            _ => false,
+        }
+    }
+    let mut cleaned = record.clone();
+    let lead = &mut cleaned.lead;
+    let mut found = clean(&mut lead.name) | clean(&mut lead.phone_number);
+    for value in [&mut lead.car_model, &mut lead.lead_url, &mut lead.campaign]
+        .into_iter()
+        .flatten()
+    {
+        found |= clean(value);
+    }
+    if let Ok(mut payload) = serde_json::from_str::<serde_json::Value>(&record.payload) {
+        if clean_value(&mut payload) {
+            cleaned.payload = payload.to_string();
+            found = true;
+        }
+    }
+    found.then_some(cleaned)
+}
+
+/// The character widths of the lead table's bounded text columns (`varchar(n)`,
+/// `char(n)`), from the catalog. Only read after a value did not fit, so the insert of
+/// every other lead costs nothing for it.
+const COLUMN_WIDTHS: &str = r#"
+SELECT attname::text, (atttypmod - 4)::int4
+FROM pg_attribute
+WHERE attrelid = to_regclass('public."mg-digital-leads"')
+  AND attnum > 0 AND NOT attisdropped
+  AND atttypid IN ('varchar'::regtype, 'bpchar'::regtype) AND atttypmod > 4"#;
+
+async fn column_widths(connection: &mut PgConnection) -> Result<Vec<(String, usize)>, sqlx::Error> {
+    let widths: Vec<(String, i32)> = sqlx::query_as(COLUMN_WIDTHS).fetch_all(connection).await?;
+    Ok(widths
+        .into_iter()
+        .map(|(column, width)| (column, usize::try_from(width).unwrap_or(0)))
+        .collect())
+}
+
+/// The record with each mapped value cut to its column's width, or `None` when every
+/// value already fits (the refusal was not this record's values). The payload is not
+/// cut: it keeps every value whole.
+fn fit(record: &LeadRecord, widths: &[(String, usize)]) -> Option<LeadRecord> {
+    let mut fitted = record.clone();
+    let mut cut = false;
+    let mut fit_to = |value: &mut String, column: &str| {
+        let Some((_, width)) = widths.iter().find(|(name, _)| name == column) else {
+            return;
+        };
+        if let Some((end, _)) = value.char_indices().nth(*width) {
+            value.truncate(end);
+            cut = true;
+        }
+    };
+    let lead = &mut fitted.lead;
+    fit_to(&mut lead.name, "name");
+    fit_to(&mut lead.phone_number, "phone_number");
+    for (value, column) in [
+        (&mut lead.car_model, "car_model"),
+        (&mut lead.lead_url, "lead_url"),
+        (&mut lead.campaign, "campaign"),
+    ] {
+        if let Some(value) = value {
+            fit_to(value, column);
+        }
+    }
+    fit_to(&mut fitted.request_id, "request_id");
+    cut.then_some(fitted)
 }
 
 /// Stores a lead once on `connection`: inserts it, or finds the row it repeats; `None`
@@ -587,7 +831,18 @@ async fn insert_once(
 
 #[cfg(test)]
 mod tests {
-    use super::LeadId;
+    use super::*;
+
+    #[test]
+    fn a_store_never_prints_its_password() {
+        let options: PgConnectOptions =
+            "postgres://lead_writer:the-db-password@db.internal:5432/crm"
+                .parse()
+                .unwrap();
+        let printed = format!("{:?}", Store::new(options, StoreSettings::default()));
+        assert!(!printed.contains("the-db-password"), "{printed}");
+        assert!(printed.contains("db.internal"), "{printed}");
+    }
 
     #[test]
     fn ids_render_as_numbers_when_numeric() {

@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::graph::{Failure, GraphStandIn};
-use common::queue::Queue;
+use common::queue::{Queue, Queues};
 use serde_json::{json, Value};
 use shared::auth::hmac_hex;
 use shared::drain::Drain;
@@ -214,7 +214,8 @@ async fn a_batch_stores_each_lead_once(_: PgPoolOptions, options: PgConnectOptio
         (200, summary(2, 2, 0).as_str())
     );
     // Each lead was read once: a stored one is not read again, even within one batch.
-    let paths: Vec<String> = graph.requests().into_iter().map(|r| r.path).collect();
+    let mut paths: Vec<String> = graph.requests().into_iter().map(|r| r.path).collect();
+    paths.sort();
     assert_eq!(
         paths,
         [
@@ -439,4 +440,153 @@ async fn one_person_across_sources(_: PgPoolOptions, options: PgConnectOptions) 
     .await
     .unwrap();
     assert_eq!(platforms, ["CarDekho", "Knowlarity", "CarWale", "Google"]);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn each_lead_of_a_notification_meets_its_own_fate(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let graph = GraphStandIn::start().await;
+    graph.add_lead(common::meta_lead("9700000000000001", "Asha", "9812300071"));
+    // Read, but without a phone: never a row.
+    let mut phoneless = common::meta_lead("9700000000000002", "Nobody", "x");
+    phoneless["field_data"] = json!([{"name": "full_name", "values": ["Nobody"]}]);
+    graph.add_lead(phoneless);
+    // Read, and refused by a rule of the CRM's table.
+    graph.add_lead(common::meta_lead(
+        "9700000000000003",
+        "Blocked",
+        "9812300073",
+    ));
+    // Carrying U+0000, which PostgreSQL's text cannot hold.
+    graph.add_lead(common::meta_lead(
+        "9700000000000004",
+        "Ravi\u{0}Kumar",
+        "9812300074",
+    ));
+    graph.add_lead(common::meta_lead("9700000000000005", "Sara", "9812300075"));
+    let pool = common::pool(&options).await;
+    sqlx::query(
+        r#"ALTER TABLE public."mg-digital-leads"
+           ADD CONSTRAINT crm_no_blocked_name CHECK (name <> 'Blocked')"#,
+    )
+    .execute(&pool)
+    .await
+    .expect("a CRM rule");
+    let queues = Queues::start().await;
+    let app = common::meta_app(&META, options.clone(), &graph.url()).with_buffer(queues.buffer());
+
+    let body = notification(&[
+        "9700000000000001",
+        "9700000000000002",
+        "9700000000000003",
+        "9700000000000004",
+        "9700000000000005",
+    ]);
+    let answer = signed(&app, &body).await;
+    // The good leads stored, the two that can never be rows kept: none blocks another.
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (200, summary(3, 0, 2).as_str())
+    );
+    let stored: Vec<String> = leads(&pool)
+        .await
+        .into_iter()
+        .map(|(id, _, _)| id)
+        .collect();
+    assert_eq!(
+        stored,
+        ["9700000000000001", "9700000000000004", "9700000000000005"]
+    );
+    let mut kept: Vec<(String, String)> = queues
+        .dead_letters()
+        .await
+        .into_iter()
+        .map(|(message, reason)| {
+            let id = message["reference"]["leadgen_id"]
+                .as_str()
+                .or_else(|| message["partner_lead_id"].as_str())
+                .unwrap_or_default()
+                .to_owned();
+            (id, reason)
+        })
+        .collect();
+    kept.sort();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    assert_eq!(kept[0].0, "9700000000000002");
+    assert!(kept[0].1.contains("phone_number"), "{}", kept[0].1);
+    assert_eq!(kept[1].0, "9700000000000003");
+    assert!(kept[1].1.contains("crm_no_blocked_name"), "{}", kept[1].1);
+    assert_eq!(queues.buffer.depth().await, 0);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_large_batch_is_answered_in_time_and_stored_once(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    const LEADS: usize = 600;
+    let graph = GraphStandIn::start().await;
+    let ids: Vec<String> = (0..LEADS).map(|n| format!("98{:014}", n + 1)).collect();
+    for (n, id) in ids.iter().enumerate() {
+        graph.add_lead(common::meta_lead(id, "Batch", &format!("98{:08}", n + 1)));
+    }
+    // Every read of a lead takes a while, as over the internet.
+    graph.fail_always(Failure::Delay(Duration::from_millis(50)));
+    let queue = Queue::start().await;
+    let app = common::meta_app(&META, options.clone(), &graph.url()).with_buffer(queue.buffer());
+    let pool = common::pool(&options).await;
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let body = notification(&ids);
+    assert!(
+        body.len() > shared::payload::MAX_BODY_BYTES,
+        "{}",
+        body.len()
+    );
+
+    let started = std::time::Instant::now();
+    let answer = signed(&app, &body).await;
+    let took = started.elapsed();
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    assert!(took < Duration::from_secs(5), "answered in {took:?}");
+    let counts = answer.json();
+    let stored = counts["stored"].as_u64().expect("stored") as usize;
+    let queued = counts["queued"].as_u64().expect("queued") as usize;
+    assert_eq!(stored + queued, LEADS, "{}", answer.body);
+    assert_eq!(common::count(&pool).await as usize, stored);
+    assert_eq!(queue.depth().await, queued);
+
+    // Meta sends it again: nothing is stored twice, and stored leads are not read again.
+    let reads = graph.requests().len();
+    let again = signed(&app, &body).await;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.json()["duplicates"].as_u64(), Some(stored as u64));
+    assert_eq!(
+        common::count(&pool).await as usize,
+        stored + again.json()["stored"].as_u64().unwrap_or(0) as usize
+    );
+    let distinct: i64 = sqlx::query_scalar(
+        r#"SELECT count(DISTINCT partner_lead_id) FROM public."mg-digital-leads""#,
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("count");
+    assert_eq!(distinct, common::count(&pool).await);
+    assert!(graph.requests().len() - reads <= queued);
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn a_notification_over_its_bound_is_refused_before_its_signature_is_computed(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let graph = GraphStandIn::start().await;
+    let app = common::meta_app(&META, options, &graph.url());
+    let body = vec![b' '; META.max_body + 1];
+    let answer = notify(&app, &body, Some("sha256=00")).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (413, r#"{"error":"Payload too large"}"#)
+    );
 }

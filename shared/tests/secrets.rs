@@ -9,7 +9,7 @@ mod common;
 use common::local_aws::LocalAws;
 use shared::config::Config;
 use shared::container::Container;
-use shared::source::{Source, CARDEKHO, CARWALE, KNOWLARITY};
+use shared::source::{Source, CARDEKHO, CARWALE, GOOGLE, KNOWLARITY};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tracing::level_filters::LevelFilter;
@@ -161,6 +161,23 @@ async fn an_unreadable_secret_is_a_500_and_retried(_: PgPoolOptions, options: Pg
             .await
             .status,
         401
+    );
+
+    // So is Google's, whose key travels in the body.
+    let google = aws
+        .app(
+            &GOOGLE,
+            &[
+                ("API_KEYS_SECRET_ARN", "leads/google/not-yet".into()),
+                ("DATABASE_URL", database_url(&options)),
+            ],
+        )
+        .await;
+    let keyless = br#"{"lead_id":"g-1","user_column_data":[]}"#.to_vec();
+    let answer = common::call(&google, common::request(None, None, keyless)).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (401, r#"{"error":"Missing API key"}"#)
     );
 
     // The secret appears: the same container serves without a restart.

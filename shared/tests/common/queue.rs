@@ -138,3 +138,68 @@ impl Queue {
             .await;
     }
 }
+
+/// A buffer queue with its dead-letter queue, on one local AWS API.
+pub struct Queues {
+    pub buffer: Queue,
+    pub dead_letter: String,
+}
+
+impl Queues {
+    pub async fn start() -> Self {
+        let buffer = Queue::start().await;
+        let dead_letter = buffer
+            .client
+            .create_queue()
+            .queue_name("lead-buffer-dlq")
+            .send()
+            .await
+            .expect("create the dead-letter queue")
+            .queue_url
+            .expect("queue URL");
+        Self {
+            buffer,
+            dead_letter,
+        }
+    }
+
+    /// The buffer, sending what can never be stored to the dead-letter queue.
+    pub fn buffer(&self) -> Buffer {
+        self.buffer
+            .buffer()
+            .with_dead_letter(self.dead_letter.clone())
+    }
+
+    /// The dead-letter queue's messages (received, and left there), with their reason.
+    pub async fn dead_letters(&self) -> Vec<(serde_json::Value, String)> {
+        let mut kept = Vec::new();
+        loop {
+            let received = self
+                .buffer
+                .client
+                .receive_message()
+                .queue_url(&self.dead_letter)
+                .max_number_of_messages(10)
+                .visibility_timeout(30)
+                .message_attribute_names("All")
+                .send()
+                .await
+                .expect("receive from the dead-letter queue");
+            let messages = received.messages.unwrap_or_default();
+            if messages.is_empty() {
+                return kept;
+            }
+            kept.extend(messages.into_iter().map(|message| {
+                let body = serde_json::from_str(message.body().unwrap_or_default())
+                    .expect("a JSON message");
+                let reason = message
+                    .message_attributes()
+                    .and_then(|attributes| attributes.get(shared::buffer::REASON_ATTRIBUTE))
+                    .and_then(|reason| reason.string_value())
+                    .unwrap_or_default()
+                    .to_owned();
+                (body, reason)
+            }));
+        }
+    }
+}
