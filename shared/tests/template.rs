@@ -22,7 +22,9 @@
 //!   time, with no route, no API key and no queue;
 //! - the gateway never answers an overload with a 4xx, answers everything in the
 //!   contract's JSON, checks no API key of its own (the function does), logs no header or
-//!   body, and sits behind a WAF that rate-limits single IPs;
+//!   body, and sits behind a WAF that lets one IP, whatever it sends, use at most a quarter
+//!   of any route's rate (keyless requests less), except a source's own addresses, when
+//!   given, on its own route;
 //! - the functions log in to the database as `lead_writer` (its generated secret), and only
 //!   `migrate` may read the master credentials;
 //! - every other function (migrate, drain, meta-sync) has no route and no API key;
@@ -309,6 +311,7 @@ fn names_in_code() -> String {
 struct Template {
     resources: Map<String, Value>,
     conditions: Map<String, Value>,
+    mappings: Map<String, Value>,
     rules: Map<String, Value>,
     parameters: Map<String, Value>,
     globals: Value,
@@ -329,6 +332,10 @@ impl Template {
             .cloned()
             .unwrap_or_default();
         let outputs = template["Outputs"].as_object().cloned().unwrap_or_default();
+        let mappings = template["Mappings"]
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
         let rules = template["Rules"].as_object().cloned().unwrap_or_default();
         let parameters = template["Parameters"]
             .as_object()
@@ -355,6 +362,7 @@ impl Template {
         let template = Self {
             resources,
             conditions,
+            mappings,
             rules,
             parameters,
             globals,
@@ -1726,12 +1734,39 @@ fn the_gateway_logs_no_header_or_body() {
     }
 }
 
-/// A WAF in front of the stage rate-limits single IPs before they reach a partner's route
-/// budget, keyless requests hardest; no managed rule set (they inspect bodies and would
-/// refuse leads with a 403), and no sampled requests (they show the X-API-Key header).
-#[test]
-fn a_waf_rate_limits_single_ips_in_front_of_the_stage() {
-    let template = Template::load();
+/// The WAF rules of a web ACL, each with the condition it exists under (a rule written as
+/// `!If [Condition, rule, !Ref AWS::NoValue]`), in priority order.
+fn waf_rules(acl_id: &str, acl: &Value) -> Vec<(Option<String>, Value)> {
+    let mut rules: Vec<(Option<String>, Value)> = as_list(&acl["Rules"])
+        .into_iter()
+        .map(|rule| match rule.get("Fn::If").and_then(Value::as_array) {
+            Some(parts) => {
+                assert_eq!(
+                    parts.get(2),
+                    Some(&reference("AWS::NoValue")),
+                    "{acl_id}: a conditional rule is !If [Condition, rule, !Ref AWS::NoValue]"
+                );
+                let condition = parts[0].as_str().expect("condition name").to_owned();
+                (Some(condition), parts[1].clone())
+            }
+            None => (None, rule.clone()),
+        })
+        .collect();
+    rules.sort_by_key(|(_, rule)| number(&rule["Priority"], "Priority"));
+    let priorities: BTreeSet<u64> = rules
+        .iter()
+        .map(|(_, rule)| number(&rule["Priority"], "Priority"))
+        .collect();
+    assert_eq!(
+        priorities.len(),
+        rules.len(),
+        "{acl_id}: one rule per priority"
+    );
+    rules
+}
+
+/// The web ACL on the REST API's stage: its logical id and properties.
+fn web_acl(template: &Template) -> (&str, &Value) {
     let associations: Vec<&Value> = template
         .of_type("AWS::WAFv2::WebACLAssociation")
         .map(|(_, association)| &association["Properties"])
@@ -1741,7 +1776,37 @@ fn a_waf_rate_limits_single_ips_in_front_of_the_stage() {
     let acl_id = associations[0]["WebACLArn"]["Fn::GetAtt"][0]
         .as_str()
         .expect("WebACLArn: !GetAtt <web ACL>.Arn");
-    let acl = &template.resource(acl_id)["Properties"];
+    (acl_id, template.resource(acl_id))
+}
+
+/// A rate-based rule's statement, if the rule blocks by rate per source IP.
+fn per_ip_block(rule: &Value) -> Option<&Value> {
+    let rate = &rule["Statement"]["RateBasedStatement"];
+    (!rate.is_null() && rule["Action"].get("Block").is_some() && rate["AggregateKeyType"] == "IP")
+        .then_some(rate)
+}
+
+/// Whether a per-IP rate statement counts only requests without an `X-API-Key` (absent or
+/// empty).
+fn counts_keyless_only(rate: &Value) -> bool {
+    let size = &rate["ScopeDownStatement"]["NotStatement"]["Statement"]["SizeConstraintStatement"];
+    size["FieldToMatch"]["SingleHeader"]["Name"]
+        .as_str()
+        .map(str::to_lowercase)
+        .as_deref()
+        == Some("x-api-key")
+        && size["ComparisonOperator"] == "GT"
+        && number(&size["Size"], "Size") == 0
+}
+
+/// A WAF in front of the stage rate-limits single IPs before they reach a route's budget,
+/// keyless requests hardest; no managed rule set (they inspect bodies and would refuse
+/// leads with a 403), and no sampled requests (they show the X-API-Key header).
+#[test]
+fn a_waf_rate_limits_single_ips_in_front_of_the_stage() {
+    let template = Template::load();
+    let (acl_id, acl) = web_acl(&template);
+    let acl = &acl["Properties"];
     assert_eq!(acl["Scope"], "REGIONAL", "{acl_id}");
     assert!(
         acl["DefaultAction"].get("Allow").is_some(),
@@ -1751,10 +1816,9 @@ fn a_waf_rate_limits_single_ips_in_front_of_the_stage() {
         acl["VisibilityConfig"]["SampledRequestsEnabled"], false,
         "{acl_id}: no sampled requests"
     );
-    let rules = as_list(&acl["Rules"]);
     let mut keyless = false;
     let mut any = false;
-    for rule in &rules {
+    for (_, rule) in waf_rules(acl_id, acl) {
         let name = &rule["Name"];
         assert!(
             rule["Statement"].get("ManagedRuleGroupStatement").is_none(),
@@ -1764,19 +1828,12 @@ fn a_waf_rate_limits_single_ips_in_front_of_the_stage() {
             rule["VisibilityConfig"]["SampledRequestsEnabled"], false,
             "{acl_id}.{name}: no sampled requests"
         );
-        let rate = &rule["Statement"]["RateBasedStatement"];
-        if rate.is_null()
-            || rule["Action"].get("Block").is_none()
-            || rate["AggregateKeyType"] != "IP"
-        {
-            continue;
-        }
-        let header = &rate["ScopeDownStatement"]["NotStatement"]["Statement"]
-            ["SizeConstraintStatement"]["FieldToMatch"]["SingleHeader"]["Name"];
-        if rate.get("ScopeDownStatement").is_none() {
-            any = true;
-        } else if header.as_str().map(str::to_lowercase).as_deref() == Some("x-api-key") {
-            keyless = true;
+        if let Some(rate) = per_ip_block(&rule) {
+            if rate.get("ScopeDownStatement").is_none() {
+                any = true;
+            } else if counts_keyless_only(rate) {
+                keyless = true;
+            }
         }
     }
     assert!(
@@ -1786,6 +1843,271 @@ fn a_waf_rate_limits_single_ips_in_front_of_the_stage() {
     assert!(
         any,
         "{acl_id}: a rate-based rule blocking, per IP, all requests"
+    );
+}
+
+/// A partner's soft limit, in requests per second (120 a minute).
+const PARTNER_SOFT_LIMIT_RPS: u64 = 2;
+/// The rate-based rules' evaluation windows WAF accepts, in seconds.
+const WAF_WINDOWS: [u64; 4] = [60, 120, 300, 600];
+/// WAF's lowest rate limit.
+const WAF_MIN_LIMIT: u64 = 10;
+
+/// A rule's `Limit` for one value of `RouteRateLimit`: a literal, a parameter (at the
+/// largest value it allows), or `!FindInMap [Map, !Ref RouteRateLimit, Key]`.
+fn waf_limit(template: &Template, limit: &Value, route_rate: u64) -> u64 {
+    if let Some(parameter) = limit.get("Ref").and_then(Value::as_str) {
+        let max = &template.parameters[parameter]["MaxValue"];
+        assert!(
+            !max.is_null(),
+            "{parameter}: a rate limit needs a MaxValue, or some allowed value breaks the bound"
+        );
+        return number(max, &format!("{parameter}.MaxValue"));
+    }
+    if let Some(parts) = limit.get("Fn::FindInMap").and_then(Value::as_array) {
+        assert_eq!(
+            parts[1],
+            reference("RouteRateLimit"),
+            "a rate limit looked up by the route's rate: {limit}"
+        );
+        let map = parts[0].as_str().expect("map name");
+        let key = parts[2].as_str().expect("second-level key");
+        let row = template.mappings.get(map).map_or(&Value::Null, |table| {
+            &table[route_rate.to_string().as_str()][key]
+        });
+        assert!(
+            !row.is_null(),
+            "Mappings.{map}: no row for RouteRateLimit {route_rate}, which the parameter allows"
+        );
+        return number(row, &format!("Mappings.{map}.{route_rate}.{key}"));
+    }
+    number(limit, "Limit")
+}
+
+/// The bound the WAF exists for. Each route's throttle is one token bucket shared by every
+/// caller, so any single IP, whatever headers or path it sends (a wrong `X-API-Key`
+/// included), may send at most a quarter of a route's rate: it takes four addresses at
+/// their limit to fill a route. This holds for every `RouteRateLimit` the template allows,
+/// and still leaves a partner at its soft limit unblocked from one address; keyless
+/// requests are held harder still, for every value their parameter allows.
+#[test]
+fn one_ip_gets_at_most_a_quarter_of_any_route_whatever_it_sends() {
+    let template = Template::load();
+    let (acl_id, acl) = web_acl(&template);
+    let rules = waf_rules(acl_id, &acl["Properties"]);
+
+    // A route's capacity is RouteRateLimit per second on every method.
+    for setting in template.method_settings() {
+        assert_eq!(
+            setting["ThrottlingRateLimit"],
+            reference("RouteRateLimit"),
+            "{API_ID}.MethodSettings: every route's rate is RouteRateLimit, the rate the WAF's \
+             limits follow: {setting}"
+        );
+    }
+    let route_rates: Vec<u64> = as_list(&template.parameters["RouteRateLimit"]["AllowedValues"])
+        .into_iter()
+        .map(|value| number(value, "RouteRateLimit.AllowedValues"))
+        .collect();
+    assert!(
+        !route_rates.is_empty(),
+        "RouteRateLimit: AllowedValues, so every rate it may take has its WAF limit"
+    );
+
+    // Any request counts, whatever it sends: a per-IP rule with no scope-down, and ahead
+    // of it nothing that lets a stranger through (a source's own addresses on its own
+    // route are the next test's).
+    let position = rules
+        .iter()
+        .position(|(condition, rule)| {
+            condition.is_none()
+                && per_ip_block(rule).is_some_and(|rate| rate.get("ScopeDownStatement").is_none())
+        })
+        .unwrap_or_else(|| {
+            panic!("{acl_id}: an unconditional rate-based rule blocking, per IP, all requests")
+        });
+    let (_, any_rule) = &rules[position];
+    for (_, earlier) in &rules[..position] {
+        assert!(
+            earlier["Action"].get("Block").is_some() || source_exemption(earlier).is_some(),
+            "{acl_id}.{}: ahead of {}, only blocks or a source's own addresses on its own \
+             route",
+            earlier["Name"],
+            any_rule["Name"]
+        );
+    }
+    let rate = &any_rule["Statement"]["RateBasedStatement"];
+    let window = number(&rate["EvaluationWindowSec"], "EvaluationWindowSec");
+    assert!(WAF_WINDOWS.contains(&window), "{acl_id}: window {window} s");
+
+    let keyless_rule = rules
+        .iter()
+        .filter_map(|(_, rule)| per_ip_block(rule))
+        .find(|rate| counts_keyless_only(rate))
+        .expect("a per-IP rule for requests without a key");
+    let keyless_window = number(&keyless_rule["EvaluationWindowSec"], "EvaluationWindowSec");
+    assert!(WAF_WINDOWS.contains(&keyless_window));
+
+    for route_rate in route_rates {
+        let limit = waf_limit(&template, &rate["Limit"], route_rate);
+        let route_capacity = route_rate * window;
+        assert!(
+            limit >= WAF_MIN_LIMIT,
+            "RouteRateLimit {route_rate}: limit {limit} < WAF's 10"
+        );
+        // One IP: at most a quarter of the route's capacity over the window.
+        assert!(
+            4 * limit <= route_capacity,
+            "RouteRateLimit {route_rate}: one IP may send {limit} requests in {window} s, more \
+             than a quarter of the route's {route_capacity}"
+        );
+        // So an IP that could alone push a partner at its soft limit into 503s (it needs
+        // the rest of the route's rate: 8 rps of 10) is over its limit.
+        let starving_rate = route_rate - PARTNER_SOFT_LIMIT_RPS;
+        assert!(
+            starving_rate * window > limit,
+            "RouteRateLimit {route_rate}: an IP at {starving_rate} rps is never blocked"
+        );
+        // And a partner at its soft limit, from one address not listed, never trips it.
+        assert!(
+            PARTNER_SOFT_LIMIT_RPS * window <= limit,
+            "RouteRateLimit {route_rate}: a partner at its soft limit ({PARTNER_SOFT_LIMIT_RPS} \
+             rps) from one address is over the per-IP limit {limit} in {window} s"
+        );
+        // Keyless requests: a lower rate than any IP may send at all.
+        let keyless_limit = waf_limit(&template, &keyless_rule["Limit"], route_rate);
+        assert!(
+            keyless_limit >= WAF_MIN_LIMIT,
+            "keyless limit {keyless_limit} < WAF's 10"
+        );
+        assert!(
+            keyless_limit * window < limit * keyless_window,
+            "RouteRateLimit {route_rate}: keyless requests ({keyless_limit} in {keyless_window} \
+             s) are not held harder than any request ({limit} in {window} s)"
+        );
+    }
+
+    // The alarm that says a partner's address was blocked watches this rule.
+    let watched = template
+        .of_type("AWS::CloudWatch::Alarm")
+        .any(|(_, alarm)| {
+            let props = &alarm["Properties"];
+            props["Namespace"] == "AWS/WAFV2"
+                && props["MetricName"] == "BlockedRequests"
+                && as_list(&props["Dimensions"]).iter().any(|dimension| {
+                    dimension["Name"] == "Rule" && dimension["Value"] == any_rule["Name"]
+                })
+        });
+    assert!(watched, "an alarm on the blocks of {}", any_rule["Name"]);
+}
+
+/// A rule allowing a source's own addresses on its own route: the IP set's logical id and
+/// the path it is limited to.
+fn source_exemption(rule: &Value) -> Option<(String, String)> {
+    rule["Action"].get("Allow")?;
+    let statements = rule["Statement"]["AndStatement"]["Statements"].as_array()?;
+    let [addresses, path] = statements.as_slice() else {
+        return None;
+    };
+    let ip_set = addresses["IPSetReferenceStatement"]["Arn"]["Fn::GetAtt"]
+        .as_array()
+        .filter(|parts| parts.get(1).and_then(Value::as_str) == Some("Arn"))?
+        .first()?
+        .as_str()?
+        .to_owned();
+    let path = &path["ByteMatchStatement"];
+    (path["FieldToMatch"]["UriPath"].is_object() && path["PositionalConstraint"] == "ENDS_WITH")
+        .then_some(())?;
+    let route = path["SearchString"].as_str()?.to_owned();
+    Some((ip_set, route))
+}
+
+/// A partner's known addresses (an optional parameter per source) are never throttled by
+/// the rules meant for strangers, and only on its own route: an Allow rule ahead of every
+/// rate-based rule, for that IP set and that route, existing only when the parameter is
+/// set. No other rule allows anything.
+#[test]
+fn a_sources_own_addresses_skip_the_per_ip_limits_on_its_own_route_only() {
+    let template = Template::load();
+    let (acl_id, acl) = web_acl(&template);
+    let acl_condition = acl["Condition"].as_str().map(str::to_owned);
+    let rules = waf_rules(acl_id, &acl["Properties"]);
+    let first_rate_rule = rules
+        .iter()
+        .filter(|(_, rule)| !rule["Statement"]["RateBasedStatement"].is_null())
+        .map(|(_, rule)| number(&rule["Priority"], "Priority"))
+        .min()
+        .expect("rate-based rules");
+
+    let mut exempted = BTreeMap::new();
+    for (condition, rule) in &rules {
+        if rule["Action"].get("Allow").is_none() {
+            continue;
+        }
+        let name = &rule["Name"];
+        let (ip_set_id, route) = source_exemption(rule).unwrap_or_else(|| {
+            panic!("{acl_id}.{name}: an Allow rule is a source's IP set on the source's route")
+        });
+        assert!(
+            number(&rule["Priority"], "Priority") < first_rate_rule,
+            "{acl_id}.{name}: ahead of every rate-based rule"
+        );
+        let condition = condition
+            .clone()
+            .unwrap_or_else(|| panic!("{acl_id}.{name}: exists only when its addresses are set"));
+        let ip_set = template.resource(&ip_set_id);
+        assert_eq!(ip_set["Type"], "AWS::WAFv2::IPSet", "{ip_set_id}");
+        assert_eq!(
+            ip_set["Condition"], condition,
+            "{ip_set_id}: exists exactly when its rule does"
+        );
+        let props = &ip_set["Properties"];
+        assert_eq!(props["Scope"], "REGIONAL", "{ip_set_id}");
+        let parameter = props["Addresses"]["Fn::Split"][1]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{ip_set_id}.Addresses: !Split [\",\", !Ref <parameter>]"))
+            .to_owned();
+        assert_eq!(
+            props["Addresses"]["Fn::Split"][0], ",",
+            "{ip_set_id}: comma-separated"
+        );
+        let declared = &template.parameters[&parameter];
+        assert_eq!(
+            declared["Default"], "",
+            "{parameter}: empty (optional) by default"
+        );
+        assert!(
+            declared["AllowedPattern"].is_string(),
+            "{parameter}: a pattern, so a malformed list fails before WAF sees it"
+        );
+        let set = json!({ "Fn::Not": [{ "Fn::Equals": [reference(&parameter), ""] }] });
+        let expected = match &acl_condition {
+            Some(acl_condition) => json!({ "Fn::And": [{ "Condition": acl_condition }, set] }),
+            None => set,
+        };
+        assert_eq!(
+            template.conditions.get(&condition),
+            Some(&expected),
+            "{condition}: true when {parameter} is set (and the WAF is on)"
+        );
+        if let Some(other) = exempted.insert(route.clone(), parameter.clone()) {
+            panic!("{route}: exempted twice, by {other} and {parameter}");
+        }
+    }
+    let parameters: BTreeSet<&String> = exempted.values().collect();
+    assert_eq!(parameters.len(), exempted.len(), "one parameter per source");
+    for source in ALL {
+        assert!(
+            exempted.contains_key(&source.route()),
+            "{}: no optional addresses of its own exempted on {}",
+            source.slug,
+            source.route()
+        );
+    }
+    assert_eq!(
+        exempted.len(),
+        ALL.len(),
+        "exemptions for routes that are no source's"
     );
 }
 
