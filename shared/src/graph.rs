@@ -1,5 +1,5 @@
-//! Meta's Graph API for Lead Ads: one lead by the id a webhook names, and every recent
-//! lead of a page's forms, for catching up on webhooks that never came.
+//! Meta's Graph API for Lead Ads: one lead by the id a webhook names, and the recent
+//! leads of a page's forms, page by page, for catching up on webhooks that never came.
 //!
 //! Meta answers errors with a JSON body whose `error.code` says what went wrong, under
 //! an HTTP status that says little (a rate limit is a 400), so every failure is sorted by
@@ -173,28 +173,55 @@ impl Graph {
             .collect()
     }
 
-    /// Every lead of the form created after `since` (unix seconds), with [`LEAD_FIELDS`].
-    pub async fn leads_since(
+    /// One page of the form's leads created after `since` (unix seconds), with
+    /// [`LEAD_FIELDS`]: the first page, or the one `after` (a [`LeadPage::after`] of an
+    /// earlier page of the same listing) names. A caller stores each page before asking
+    /// for the next, and may keep the cursor to go on in a later run.
+    pub async fn leads_page(
         &self,
         token: &PageToken,
         form_id: &str,
         since: i64,
-    ) -> Result<Vec<Map<String, Value>>, GraphError> {
+        after: Option<&str>,
+    ) -> Result<LeadPage, GraphError> {
         let url = self.url(&[form_id, "leads"])?;
         let filtering = serde_json::json!([
             {"field": "time_created", "operator": "GREATER_THAN", "value": since}
         ])
         .to_string();
-        self.pages(
-            token,
-            url,
-            &[
-                ("fields", LEAD_FIELDS),
-                ("filtering", filtering.as_str()),
-                ("limit", PAGE_LIMIT),
-            ],
-        )
-        .await
+        let mut query = vec![
+            ("fields", LEAD_FIELDS),
+            ("filtering", filtering.as_str()),
+            ("limit", PAGE_LIMIT),
+        ];
+        if let Some(after) = after {
+            query.push(("after", after));
+        }
+        let Page { data, next } = page_parts(self.get(token, url, &query).await?)?;
+        let after = match next {
+            // A page may be empty and still have a `next` (Meta filters after paging):
+            // only a missing `next` ends the edge.
+            None => None,
+            Some(next) => {
+                let next = self.next_url(&next)?;
+                let cursor = next
+                    .query_pairs()
+                    .find(|(name, _)| name == "after")
+                    .map(|(_, cursor)| cursor.into_owned())
+                    .filter(|cursor| !cursor.is_empty())
+                    .ok_or_else(|| {
+                        GraphError::Unavailable("a next page without an after cursor".into())
+                    })?;
+                // A cursor that does not move would list the same page for ever.
+                if after == Some(cursor.as_str()) {
+                    return Err(GraphError::Unavailable(
+                        "the next page is the same page again".into(),
+                    ));
+                }
+                Some(cursor)
+            }
+        };
+        Ok(LeadPage { leads: data, after })
     }
 
     /// `{base}/{version}/{segments}`. Graph ids are digits and underscores (or an alias
@@ -394,6 +421,15 @@ fn meta_error(status: StatusCode, error: &Map<String, Value>) -> GraphError {
     } else {
         GraphError::Refused(text)
     }
+}
+
+/// One page of a form's leads.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadPage {
+    pub leads: Vec<Map<String, Value>>,
+    /// The cursor of the next page (the `after` of Meta's `paging.next`, which must be
+    /// under the configured URL); `None` on the last page.
+    pub after: Option<String>,
 }
 
 /// One page of an edge.

@@ -149,6 +149,38 @@ const FIND_BY_PARTNER_IDS: &str = r#"
 SELECT partner_lead_id, id::text FROM public."mg-digital-leads"
 WHERE platform = $1 AND partner_lead_id = ANY($2)"#;
 
+/// A row for each key that has none, covered up to `$2`.
+const ADD_CHECKPOINTS: &str = r#"
+INSERT INTO public.lead_sync_watermarks (source, synced_until)
+SELECT key, to_timestamp($2::float8) FROM unnest($1::text[]) AS key
+ON CONFLICT (source) DO NOTHING"#;
+
+/// The keys' rows, the one worked on longest ago first (ties in the keys' order).
+const GET_CHECKPOINTS: &str = r#"
+SELECT w.source,
+       extract(epoch FROM w.synced_until)::int8,
+       extract(epoch FROM w.pass_since)::int8,
+       extract(epoch FROM w.pass_started)::int8,
+       w.pass_after
+FROM unnest($1::text[]) WITH ORDINALITY AS k(source, position)
+JOIN public.lead_sync_watermarks w ON w.source = k.source
+ORDER BY w.updated_at, k.position"#;
+
+/// A listing's progress: the next page to store (or none: none in progress).
+const SET_PASS: &str = r#"
+UPDATE public.lead_sync_watermarks
+SET pass_since = to_timestamp($2::float8), pass_started = to_timestamp($3::float8),
+    pass_after = $4, updated_at = clock_timestamp()
+WHERE source = $1"#;
+
+/// A listing done: covered up to when it began, and none in progress.
+const FINISH_PASS: &str = r#"
+UPDATE public.lead_sync_watermarks
+SET synced_until = greatest(synced_until, to_timestamp($2::float8)),
+    pass_since = NULL, pass_started = NULL, pass_after = NULL,
+    updated_at = clock_timestamp()
+WHERE source = $1"#;
+
 /// How long a migration waits for a lock on the CRM's live table.
 const MIGRATION_LOCK_TIMEOUT: &str = "SET lock_timeout = '5s'";
 
@@ -176,6 +208,31 @@ impl Stored {
             Self::Created(id) | Self::Duplicate(id) => id,
         }
     }
+}
+
+/// Where a scheduled pull is in one list (a form's leads), under its own key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Checkpoint {
+    pub key: String,
+    /// Unix time up to which the list is covered: the start of its last whole listing.
+    pub synced_until: i64,
+    /// A listing not finished yet.
+    pub pass: Option<Pass>,
+}
+
+/// A row of [`GET_CHECKPOINTS`]: the key, `synced_until`, and the pass's since, started
+/// and after.
+type CheckpointRow = (String, i64, Option<i64>, Option<i64>, Option<String>);
+
+/// A listing in progress: every page before `after` is stored or kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pass {
+    /// The filter it lists with (Unix time), the same on every page.
+    pub since: i64,
+    /// When it began (Unix time): how far the list is covered once it is done.
+    pub started: i64,
+    /// The cursor of the next page to store.
+    pub after: String,
 }
 
 /// The lead table, over the container's one connection, opened on first use.
@@ -479,6 +536,77 @@ impl Store {
         sqlx::query(SET_WATERMARK)
             .bind(key)
             .bind(until as f64)
+            .execute(&mut *connection)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// The checkpoints of `keys`, each added covered up to `default_until` (Unix time)
+    /// if it has none yet; the one worked on longest ago first, so that a run short of
+    /// time starts where the last one did not get to.
+    pub async fn checkpoints(
+        &self,
+        keys: &[String],
+        default_until: i64,
+    ) -> Result<Vec<Checkpoint>, StoreError> {
+        let mut slot = self.slot.lock().await;
+        let connection = self.connection(&mut slot.open).await?;
+        sqlx::query(ADD_CHECKPOINTS)
+            .bind(keys)
+            .bind(default_until as f64)
+            .execute(&mut *connection)
+            .await
+            .map_err(classify)?;
+        let rows: Vec<CheckpointRow> = sqlx::query_as(GET_CHECKPOINTS)
+            .bind(keys)
+            .fetch_all(&mut *connection)
+            .await
+            .map_err(classify)?;
+        Ok(rows
+            .into_iter()
+            .map(|(key, synced_until, since, started, after)| {
+                let pass = match (since, started, after) {
+                    (Some(since), Some(started), Some(after)) => Some(Pass {
+                        since,
+                        started,
+                        after,
+                    }),
+                    _ => None,
+                };
+                Checkpoint {
+                    key,
+                    synced_until,
+                    pass,
+                }
+            })
+            .collect())
+    }
+
+    /// Records a listing's progress under `key` (`None`: none in progress), and that the
+    /// key was worked on now.
+    pub async fn set_pass(&self, key: &str, pass: Option<&Pass>) -> Result<(), StoreError> {
+        let mut slot = self.slot.lock().await;
+        let connection = self.connection(&mut slot.open).await?;
+        sqlx::query(SET_PASS)
+            .bind(key)
+            .bind(pass.map(|pass| pass.since as f64))
+            .bind(pass.map(|pass| pass.started as f64))
+            .bind(pass.map(|pass| pass.after.as_str()))
+            .execute(&mut *connection)
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    /// Records that a listing under `key` that began at `started` (Unix time) is done:
+    /// the key is covered up to then (never moving back), and no listing is in progress.
+    pub async fn finish_pass(&self, key: &str, started: i64) -> Result<(), StoreError> {
+        let mut slot = self.slot.lock().await;
+        let connection = self.connection(&mut slot.open).await?;
+        sqlx::query(FINISH_PASS)
+            .bind(key)
+            .bind(started as f64)
             .execute(&mut *connection)
             .await
             .map_err(classify)?;

@@ -57,6 +57,29 @@ fn refused<T: std::fmt::Debug>(result: Result<T, GraphError>, what: &str) -> Str
     }
 }
 
+/// Every lead of the form created after `since`, page by page as the pull reads them,
+/// with the cursor each page was asked for.
+async fn all_leads(
+    client: &Graph,
+    token: &PageToken,
+    form: &str,
+    since: i64,
+) -> Result<Vec<Map<String, Value>>, GraphError> {
+    let mut leads = Vec::new();
+    let mut after: Option<String> = None;
+    for _ in 0..MAX_PAGES {
+        let page = client
+            .leads_page(token, form, since, after.as_deref())
+            .await?;
+        leads.extend(page.leads);
+        match page.after {
+            Some(next) => after = Some(next),
+            None => return Ok(leads),
+        }
+    }
+    panic!("still a next page after {MAX_PAGES} pages");
+}
+
 fn ids(items: &[Map<String, Value>]) -> Vec<&str> {
     items
         .iter()
@@ -194,7 +217,7 @@ async fn forms_are_read_across_every_page() {
 }
 
 #[tokio::test]
-async fn leads_since_reads_every_page_past_an_empty_one() {
+async fn leads_are_read_page_by_page_past_an_empty_one() {
     let graph = GraphStandIn::start().await;
     // Pages of two: [new, new], [old, at `since`] (empty once filtered), [new].
     let since = CREATED;
@@ -210,8 +233,7 @@ async fn leads_since_reads_every_page_past_an_empty_one() {
     graph.add_lead(stand_in::lead("3001", "555002", since + 50));
     graph.set_page_size(2);
 
-    let leads = client(&graph)
-        .leads_since(&stand_in::page_token(), "555001", since)
+    let leads = all_leads(&client(&graph), &stand_in::page_token(), "555001", since)
         .await
         .expect("the leads");
 
@@ -234,6 +256,31 @@ async fn leads_since_reads_every_page_past_an_empty_one() {
         );
     }
     assert_eq!(requests[0].param("limit"), Some("100"));
+    // Each page asked for by the cursor of the one before, with the token and proof once.
+    assert_eq!(requests[0].param("after"), None);
+    assert_eq!(requests[1].param("after"), Some("QVFI000002=="));
+    assert_eq!(requests[2].param("after"), Some("QVFI000004=="));
+    for request in &requests {
+        assert_eq!(request.count("access_token"), 1, "{request:?}");
+        assert_eq!(request.count("after"), usize::from(request != &requests[0]));
+    }
+
+    // A page at a time: the empty middle page still points on, the last page nowhere.
+    let client = client(&graph);
+    let token = stand_in::page_token();
+    let middle = client
+        .leads_page(&token, "555001", since, Some("QVFI000002=="))
+        .await
+        .expect("the middle page");
+    assert_eq!(
+        (middle.leads.len(), middle.after.as_deref()),
+        (0, Some("QVFI000004=="))
+    );
+    let last = client
+        .leads_page(&token, "555001", since, Some("QVFI000004=="))
+        .await
+        .expect("the last page");
+    assert_eq!((ids(&last.leads), last.after), (vec!["2005"], None));
 }
 
 #[tokio::test]
@@ -241,9 +288,7 @@ async fn a_form_without_leads_reads_as_none() {
     let graph = GraphStandIn::start().await;
     graph.add_form("777", "9001");
 
-    let leads = client(&graph)
-        .leads_since(&stand_in::page_token(), "9001", 0)
-        .await;
+    let leads = all_leads(&client(&graph), &stand_in::page_token(), "9001", 0).await;
 
     assert_eq!(leads.expect("no leads").len(), 0);
     assert_eq!(graph.requests().len(), 1);
@@ -402,7 +447,7 @@ async fn errors_that_will_not_pass_are_refused() {
     let message = refused(client.forms(&token, "4040404").await, "an unknown page");
     assert!(message.contains("subcode 33"), "{message}");
     let message = refused(
-        client.leads_since(&token, "4040404", 0).await,
+        client.leads_page(&token, "4040404", 0, None).await,
         "an unknown form",
     );
     assert!(message.contains("subcode 33"), "{message}");
@@ -472,7 +517,7 @@ async fn an_id_that_is_not_one_is_refused_unsent() {
     refused(client.lead(&token, "../me").await, "a path");
     refused(client.lead(&token, "").await, "nothing");
     refused(client.forms(&token, "777/feed").await, "an edge");
-    refused(client.leads_since(&token, "1?x=", 0).await, "a query");
+    refused(client.leads_page(&token, "1?x=", 0, None).await, "a query");
 
     assert_eq!(graph.requests(), []);
 }
@@ -522,6 +567,49 @@ async fn a_next_page_elsewhere_is_refused_and_not_asked_for() {
         assert_eq!(graph.requests().len(), before + 1, "{base}");
     }
     assert_eq!(elsewhere.requests(), []);
+}
+
+#[tokio::test]
+async fn a_next_page_of_leads_elsewhere_is_refused_and_not_asked_for() {
+    let graph = GraphStandIn::start().await;
+    let elsewhere = GraphStandIn::start().await;
+    graph.add_lead(stand_in::lead("2001", "555001", CREATED));
+    graph.add_lead(stand_in::lead("2002", "555001", CREATED));
+    graph.set_page_size(1);
+    graph.set_next_base(&elsewhere.url());
+
+    let message = refused(
+        client(&graph)
+            .leads_page(&stand_in::page_token(), "555001", 0, None)
+            .await,
+        "a next page elsewhere",
+    );
+
+    assert!(message.contains("next page"), "{message}");
+    assert_eq!(graph.requests().len(), 1);
+    assert_eq!(elsewhere.requests(), []);
+}
+
+#[tokio::test]
+async fn a_page_of_leads_that_points_at_itself_is_cut_off() {
+    let graph = GraphStandIn::start().await;
+    graph.add_lead(stand_in::lead("2001", "555001", CREATED));
+    graph.set_page_size(1);
+    graph.set_endless_paging(true);
+    let client = client(&graph);
+    let token = stand_in::page_token();
+    let first = client
+        .leads_page(&token, "555001", 0, None)
+        .await
+        .expect("the first page");
+    let after = first.after.expect("endless paging points on");
+
+    let message = unavailable(
+        client.leads_page(&token, "555001", 0, Some(&after)).await,
+        "the same page again",
+    );
+
+    assert!(message.contains("same page"), "{message}");
 }
 
 #[tokio::test]

@@ -99,14 +99,18 @@ async fn assert_contract_shape(pool: &PgPool) {
     .fetch_all(pool)
     .await
     .expect("read the watermarks' columns");
-    let watermark_column =
-        |name: &str, kind: &str| (name.to_owned(), kind.to_owned(), "NO".to_owned());
+    let watermark_column = |name: &str, kind: &str, nullable: &str| {
+        (name.to_owned(), kind.to_owned(), nullable.to_owned())
+    };
     assert_eq!(
         watermarks,
         [
-            watermark_column("source", "text"),
-            watermark_column("synced_until", "timestamp with time zone"),
-            watermark_column("updated_at", "timestamp with time zone"),
+            watermark_column("source", "text", "NO"),
+            watermark_column("synced_until", "timestamp with time zone", "NO"),
+            watermark_column("updated_at", "timestamp with time zone", "NO"),
+            watermark_column("pass_since", "timestamp with time zone", "YES"),
+            watermark_column("pass_started", "timestamp with time zone", "YES"),
+            watermark_column("pass_after", "text", "YES"),
         ]
     );
 }
@@ -256,6 +260,18 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     .await
     .expect("read the watermark");
     assert_eq!(until, "2026-01-02");
+    // And records, then clears, a listing in progress.
+    for after in [Some("QVFI000002=="), None] {
+        sqlx::query(
+            "UPDATE public.lead_sync_watermarks
+             SET pass_since = now(), pass_started = now(), pass_after = $1, updated_at = now()
+             WHERE source = 'meta'",
+        )
+        .bind(after)
+        .execute(&writer_pool)
+        .await
+        .expect("record a listing's progress");
+    }
 
     for forbidden in [
         r#"DELETE FROM public."mg-digital-leads""#,
