@@ -7,7 +7,7 @@ use shared::auth::ApiKeys;
 use shared::error::StoreError;
 use shared::secrets::DbCredentials;
 use shared::source::KNOWLARITY;
-use shared::store::{Store, StoreSettings, MIGRATOR};
+use shared::store::{Store, StoreSettings, Stored, MIGRATOR};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -184,8 +184,31 @@ async fn the_crm_table_is_upgraded_in_place(_: PgPoolOptions, options: PgConnect
     assert_eq!(row.campaign, None);
 }
 
-/// The functions' own role may store and read back leads, release a body's claim, and
-/// keep a scheduled pull's watermark, and nothing more; a function whose grants are
+/// A Knowlarity lead as the store gets it, arriving at `received_at`.
+fn knowlarity_record(
+    body: &[u8],
+    idempotency_key: Option<&[u8]>,
+    received_at: std::time::SystemTime,
+) -> shared::record::LeadRecord {
+    shared::app::prepare(
+        &KNOWLARITY,
+        &ApiKeys::new(["k"]),
+        &shared::app::Incoming {
+            signature: None,
+            api_key: Some(b"k"),
+            content_type: None,
+            idempotency_key,
+            body,
+            request_id: "r",
+            received_at,
+        },
+    )
+    .expect("a lead")
+}
+
+/// The functions' own role may store leads, find the row a repeat collided with by each
+/// of its keys, release a body's claim, and keep a scheduled pull's watermark, and
+/// nothing more: it reads no lead's name, phone or payload. A function whose grants are
 /// missing is told apart from a database that is down (a configuration fault, never
 /// queued).
 #[sqlx::test(migrations = "../migrations")]
@@ -205,7 +228,7 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     let app = App::new(
         &KNOWLARITY,
         ApiKeys::new([common::dev_key(&KNOWLARITY)]),
-        Store::new(as_writer.clone(), short_window),
+        Store::new(as_writer.clone(), short_window.clone()),
     );
     let lead = || {
         common::request(
@@ -221,18 +244,93 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(common::call(&app, lead()).await.status, 201);
 
+    // Every key a repeat is found by, through the store as the functions use it.
+    let store = Store::new(as_writer.clone(), short_window);
+    let now = std::time::SystemTime::now();
+    let by_partner_id =
+        knowlarity_record(br#"{"caller_id":"+917330995401","uuid":"K-1"}"#, None, now);
+    let Stored::Created(partner_row) = store.insert(&by_partner_id).await.expect("insert") else {
+        panic!("a new lead")
+    };
+    let same_partner_id =
+        knowlarity_record(br#"{"caller_id":"+917330995402","uuid":"K-1"}"#, None, now);
+    assert_eq!(
+        store
+            .insert(&same_partner_id)
+            .await
+            .expect("repeat by partner id"),
+        Stored::Duplicate(partner_row.clone())
+    );
+    assert_eq!(
+        store
+            .find(
+                KNOWLARITY.platform,
+                "K-1",
+                std::time::Duration::from_secs(3)
+            )
+            .await
+            .expect("find by partner id"),
+        Some(partner_row)
+    );
+    let keyed = knowlarity_record(br#"{"caller_id":"+917330995403"}"#, Some(b"idem-1"), now);
+    let Stored::Created(keyed_row) = store.insert(&keyed).await.expect("insert") else {
+        panic!("a new lead")
+    };
+    let same_key = knowlarity_record(br#"{"caller_id":"+917330995404"}"#, Some(b"idem-1"), now);
+    assert_eq!(
+        store
+            .insert(&same_key)
+            .await
+            .expect("repeat by idempotency key"),
+        Stored::Duplicate(keyed_row)
+    );
+    // The same request again after the window (a late drain): its body and arrival.
+    let body_only = knowlarity_record(br#"{"caller_id":"+917330995405"}"#, None, now);
+    let Stored::Created(body_row) = store.insert(&body_only).await.expect("insert") else {
+        panic!("a new lead")
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        store
+            .insert(&body_only)
+            .await
+            .expect("repeat of the same request"),
+        Stored::Duplicate(body_row)
+    );
+    store
+        .set_watermark("probe", 1_767_225_600)
+        .await
+        .expect("set watermark");
+    store
+        .set_watermark("probe", 1_767_225_000)
+        .await
+        .expect("keep watermark");
+    assert_eq!(
+        store.watermark("probe").await.expect("read watermark"),
+        Some(1_767_225_600)
+    );
+
     let writer_pool = PgPool::connect_with(as_writer)
         .await
         .expect("connect as writer");
     // The ad sources' columns come with the table-wide INSERT grant.
-    let stored: (Option<String>, bool) = sqlx::query_as(
+    let id: String = sqlx::query_scalar(
         r#"INSERT INTO public."mg-digital-leads" (platform, phone_e164, meta_created_at)
            VALUES ('Meta', '+919876543210', '2026-01-01T10:00:00+05:30')
-           RETURNING phone_e164, meta_created_at IS NOT NULL"#,
+           RETURNING id::text"#,
     )
     .fetch_one(&writer_pool)
     .await
     .expect("insert the ad sources' columns");
+    let pool = common::pool(&options).await;
+    let stored: (Option<String>, bool) = sqlx::query_as(
+        r#"SELECT phone_e164, meta_created_at IS NOT NULL
+           FROM public."mg-digital-leads" WHERE id::text = $1"#,
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .expect("read the ad sources' columns");
     assert_eq!(stored, (Some("+919876543210".to_owned()), true));
 
     // A scheduled pull reads its watermark and moves it on.
@@ -258,6 +356,14 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     assert_eq!(until, "2026-01-02");
 
     for forbidden in [
+        // The leads themselves: a compromised function lists no customer.
+        r#"SELECT name FROM public."mg-digital-leads""#,
+        r#"SELECT phone_number FROM public."mg-digital-leads""#,
+        r#"SELECT phone_e164 FROM public."mg-digital-leads""#,
+        r#"SELECT payload FROM public."mg-digital-leads""#,
+        r#"SELECT * FROM public."mg-digital-leads""#,
+        r#"UPDATE public."mg-digital-leads" SET body_sha256 = NULL WHERE name = 'x'"#,
+        r#"INSERT INTO public."mg-digital-leads" (platform) VALUES ('x') RETURNING name"#,
         r#"DELETE FROM public."mg-digital-leads""#,
         r#"UPDATE public."mg-digital-leads" SET name = 'x'"#,
         r#"UPDATE public."mg-digital-leads" SET phone_e164 = NULL"#,
@@ -275,25 +381,15 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     }
 
     // Its grants gone, the store says so rather than "unavailable".
-    let pool = common::pool(&options).await;
     sqlx::query(r#"REVOKE INSERT ON public."mg-digital-leads" FROM lead_writer"#)
         .execute(&pool)
         .await
         .expect("revoke");
-    let record = shared::app::prepare(
-        &KNOWLARITY,
-        &ApiKeys::new(["k"]),
-        &shared::app::Incoming {
-            signature: None,
-            api_key: Some(b"k"),
-            content_type: None,
-            idempotency_key: None,
-            body: br#"{"caller_id":"+917330995499"}"#,
-            request_id: "r",
-            received_at: std::time::SystemTime::now(),
-        },
-    )
-    .expect("a lead");
+    let record = knowlarity_record(
+        br#"{"caller_id":"+917330995499"}"#,
+        None,
+        std::time::SystemTime::now(),
+    );
     let error = app
         .store()
         .insert(&record)
