@@ -399,6 +399,103 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     assert!(!error.is_unavailable());
 }
 
+/// The server's log from byte `from` on (the throwaway cluster of `scripts/pg.sh` writes
+/// it to `server.log` in its data folder), and the position of its end.
+async fn server_log(pool: &PgPool, from: i64) -> (String, i64) {
+    let (path, size): (String, i64) = sqlx::query_as(
+        "SELECT path, (pg_stat_file(path)).size
+         FROM coalesce(pg_current_logfile(), 'server.log') AS path",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("the server's log (the cluster of scripts/with-db.sh writes one)");
+    let text: String = sqlx::query_scalar("SELECT pg_read_file($1, $2, $3)")
+        .bind(&path)
+        .bind(from)
+        .bind(size - from)
+        .fetch_one(pool)
+        .await
+        .expect("read the server's log");
+    (text, size)
+}
+
+/// `migrate` sets the functions' role's password as its SCRAM verifier: with every
+/// statement logged, and with a statement that fails (logged by default), the server's
+/// log holds the verifier and never the password; and the role keeps the verifier of
+/// that very password, so it logs in with it.
+#[sqlx::test(migrations = false)]
+async fn the_writers_password_never_reaches_the_server_log(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = common::pool(&options).await;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_nanos();
+    let role = format!("password_probe_{nonce}");
+    sqlx::query(&format!("CREATE ROLE {role} NOLOGIN"))
+        .execute(&pool)
+        .await
+        .expect("create the role");
+    let (_, start) = server_log(&pool, 0).await;
+
+    // A session that logs every statement, as log_statement = 'all' would for all.
+    let logged = options.clone().options([("log_statement", "all")]);
+    let admin = Store::new(logged, StoreSettings::default());
+    let password = format!("Secret-{nonce}-Pw");
+    let credentials = |username: &str, password: &str| {
+        DbCredentials::from_secret(
+            &serde_json::json!({ "username": username, "password": password }).to_string(),
+        )
+        .expect("credentials")
+    };
+    admin
+        .grant_login(&credentials(&role, &password))
+        .await
+        .expect("grant login");
+    // A role that is missing: the failing statement is logged (log_min_error_statement).
+    let missing_password = format!("Missing-{nonce}-Pw");
+    admin
+        .grant_login(&credentials(&format!("{role}_missing"), &missing_password))
+        .await
+        .expect_err("no such role");
+
+    let (log, _) = server_log(&pool, start).await;
+    let stored: String = sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+        .bind(&role)
+        .fetch_one(&pool)
+        .await
+        .expect("the role's password");
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&pool)
+        .await
+        .expect("drop the role");
+    assert!(log.contains(&role), "the statements were logged: {log}");
+    assert!(
+        !log.contains(&password),
+        "the password is in the log: {log}"
+    );
+    assert!(
+        !log.contains(&missing_password),
+        "a failed statement's password is in the log: {log}"
+    );
+    assert!(log.contains(&stored), "the verifier was sent: {log}");
+
+    // The stored verifier is this password's, made as PostgreSQL makes it (a string it
+    // took for a password would have been hashed again, its keys unlike these).
+    let salt: Vec<u8> =
+        sqlx::query_scalar("SELECT decode(split_part(split_part($1, '$', 2), ':', 2), 'base64')")
+            .bind(&stored)
+            .fetch_one(&pool)
+            .await
+            .expect("decode the salt");
+    assert_eq!(
+        shared::scram::verifier_with(&password, &salt, shared::scram::ITERATIONS),
+        stored
+    );
+}
+
 /// An index build that was interrupted leaves an invalid index behind; the next run of
 /// the migrations drops it and builds it anew.
 #[sqlx::test(migrations = false)]
