@@ -96,7 +96,7 @@ pub fn hmac_hex(secret: &[u8], message: &[u8]) -> String {
 }
 
 /// The HMAC-SHA256 of `message` keyed with `secret`.
-fn hmac(secret: &[u8], message: &[u8]) -> [u8; 32] {
+pub(crate) fn hmac(secret: &[u8], message: &[u8]) -> [u8; 32] {
     let mut mac = Hmac::<Sha256>::new_from_slice(secret).expect("HMAC takes a key of any length");
     mac.update(message);
     mac.finalize().into_bytes().into()

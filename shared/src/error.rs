@@ -104,6 +104,15 @@ impl StoreError {
     }
 }
 
+/// Why `migrate` could not let a role log in with its password.
+#[derive(Debug, thiserror::Error)]
+pub enum GrantError {
+    #[error(transparent)]
+    Verifier(#[from] crate::scram::SaltError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 /// Why a secret could not be used. Never carries the secret's value.
 #[derive(Debug, thiserror::Error)]
 pub enum SecretError {

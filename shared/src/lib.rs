@@ -35,6 +35,7 @@ pub mod payload;
 pub mod phone;
 pub mod record;
 pub mod runtime;
+pub mod scram;
 pub mod secrets;
 pub mod shape;
 pub mod source;

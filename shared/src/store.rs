@@ -498,14 +498,20 @@ impl Store {
 
     /// Lets the role `credentials` names log in with its password (`migrate` does this for
     /// the functions' own role, from that role's secret, after every run).
-    pub async fn grant_login(&self, credentials: &DbCredentials) -> Result<(), StoreError> {
+    pub async fn grant_login(
+        &self,
+        credentials: &DbCredentials,
+    ) -> Result<(), crate::error::GrantError> {
+        // The password's verifier, never the password: statements may be written to the
+        // server's log and shown in its statistics views.
+        let verifier = crate::scram::verifier(&credentials.password)?;
         let mut slot = self.slot.lock().await;
         let connection = self.connection(&mut slot.open).await?;
-        // ALTER ROLE takes no parameters: the server quotes the name and password itself.
+        // ALTER ROLE takes no parameters: the server quotes the name and verifier itself.
         let statement: String =
             sqlx::query_scalar("SELECT format('ALTER ROLE %I WITH LOGIN PASSWORD %L', $1, $2)")
                 .bind(&credentials.username)
-                .bind(&credentials.password)
+                .bind(&verifier)
                 .fetch_one(&mut *connection)
                 .await
                 .map_err(classify)?;

@@ -7,7 +7,7 @@ use shared::auth::ApiKeys;
 use shared::error::StoreError;
 use shared::secrets::DbCredentials;
 use shared::source::KNOWLARITY;
-use shared::store::{Store, StoreSettings, MIGRATOR};
+use shared::store::{Store, StoreSettings, Stored, MIGRATOR};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -188,8 +188,31 @@ async fn the_crm_table_is_upgraded_in_place(_: PgPoolOptions, options: PgConnect
     assert_eq!(row.campaign, None);
 }
 
-/// The functions' own role may store and read back leads, release a body's claim, and
-/// keep a scheduled pull's watermark, and nothing more; a function whose grants are
+/// A Knowlarity lead as the store gets it, arriving at `received_at`.
+fn knowlarity_record(
+    body: &[u8],
+    idempotency_key: Option<&[u8]>,
+    received_at: std::time::SystemTime,
+) -> shared::record::LeadRecord {
+    shared::app::prepare(
+        &KNOWLARITY,
+        &ApiKeys::new(["k"]),
+        &shared::app::Incoming {
+            signature: None,
+            api_key: Some(b"k"),
+            content_type: None,
+            idempotency_key,
+            body,
+            request_id: "r",
+            received_at,
+        },
+    )
+    .expect("a lead")
+}
+
+/// The functions' own role may store leads, find the row a repeat collided with by each
+/// of its keys, release a body's claim, and keep a scheduled pull's watermark, and
+/// nothing more: it reads no lead's name, phone or payload. A function whose grants are
 /// missing is told apart from a database that is down (a configuration fault, never
 /// queued).
 #[sqlx::test(migrations = "../migrations")]
@@ -209,7 +232,7 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     let app = App::new(
         &KNOWLARITY,
         ApiKeys::new([common::dev_key(&KNOWLARITY)]),
-        Store::new(as_writer.clone(), short_window),
+        Store::new(as_writer.clone(), short_window.clone()),
     );
     let lead = || {
         common::request(
@@ -225,18 +248,95 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     assert_eq!(common::call(&app, lead()).await.status, 201);
 
+    // Every key a repeat is found by, through the store as the functions use it.
+    let store = Store::new(as_writer.clone(), short_window);
+    let now = std::time::SystemTime::now();
+    let by_partner_id =
+        knowlarity_record(br#"{"caller_id":"+917330995401","uuid":"K-1"}"#, None, now);
+    let Stored::Created(partner_row) = store.insert(&by_partner_id).await.expect("insert") else {
+        panic!("a new lead")
+    };
+    let same_partner_id =
+        knowlarity_record(br#"{"caller_id":"+917330995402","uuid":"K-1"}"#, None, now);
+    assert_eq!(
+        store
+            .insert(&same_partner_id)
+            .await
+            .expect("repeat by partner id"),
+        Stored::Duplicate(partner_row.clone())
+    );
+    assert_eq!(
+        store
+            .find_all(
+                KNOWLARITY.platform,
+                &["K-1", "K-none"],
+                std::time::Duration::from_secs(3)
+            )
+            .await
+            .expect("find by partner id")
+            .into_iter()
+            .collect::<Vec<_>>(),
+        [("K-1".to_owned(), partner_row)]
+    );
+    let keyed = knowlarity_record(br#"{"caller_id":"+917330995403"}"#, Some(b"idem-1"), now);
+    let Stored::Created(keyed_row) = store.insert(&keyed).await.expect("insert") else {
+        panic!("a new lead")
+    };
+    let same_key = knowlarity_record(br#"{"caller_id":"+917330995404"}"#, Some(b"idem-1"), now);
+    assert_eq!(
+        store
+            .insert(&same_key)
+            .await
+            .expect("repeat by idempotency key"),
+        Stored::Duplicate(keyed_row)
+    );
+    // The same request again after the window (a late drain): its body and arrival.
+    let body_only = knowlarity_record(br#"{"caller_id":"+917330995405"}"#, None, now);
+    let Stored::Created(body_row) = store.insert(&body_only).await.expect("insert") else {
+        panic!("a new lead")
+    };
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    assert_eq!(
+        store
+            .insert(&body_only)
+            .await
+            .expect("repeat of the same request"),
+        Stored::Duplicate(body_row)
+    );
+    store
+        .set_watermark("probe", 1_767_225_600)
+        .await
+        .expect("set watermark");
+    store
+        .set_watermark("probe", 1_767_225_000)
+        .await
+        .expect("keep watermark");
+    assert_eq!(
+        store.watermark("probe").await.expect("read watermark"),
+        Some(1_767_225_600)
+    );
+
     let writer_pool = PgPool::connect_with(as_writer)
         .await
         .expect("connect as writer");
     // The ad sources' columns come with the table-wide INSERT grant.
-    let stored: (Option<String>, bool) = sqlx::query_as(
+    let id: String = sqlx::query_scalar(
         r#"INSERT INTO public."mg-digital-leads" (platform, phone_e164, meta_created_at)
            VALUES ('Meta', '+919876543210', '2026-01-01T10:00:00+05:30')
-           RETURNING phone_e164, meta_created_at IS NOT NULL"#,
+           RETURNING id::text"#,
     )
     .fetch_one(&writer_pool)
     .await
     .expect("insert the ad sources' columns");
+    let pool = common::pool(&options).await;
+    let stored: (Option<String>, bool) = sqlx::query_as(
+        r#"SELECT phone_e164, meta_created_at IS NOT NULL
+           FROM public."mg-digital-leads" WHERE id::text = $1"#,
+    )
+    .bind(&id)
+    .fetch_one(&pool)
+    .await
+    .expect("read the ad sources' columns");
     assert_eq!(stored, (Some("+919876543210".to_owned()), true));
 
     // A scheduled pull reads its watermark and moves it on.
@@ -274,6 +374,14 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     }
 
     for forbidden in [
+        // The leads themselves: a compromised function lists no customer.
+        r#"SELECT name FROM public."mg-digital-leads""#,
+        r#"SELECT phone_number FROM public."mg-digital-leads""#,
+        r#"SELECT phone_e164 FROM public."mg-digital-leads""#,
+        r#"SELECT payload FROM public."mg-digital-leads""#,
+        r#"SELECT * FROM public."mg-digital-leads""#,
+        r#"UPDATE public."mg-digital-leads" SET body_sha256 = NULL WHERE name = 'x'"#,
+        r#"INSERT INTO public."mg-digital-leads" (platform) VALUES ('x') RETURNING name"#,
         r#"DELETE FROM public."mg-digital-leads""#,
         r#"UPDATE public."mg-digital-leads" SET name = 'x'"#,
         r#"UPDATE public."mg-digital-leads" SET phone_e164 = NULL"#,
@@ -291,25 +399,15 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
     }
 
     // Its grants gone, the store says so rather than "unavailable".
-    let pool = common::pool(&options).await;
     sqlx::query(r#"REVOKE INSERT ON public."mg-digital-leads" FROM lead_writer"#)
         .execute(&pool)
         .await
         .expect("revoke");
-    let record = shared::app::prepare(
-        &KNOWLARITY,
-        &ApiKeys::new(["k"]),
-        &shared::app::Incoming {
-            signature: None,
-            api_key: Some(b"k"),
-            content_type: None,
-            idempotency_key: None,
-            body: br#"{"caller_id":"+917330995499"}"#,
-            request_id: "r",
-            received_at: std::time::SystemTime::now(),
-        },
-    )
-    .expect("a lead");
+    let record = knowlarity_record(
+        br#"{"caller_id":"+917330995499"}"#,
+        None,
+        std::time::SystemTime::now(),
+    );
     let error = app
         .store()
         .insert(&record)
@@ -317,6 +415,103 @@ async fn the_functions_role_may_store_leads_and_nothing_more(
         .expect_err("no insert grant");
     assert!(matches!(error, StoreError::Denied(_)), "{error}");
     assert!(!error.is_unavailable());
+}
+
+/// The server's log from byte `from` on (the throwaway cluster of `scripts/pg.sh` writes
+/// it to `server.log` in its data folder), and the position of its end.
+async fn server_log(pool: &PgPool, from: i64) -> (String, i64) {
+    let (path, size): (String, i64) = sqlx::query_as(
+        "SELECT path, (pg_stat_file(path)).size
+         FROM coalesce(pg_current_logfile(), 'server.log') AS path",
+    )
+    .fetch_one(pool)
+    .await
+    .expect("the server's log (the cluster of scripts/with-db.sh writes one)");
+    let text: String = sqlx::query_scalar("SELECT pg_read_file($1, $2, $3)")
+        .bind(&path)
+        .bind(from)
+        .bind(size - from)
+        .fetch_one(pool)
+        .await
+        .expect("read the server's log");
+    (text, size)
+}
+
+/// `migrate` sets the functions' role's password as its SCRAM verifier: with every
+/// statement logged, and with a statement that fails (logged by default), the server's
+/// log holds the verifier and never the password; and the role keeps the verifier of
+/// that very password, so it logs in with it.
+#[sqlx::test(migrations = false)]
+async fn the_writers_password_never_reaches_the_server_log(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let pool = common::pool(&options).await;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("after the epoch")
+        .as_nanos();
+    let role = format!("password_probe_{nonce}");
+    sqlx::query(&format!("CREATE ROLE {role} NOLOGIN"))
+        .execute(&pool)
+        .await
+        .expect("create the role");
+    let (_, start) = server_log(&pool, 0).await;
+
+    // A session that logs every statement, as log_statement = 'all' would for all.
+    let logged = options.clone().options([("log_statement", "all")]);
+    let admin = Store::new(logged, StoreSettings::default());
+    let password = format!("Secret-{nonce}-Pw");
+    let credentials = |username: &str, password: &str| {
+        DbCredentials::from_secret(
+            &serde_json::json!({ "username": username, "password": password }).to_string(),
+        )
+        .expect("credentials")
+    };
+    admin
+        .grant_login(&credentials(&role, &password))
+        .await
+        .expect("grant login");
+    // A role that is missing: the failing statement is logged (log_min_error_statement).
+    let missing_password = format!("Missing-{nonce}-Pw");
+    admin
+        .grant_login(&credentials(&format!("{role}_missing"), &missing_password))
+        .await
+        .expect_err("no such role");
+
+    let (log, _) = server_log(&pool, start).await;
+    let stored: String = sqlx::query_scalar("SELECT rolpassword FROM pg_authid WHERE rolname = $1")
+        .bind(&role)
+        .fetch_one(&pool)
+        .await
+        .expect("the role's password");
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&pool)
+        .await
+        .expect("drop the role");
+    assert!(log.contains(&role), "the statements were logged: {log}");
+    assert!(
+        !log.contains(&password),
+        "the password is in the log: {log}"
+    );
+    assert!(
+        !log.contains(&missing_password),
+        "a failed statement's password is in the log: {log}"
+    );
+    assert!(log.contains(&stored), "the verifier was sent: {log}");
+
+    // The stored verifier is this password's, made as PostgreSQL makes it (a string it
+    // took for a password would have been hashed again, its keys unlike these).
+    let salt: Vec<u8> =
+        sqlx::query_scalar("SELECT decode(split_part(split_part($1, '$', 2), ':', 2), 'base64')")
+            .bind(&stored)
+            .fetch_one(&pool)
+            .await
+            .expect("decode the salt");
+    assert_eq!(
+        shared::scram::verifier_with(&password, &salt, shared::scram::ITERATIONS),
+        stored
+    );
 }
 
 /// An index build that was interrupted leaves an invalid index behind; the next run of
