@@ -968,8 +968,8 @@ fn the_graph_readers_read_the_signed_sources_secret_and_graph_version() {
 }
 
 /// Meta's scheduled pull: on a schedule (a parameter, every 15 minutes by default), one
-/// at a time, long enough for a pull after an outage and done before the next; no route,
-/// no queue (a failed pull leaves its watermark for the next); the database of the others.
+/// at a time, long enough for a pull after an outage and done before the next; no route;
+/// sending to the buffer and dead-letter queues only; the database of the others.
 #[test]
 fn meta_sync_pulls_on_a_schedule_alone() {
     let template = Template::load();
