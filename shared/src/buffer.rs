@@ -8,7 +8,7 @@ use futures_util::{stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::dedup::Identity;
 use crate::error::BufferError;
@@ -91,6 +91,72 @@ impl Buffer {
         Ok(())
     }
 
+    /// Keeps messages of the buffer queue out of sight, each for its own delay, by the
+    /// receipt handles they were received with: a lead that cannot be stored yet comes
+    /// back when it may, instead of after the queue's visibility timeout, which would
+    /// spend its receives (and send it to the dead-letter queue) while it only waits. One
+    /// answer per message, in order; SQS caps a delay at [`MAX_VISIBILITY`].
+    pub async fn hide(&self, messages: &[(&str, Duration)]) -> Vec<Result<(), VisibilityError>> {
+        let mut answers = Vec::with_capacity(messages.len());
+        // SQS changes at most 10 messages a call.
+        for chunk in messages.chunks(10) {
+            answers.extend(self.hide_chunk(chunk).await);
+        }
+        answers
+    }
+
+    async fn hide_chunk(&self, messages: &[(&str, Duration)]) -> Vec<Result<(), VisibilityError>> {
+        let entries: Result<Vec<_>, _> = messages
+            .iter()
+            .enumerate()
+            .map(|(index, (receipt_handle, delay))| {
+                let seconds = (*delay).min(MAX_VISIBILITY).as_secs();
+                aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry::builder()
+                    .id(index.to_string())
+                    .receipt_handle(*receipt_handle)
+                    .visibility_timeout(i32::try_from(seconds).unwrap_or(i32::MAX))
+                    .build()
+            })
+            .collect();
+        let all_failed = |reason: String| {
+            messages
+                .iter()
+                .map(|_| Err(VisibilityError(reason.clone())))
+                .collect()
+        };
+        let entries = match entries {
+            Ok(entries) => entries,
+            Err(error) => return all_failed(error.to_string()),
+        };
+        let output = match self
+            .client
+            .change_message_visibility_batch()
+            .queue_url(&self.queue_url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+        {
+            Ok(output) => output,
+            Err(error) => {
+                return all_failed(aws_sdk_sqs::error::DisplayErrorContext(error).to_string())
+            }
+        };
+        (0..messages.len())
+            .map(|index| {
+                let id = index.to_string();
+                match output.failed.iter().find(|failed| failed.id == id) {
+                    Some(failed) => Err(VisibilityError(format!(
+                        "{}: {}",
+                        failed.code,
+                        failed.message.as_deref().unwrap_or_default()
+                    ))),
+                    None if output.successful.iter().any(|done| done.id == id) => Ok(()),
+                    None => Err(VisibilityError("not in SQS's answer".into())),
+                }
+            })
+            .collect()
+    }
+
     pub async fn send(&self, record: &LeadRecord) -> Result<(), BufferError> {
         self.send_body(encode(record)?).await
     }
@@ -168,6 +234,15 @@ impl Buffer {
         Ok(())
     }
 }
+
+/// The longest SQS keeps a received message out of sight.
+pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 3600);
+
+/// Why a queued message could not be kept out of sight: it then comes back after the
+/// queue's own visibility timeout.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot change the visibility of a queued message: {0}")]
+pub struct VisibilityError(String);
 
 /// One queued lead on the wire. The payload is embedded as the JSON it is (not as an
 /// escaped string), so a 64 KiB body stays well inside SQS's 256 KiB message limit.

@@ -12,14 +12,15 @@
 //!   settings, its own generated secret that no other source can read (a key source's
 //!   API key, `<stack>/api-keys/<slug>`; a signed source's app secrets and tokens,
 //!   `<stack>/<slug>`, in the shape the code reads, with only the verify token
-//!   generated), the buffer queue, outputs with its URL and its secret, a timeout between
+//!   generated), the buffer queue and the dead-letter queue (sending to those two only),
+//!   outputs with its URL and its secret, a timeout between
 //!   the code's request budget and the partners' 10 s, and its alarms (silence, refused
 //!   leads, key or signature refusals, misconfiguration) on metric filters of its own log
 //!   group, on the labels its log lines carry;
 //! - the functions that read a signed source's leads from the Graph API (the drain, for
 //!   leads queued unread, and `meta-sync`) read its secret too, with the template's Graph
 //!   API version, whose default is the code's; `meta-sync` runs on a schedule, one at a
-//!   time, with no route, no API key and no queue;
+//!   time, with no route and no API key, and may send to the buffer and dead-letter queues;
 //! - the gateway never answers an overload with a 4xx, answers everything in the
 //!   contract's JSON, checks no API key of its own (the function does), logs no header or
 //!   body, and sits behind a WAF that lets one IP, whatever it sends, use at most a quarter
@@ -28,8 +29,12 @@
 //! - the functions log in to the database as `lead_writer` (its generated secret), and only
 //!   `migrate` may read the master credentials;
 //! - every other function (migrate, drain, meta-sync) has no route and no API key;
-//! - the drain is fed by the buffer queue, with partial batch failures, a bounded
-//!   concurrency and a dead-letter queue behind an alarm; both queues take 1 MiB messages;
+//! - the drain is fed by the buffer queue, with partial batch failures and a bounded
+//!   concurrency; it may change the visibility of the buffer queue's messages (its backoff)
+//!   and send to the dead-letter queue, nothing else of SQS; the buffer queue's
+//!   `maxReceiveCount` and the drain's backoff keep a lead tried through an outage of well
+//!   over a day, and dead-letter it well inside the retention; the dead-letter queue alarms
+//!   on one message within a minute; both queues take 1 MiB messages;
 //! - every alarm notifies the alarm topic, which must have a recipient, and a new database
 //!   has its storage, CPU and connection alarms;
 //! - every environment variable the template sets is one the code reads;
@@ -42,8 +47,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde_json::{json, Map, Value};
+use shared::drain::Backoff;
 use shared::source::{Auth, Source, ALL};
 
 const API_ID: &str = "LeadsRestApi";
@@ -63,7 +70,7 @@ const QUEUE_ID: &str = "LeadBufferQueue";
 const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
 /// The function the buffer queue feeds. Not a source: no route, no API key.
 const DRAIN: &str = "drain";
-/// Meta's scheduled pull. Not a source: no route, no API key, no queue.
+/// Meta's scheduled pull. Not a source: no route, no API key.
 const META_SYNC: &str = "meta-sync";
 /// The functions that read a signed source's leads from the Graph API besides its own: the
 /// drain (leads queued unread) and the scheduled pull.
@@ -526,6 +533,25 @@ impl Template {
         grants
     }
 
+    /// Every SQS action a function is allowed, each with the resource it is allowed on
+    /// (lowercase actions; a resource as its JSON text).
+    fn sqs_permissions(&self, id: &str) -> BTreeSet<(String, String)> {
+        let mut permissions = BTreeSet::new();
+        for statement in self.statements(id) {
+            for action in as_list(&statement["Action"]) {
+                let action = action.as_str().unwrap_or_default().to_lowercase();
+                if action == "*" || action.starts_with("sqs:") {
+                    assert_eq!(statement["Effect"], "Allow", "{id}: {statement}");
+                    assert!(statement.get("NotResource").is_none(), "{id}: {statement}");
+                    for resource in as_list(&statement["Resource"]) {
+                        permissions.insert((action.clone(), resource.to_string()));
+                    }
+                }
+            }
+        }
+        permissions
+    }
+
     /// `API_KEYS` / `DATABASE_URL` may only be declared for `sam local` to override: an
     /// `!If [IsSamLocal, "", !Ref AWS::NoValue]`, which CloudFormation drops.
     fn assert_local_only(&self, owner: &str, name: &str, value: Option<&Value>) {
@@ -724,18 +750,10 @@ fn every_source_has_its_routes_its_own_secret_the_buffer_and_events() {
             );
         }
 
-        // Queues a lead it cannot store (or, signed, cannot read yet): the buffer queue's
-        // URL, and sending to that queue only.
-        assert_eq!(
-            template.env(function, "BUFFER_QUEUE_URL"),
-            Some(reference(QUEUE_ID)),
-            "{id}: BUFFER_QUEUE_URL is !Ref {QUEUE_ID}"
-        );
-        assert_eq!(
-            template.grants(id, "sqs:send"),
-            vec![get_att(QUEUE_ID, "Arn")],
-            "{id}: sqs:SendMessage on {QUEUE_ID} only"
-        );
+        // Queues a lead it cannot store (or, signed, cannot read yet), and sends one the
+        // database refuses as data to the dead-letter queue: both URLs, and sending to
+        // those two queues only.
+        assert_sends_to_both_queues(&template, id, function);
 
         // Sample events to replay.
         let events = root().join("events").join(slug);
@@ -783,6 +801,35 @@ fn every_source_has_its_routes_its_own_secret_the_buffer_and_events() {
         .collect();
     let actual: BTreeSet<String> = route_owners.keys().cloned().collect();
     assert_eq!(actual, expected, "routes in the template");
+}
+
+/// A function that takes leads in: `BUFFER_QUEUE_URL` and `DEAD_LETTER_QUEUE_URL`, and
+/// `sqs:SendMessage` on exactly those two queues, no other SQS action.
+fn assert_sends_to_both_queues(template: &Template, id: &str, function: &Value) {
+    assert_eq!(
+        template.env(function, "BUFFER_QUEUE_URL"),
+        Some(reference(QUEUE_ID)),
+        "{id}: BUFFER_QUEUE_URL is !Ref {QUEUE_ID}"
+    );
+    assert_eq!(
+        template.env(function, "DEAD_LETTER_QUEUE_URL"),
+        Some(reference(DEAD_LETTER_QUEUE_ID)),
+        "{id}: DEAD_LETTER_QUEUE_URL is !Ref {DEAD_LETTER_QUEUE_ID}"
+    );
+    let expected: BTreeSet<(String, String)> = [QUEUE_ID, DEAD_LETTER_QUEUE_ID]
+        .iter()
+        .map(|queue| {
+            (
+                "sqs:sendmessage".to_owned(),
+                get_att(queue, "Arn").to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        template.sqs_permissions(id),
+        expected,
+        "{id}: sqs:SendMessage on {QUEUE_ID} and {DEAD_LETTER_QUEUE_ID}, nothing else of SQS"
+    );
 }
 
 /// A signed source's secret: the JSON object `shared::meta::MetaSecrets::from_secret`
@@ -929,8 +976,8 @@ fn the_graph_readers_read_the_signed_sources_secret_and_graph_version() {
 }
 
 /// Meta's scheduled pull: on a schedule (a parameter, every 15 minutes by default), one
-/// at a time, long enough for a pull after an outage and done before the next; no route,
-/// no queue (a failed pull leaves its watermark for the next); the database of the others.
+/// at a time, long enough for a pull after an outage and done before the next; no route;
+/// sending to the buffer and dead-letter queues only; the database of the others.
 #[test]
 fn meta_sync_pulls_on_a_schedule_alone() {
     let template = Template::load();
@@ -984,11 +1031,7 @@ fn meta_sync_pulls_on_a_schedule_alone() {
          ends before the next (15 minutes)"
     );
     assert!(template.routes(id).is_empty(), "{id}: no route");
-    assert!(
-        template.env(function, "BUFFER_QUEUE_URL").is_none()
-            && template.grants(id, "sqs:send").is_empty(),
-        "{id}: no queue"
-    );
+    assert_sends_to_both_queues(&template, id, function);
     for name in [
         "DB_SECRET_ARN",
         "DB_HOST",
@@ -1179,8 +1222,39 @@ fn the_drain_is_fed_by_the_buffer_queue() {
         "{id}: in the VPC, next to the database"
     );
 
-    // The queue: encrypted, 14 days, retried 5 times into the dead-letter queue, and not
-    // visible again while a batch may still be running.
+    // It backs off on the queue that feeds it and dead-letters what can never be stored:
+    // both URLs; of SQS, only changing the visibility of the buffer queue's messages and
+    // sending to the dead-letter queue (SAM adds the poller's receive and delete).
+    assert_eq!(
+        template.env(function, "BUFFER_QUEUE_URL"),
+        Some(reference(QUEUE_ID)),
+        "{id}: BUFFER_QUEUE_URL is !Ref {QUEUE_ID}, the queue it backs off on"
+    );
+    assert_eq!(
+        template.env(function, "DEAD_LETTER_QUEUE_URL"),
+        Some(reference(DEAD_LETTER_QUEUE_ID)),
+        "{id}: DEAD_LETTER_QUEUE_URL is !Ref {DEAD_LETTER_QUEUE_ID}"
+    );
+    let expected: BTreeSet<(String, String)> = [
+        (
+            "sqs:changemessagevisibility".to_owned(),
+            get_att(QUEUE_ID, "Arn").to_string(),
+        ),
+        (
+            "sqs:sendmessage".to_owned(),
+            get_att(DEAD_LETTER_QUEUE_ID, "Arn").to_string(),
+        ),
+    ]
+    .into();
+    assert_eq!(
+        template.sqs_permissions(id),
+        expected,
+        "{id}: sqs:ChangeMessageVisibility on {QUEUE_ID} and sqs:SendMessage on \
+         {DEAD_LETTER_QUEUE_ID}, nothing else of SQS"
+    );
+
+    // The queue: encrypted, 14 days, and not visible again while a batch may still be
+    // running.
     let queue = &template.resource(QUEUE_ID)["Properties"];
     let dlq = &template.resource(DEAD_LETTER_QUEUE_ID)["Properties"];
     for (name, props) in [(QUEUE_ID, queue), (DEAD_LETTER_QUEUE_ID, dlq)] {
@@ -1201,13 +1275,6 @@ fn the_drain_is_fed_by_the_buffer_queue() {
         queue["RedrivePolicy"]["deadLetterTargetArn"],
         get_att(DEAD_LETTER_QUEUE_ID, "Arn")
     );
-    assert_eq!(
-        number(
-            &queue["RedrivePolicy"]["maxReceiveCount"],
-            "maxReceiveCount"
-        ),
-        5
-    );
     let timeout = number(&template.property(function, "Timeout"), "Timeout");
     let visibility = number(&queue["VisibilityTimeout"], "VisibilityTimeout");
     assert!(
@@ -1215,21 +1282,77 @@ fn the_drain_is_fed_by_the_buffer_queue() {
         "{QUEUE_ID}: VisibilityTimeout {visibility} < 6 x {id}'s Timeout {timeout}"
     );
 
-    // An alarm as soon as a lead is in the dead-letter queue.
+    // A lead that waits for the database is tried, on the drain's backoff, through an
+    // outage of well over a day (a maintenance window, a long outage), and dead-lettered
+    // with time to spare before the retention ends (a redriven message keeps its first
+    // enqueue time).
+    let max_receives = number(
+        &queue["RedrivePolicy"]["maxReceiveCount"],
+        "maxReceiveCount",
+    );
+    let max_receives = u32::try_from(max_receives).expect("maxReceiveCount fits u32");
+    let backoff = Backoff::SCHEDULE;
+    let day = Duration::from_secs(24 * 3600);
+    let horizon = backoff.horizon(max_receives);
+    assert!(
+        horizon >= day * 3 / 2,
+        "{QUEUE_ID}: with maxReceiveCount {max_receives} and the drain's backoff a lead is \
+         tried for {horizon:?} only; an outage of a day must drain by itself, with room"
+    );
+    let retention = Duration::from_secs(number(
+        &queue["MessageRetentionPeriod"],
+        "MessageRetentionPeriod",
+    ));
+    let dead_lettered = backoff.dead_lettered_after(max_receives);
+    assert!(
+        dead_lettered <= retention / 2,
+        "{QUEUE_ID}: a lead is dead-lettered after {dead_lettered:?}, leaving less than half \
+         of the {retention:?} retention to replay it"
+    );
+    for receive in 1..=max_receives {
+        let delay = backoff.delay(receive);
+        assert!(
+            delay <= Duration::from_secs(12 * 3600),
+            "backoff after receive {receive}: {delay:?}, over SQS's 12 h"
+        );
+    }
+
+    // An alarm as soon as one lead is in the dead-letter queue: its maximum over a minute
+    // (SQS publishes every minute), one period.
     let alarmed = template.resources.values().any(|resource| {
         let props = &resource["Properties"];
         resource["Type"] == "AWS::CloudWatch::Alarm"
             && props["Namespace"] == "AWS/SQS"
             && props["MetricName"] == "ApproximateNumberOfMessagesVisible"
             && mentions(&props["Dimensions"], DEAD_LETTER_QUEUE_ID)
+            && props["Statistic"] == "Maximum"
             && props["ComparisonOperator"] == "GreaterThanThreshold"
             && number(&props["Threshold"], "Threshold") == 0
+            && number(&props["Period"], "Period") == 60
+            && number(&props["EvaluationPeriods"], "EvaluationPeriods") == 1
+            && props
+                .get("DatapointsToAlarm")
+                .is_none_or(|points| number(points, "DatapointsToAlarm") == 1)
             && !as_list(&props["AlarmActions"]).is_empty()
     });
     assert!(
         alarmed,
-        "no alarm on {DEAD_LETTER_QUEUE_ID} holding a message"
+        "no alarm on {DEAD_LETTER_QUEUE_ID} holding one message, within a minute"
     );
+
+    // Nothing else sends to the queues or changes their messages: the functions that take
+    // leads in and the drain are checked above.
+    for (binary, other_id) in &template.functions {
+        let takes_leads_in = ALL.iter().any(|source| source.slug == binary)
+            || binary == META_SYNC
+            || binary == DRAIN;
+        if !takes_leads_in {
+            assert!(
+                template.sqs_permissions(other_id).is_empty(),
+                "{other_id}: no SQS permission"
+            );
+        }
+    }
 
     // What `make replay-dlq` reads.
     for (output, value) in [
@@ -1519,12 +1642,15 @@ fn sam_local_env_file_covers_every_function_and_source_key() {
                 "{path:?}: {id}.API_KEYS"
             );
         }
-        // No queue under sam local: empty, a lead the database cannot take is a 500.
-        assert_eq!(
-            env[id]["BUFFER_QUEUE_URL"],
-            json!(""),
-            "{path:?}: {id}.BUFFER_QUEUE_URL"
-        );
+    }
+    // No queue under sam local: empty (a lead the database cannot take is a 500), both
+    // queues alike, or the dead-letter queue alone would be refused.
+    for id in template.functions.values() {
+        for name in ["BUFFER_QUEUE_URL", "DEAD_LETTER_QUEUE_URL"] {
+            if template.env(template.resource(id), name).is_some() {
+                assert_eq!(env[id][name], json!(""), "{path:?}: {id}.{name}");
+            }
+        }
     }
     // Every function that reads a signed source's secret gets its development values in
     // its place (local ones win over META_SECRET_ARN), declared for sam local only.
