@@ -244,11 +244,7 @@ pub fn references(notification: &Map<String, Value>) -> Vec<Reference> {
 
 /// The record of a lead read from the Graph API, with the notification's change when one
 /// named it (the scheduled pull has none). Deduplicated on the lead's id.
-///
-/// PostgreSQL's text and jsonb cannot hold U+0000, which a lead's answers may carry:
-/// every U+0000 in the lead and the change becomes U+FFFD (the replacement character),
-/// in the columns and the archived payload alike, so the lead is stored rather than
-/// refused.
+/// (A U+0000 in its answers, which PostgreSQL cannot hold, is replaced by the store.)
 pub fn record(
     source: &'static Source,
     lead: &Map<String, Value>,
@@ -256,14 +252,13 @@ pub fn record(
     request_id: &str,
     received_at: SystemTime,
 ) -> Result<LeadRecord, Refusal> {
-    let lead = storable_object(lead);
-    let fields = shape::graph_fields(&lead);
+    let fields = shape::graph_fields(lead);
     let mapped = lead::map(source, &fields)?;
     let mut payload = Map::new();
     if let Some(change) = change {
-        payload.insert("change".into(), storable(change));
+        payload.insert("change".into(), change.clone());
     }
-    payload.insert("lead".into(), Value::Object(lead));
+    payload.insert("lead".into(), Value::Object(lead.clone()));
     let payload = Value::Object(payload).to_string();
     Ok(LeadRecord {
         source,
@@ -273,27 +268,6 @@ pub fn record(
         request_id: request_id.to_owned(),
         received_at,
     })
-}
-
-/// `value` with every U+0000 in its keys and strings replaced by U+FFFD.
-fn storable(value: &Value) -> Value {
-    match value {
-        Value::String(text) => Value::String(storable_text(text)),
-        Value::Array(items) => Value::Array(items.iter().map(storable).collect()),
-        Value::Object(fields) => Value::Object(storable_object(fields)),
-        other => other.clone(),
-    }
-}
-
-fn storable_object(fields: &Map<String, Value>) -> Map<String, Value> {
-    fields
-        .iter()
-        .map(|(key, value)| (storable_text(key), storable(value)))
-        .collect()
-}
-
-fn storable_text(text: &str) -> String {
-    text.replace('\0', "\u{FFFD}")
 }
 
 #[cfg(test)]
@@ -421,36 +395,5 @@ mod tests {
             super::record(&META, &nameless, None, "r-2", SystemTime::UNIX_EPOCH).unwrap();
         assert_eq!(nameless.lead.name, "Meta Lead 9876543210");
         assert!(!nameless.payload.contains("change"));
-    }
-
-    #[test]
-    fn a_nul_in_a_graph_lead_becomes_a_replacement_character() {
-        let lead = object(json!({
-            "id": "1234567890123457",
-            "campaign_name": "Hector\u{0}Diwali",
-            "field_data": [
-                {"name": "full_name", "values": ["Asha\u{0}Rao"]},
-                {"name": "phone_number", "values": ["9876543210\u{0}"]},
-                {"name": "note\u{0}", "values": ["a\u{0}b"]}
-            ]
-        }));
-        let change = json!({"leadgen_id": "1234567890123457", "note": "x\u{0}"});
-        let record = record(&META, &lead, Some(&change), "r", SystemTime::UNIX_EPOCH).unwrap();
-        assert_eq!(record.lead.name, "Asha\u{FFFD}Rao");
-        assert_eq!(
-            record.lead.campaign.as_deref(),
-            Some("Hector\u{FFFD}Diwali")
-        );
-        assert_eq!(record.lead.phone_number, "9876543210\u{FFFD}");
-        // Neither the character nor its JSON escape, which jsonb refuses too.
-        assert!(!record.payload.contains('\0'), "{}", record.payload);
-        assert!(!record.payload.contains("\\u0000"), "{}", record.payload);
-        let payload: Value = serde_json::from_str(&record.payload).unwrap();
-        assert_eq!(payload["change"]["note"], "x\u{FFFD}");
-        assert_eq!(payload["lead"]["field_data"][2]["name"], "note\u{FFFD}");
-        assert_eq!(
-            record.identity.partner_lead_id.as_deref(),
-            Some("1234567890123457")
-        );
     }
 }
