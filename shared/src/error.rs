@@ -108,10 +108,15 @@ impl StoreError {
 #[derive(Debug, thiserror::Error)]
 pub enum GrantError {
     #[error(transparent)]
-    Verifier(#[from] crate::scram::SaltError),
+    Verifier(#[from] SaltError),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
+
+/// The system's random source gave no salt for a password's verifier.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot draw a random salt for the password's verifier: {0}")]
+pub struct SaltError(pub getrandom::Error);
 
 /// Why a secret could not be used. Never carries the secret's value.
 #[derive(Debug, thiserror::Error)]

@@ -1,49 +1,26 @@
-//! The lead-ingestion pipeline shared by every source function.
+//! The lead-ingestion library every function runs, in four layers. Imports run one way,
+//! down them; `error` is the leaf every layer may use.
 //!
-//! A request travels one way: [`http`] turns the Lambda event into an
-//! [`app::Incoming`], [`app`] runs the checks its [`source`] declares — [`auth`] the
-//! `X-API-Key`, a key in the body or a signature, [`payload`] the body, [`shape`] its
-//! fields, [`lead`] the mapping through the declaration (for Meta, [`meta`] names the
-//! leads a notification carries and [`graph`] reads each) — and
-//! [`dedup`] names what makes the lead a repeat; [`store`] inserts the [`record`] once,
-//! or, while the database is unavailable, [`buffer`] queues it for the [`drain`]
-//! function; the [`outcome`] says which. Every failure is an [`error::Error`] (a partner's [`error::Refusal`] or our
-//! [`error::Failure`]); [`answer`] words every status and message of the contract.
+//! - [`edge`]: Lambda's events (API Gateway, SQS, a schedule, a direct invocation) to
+//!   plain inputs, and a pipeline's result to the response and the one log line; the
+//!   contract's words ([`edge::answer`]).
+//! - [`pipeline`]: what a function does, by the source's proof kind: a keyed lead
+//!   (partners, Google), a signed notification (Meta), the drain of the buffer queue, a
+//!   scheduled pull, a migration; and what became of each lead ([`pipeline::outcome`]).
+//! - [`infra`]: the store, the buffer queue, the platforms' APIs, secrets, and the
+//!   configuration a container is built from, once per cold start.
+//! - [`domain`]: the lead's pure core, driven by the source's declaration: bytes to
+//!   fields to a lead, its identity, its proof; no I/O.
 //!
-//! Each function's state is built once per container by [`container`] from its
-//! [`config`]; [`runtime`] is the glue every `main` shares. [`sync`] is Meta's scheduled
-//! pull, which stores the leads no notification brought.
+//! docs/architecture.md walks a request through them and keeps the glossary.
 
-pub mod answer;
-pub mod app;
-pub mod auth;
-pub mod aws;
-pub mod buffer;
-pub mod config;
-pub mod container;
-pub mod dedup;
-pub mod drain;
+pub mod domain;
+pub mod edge;
 pub mod error;
-pub mod graph;
-pub mod http;
-pub mod lead;
-pub mod mask;
-pub mod meta;
-pub mod migrate;
-pub mod outcome;
-pub mod payload;
-pub mod phone;
-pub mod record;
-pub mod runtime;
-pub mod scram;
-pub mod secrets;
-pub mod shape;
-pub mod source;
-pub mod store;
-pub mod sync;
-pub mod telemetry;
+pub mod infra;
+pub mod pipeline;
 #[cfg(feature = "tools")]
 pub mod tools;
 
-pub use app::App;
-pub use source::Source;
+pub use domain::source::Source;
+pub use pipeline::app::App;

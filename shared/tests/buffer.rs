@@ -12,10 +12,10 @@ use std::time::{Duration, Instant};
 use common::proxy::{upstream, via, Mode, Proxy};
 use common::queue::Queue;
 use common::Answer;
-use shared::buffer::Buffer;
-use shared::drain::Drain;
-use shared::source::{Source, CARDEKHO, KNOWLARITY};
-use shared::store::{Store, StoreSettings};
+use shared::domain::source::{Source, CARDEKHO, KNOWLARITY};
+use shared::infra::buffer::Buffer;
+use shared::infra::store::{Store, StoreSettings};
+use shared::pipeline::drain::Drain;
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -249,7 +249,7 @@ async fn after_an_outage_leads_go_straight_to_the_queue_until_a_probe(
     };
     let app = App::new(
         &CARDEKHO,
-        shared::auth::ApiKeys::new([common::dev_key(&CARDEKHO)]),
+        shared::domain::auth::ApiKeys::new([common::dev_key(&CARDEKHO)]),
         Store::new(via(&proxy, options.clone()), settings),
     )
     .with_buffer(queue.buffer());
@@ -291,10 +291,10 @@ async fn a_queued_lead_leaves_no_trace_at_trace_level(_: PgPoolOptions, options:
     let (queue, _proxy, app) = database_down(&CARDEKHO, &options).await;
     let captured = common::Captured::default();
     let writer = captured.clone();
-    let subscriber =
-        shared::telemetry::json_subscriber(tracing::level_filters::LevelFilter::TRACE, move || {
-            writer.clone()
-        });
+    let subscriber = shared::edge::telemetry::json_subscriber(
+        tracing::level_filters::LevelFilter::TRACE,
+        move || writer.clone(),
+    );
     let (answer, elapsed) = {
         let _guard = tracing::subscriber::set_default(subscriber);
         post(
@@ -333,7 +333,7 @@ async fn without_the_queue_too_the_partner_gets_a_500(_: PgPoolOptions, options:
         .credentials_provider(aws_sdk_sqs::config::Credentials::new(
             "test", "test", None, None, "tests",
         ));
-    let config = shared::aws::sdk_config(loader).await;
+    let config = shared::infra::aws::sdk_config(loader).await;
     let buffer = Buffer::new(&config, format!("http://127.0.0.1:{closed_port}/1/q"));
     let proxy = Proxy::start(upstream(&options).await).await;
     let app = common::app(&CARDEKHO, via(&proxy, options)).with_buffer(buffer);
@@ -379,7 +379,7 @@ async fn the_drain_reports_exactly_the_messages_it_could_not_store(
     queue.send_raw("not a lead").await;
     queue
         .send_raw(
-            &shared::buffer::encode(&sample_record())
+            &shared::infra::buffer::encode(&sample_record())
                 .expect("encode")
                 .replace(r#""source":"cardekho""#, r#""source":"olx""#),
         )
@@ -395,10 +395,10 @@ async fn the_drain_reports_exactly_the_messages_it_could_not_store(
     assert_eq!(queue.depth().await, 2);
 }
 
-fn sample_record() -> shared::record::LeadRecord {
-    shared::record::LeadRecord {
+fn sample_record() -> shared::domain::record::LeadRecord {
+    shared::domain::record::LeadRecord {
         source: &CARDEKHO,
-        lead: shared::lead::Lead {
+        lead: shared::domain::lead::Lead {
             name: "Ravi".into(),
             phone_number: "9800000002".into(),
             car_model: None,
@@ -408,7 +408,7 @@ fn sample_record() -> shared::record::LeadRecord {
             test: false,
         },
         payload: r#"{"name":"Ravi","mobile":"9800000002"}"#.into(),
-        identity: shared::dedup::Identity::default(),
+        identity: shared::domain::dedup::Identity::default(),
         request_id: "r".into(),
         received_at: std::time::SystemTime::now(),
     }

@@ -7,10 +7,10 @@ use common::proxy::{upstream, via, Proxy};
 
 use std::time::Duration;
 
-use shared::auth::ApiKeys;
-use shared::payload::MAX_BODY_BYTES;
-use shared::source::{self, Auth, Reply, CARDEKHO, KNOWLARITY};
-use shared::store::{Store, StoreSettings};
+use shared::domain::auth::ApiKeys;
+use shared::domain::payload::MAX_BODY_BYTES;
+use shared::domain::source::{self, Auth, Reply, CARDEKHO, KNOWLARITY};
+use shared::infra::store::{Store, StoreSettings};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tracing::level_filters::LevelFilter;
@@ -183,7 +183,8 @@ async fn one_json_log_line_per_request_without_key_or_phone(
 ) {
     let captured = common::Captured::default();
     let writer = captured.clone();
-    let subscriber = shared::telemetry::json_subscriber(LevelFilter::TRACE, move || writer.clone());
+    let subscriber =
+        shared::edge::telemetry::json_subscriber(LevelFilter::TRACE, move || writer.clone());
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let app = common::app(&KNOWLARITY, options);

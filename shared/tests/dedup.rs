@@ -8,10 +8,10 @@ use std::time::{Duration, SystemTime};
 
 use common::Answer;
 use serde_json::json;
-use shared::app::Incoming;
-use shared::record::LeadRecord;
-use shared::source::{Source, CARDEKHO, CARWALE, KNOWLARITY};
-use shared::store::{Store, StoreSettings, Stored};
+use shared::domain::record::LeadRecord;
+use shared::domain::source::{Source, CARDEKHO, CARWALE, KNOWLARITY};
+use shared::infra::store::{Store, StoreSettings, Stored};
+use shared::pipeline::app::Incoming;
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -34,7 +34,7 @@ fn assert_created(answer: &Answer, source: &Source) -> i64 {
         answer.body,
         format!(
             r#"{{"message":"{}","id":{id}}}"#,
-            shared::answer::Answers::new(source).inserted()
+            shared::edge::answer::Answers::new(source).inserted()
         )
     );
     id
@@ -192,7 +192,7 @@ async fn the_window_is_configurable(_: PgPoolOptions, options: PgConnectOptions)
     };
     let app = App::new(
         &CARDEKHO,
-        shared::auth::ApiKeys::new([common::dev_key(&CARDEKHO)]),
+        shared::domain::auth::ApiKeys::new([common::dev_key(&CARDEKHO)]),
         Store::new(options, settings),
     );
     let body = r#"{"name":"Asha","mobile":"9800000001"}"#;
@@ -287,7 +287,7 @@ async fn keys_are_kept_with_the_row(_: PgPoolOptions, options: PgConnectOptions)
 /// A record of `body` to `source`, as the function would have built it on arrival at
 /// `received_at` (what a queued record carries to the drain).
 fn record_at(source: &'static Source, body: &str, received_at: SystemTime) -> LeadRecord {
-    let keys = shared::auth::ApiKeys::new([common::dev_key(source)]);
+    let keys = shared::domain::auth::ApiKeys::new([common::dev_key(source)]);
     let key = common::dev_key(source);
     let incoming = Incoming {
         signature: None,
@@ -298,7 +298,7 @@ fn record_at(source: &'static Source, body: &str, received_at: SystemTime) -> Le
         request_id: "late-drain",
         received_at,
     };
-    shared::app::prepare(source, &keys, &incoming).expect("a lead")
+    shared::pipeline::keyed::prepare(source, &keys, &incoming).expect("a lead")
 }
 
 /// A lead stored and also queued (the insert committed, but its answer timed out), a

@@ -20,14 +20,14 @@ use std::time::{Duration, Instant, SystemTime};
 use common::graph::{Failure, GraphStandIn};
 use common::proxy::{upstream, via, Mode, Proxy};
 use common::queue::Queue;
-use shared::buffer::{self, Buffer, Unread};
-use shared::dedup::Identity;
-use shared::drain::{Backoff, Drain};
-use shared::lead::Lead;
-use shared::meta::Reference;
-use shared::record::LeadRecord;
-use shared::source::{CARDEKHO, META};
-use shared::store::{Store, StoreSettings};
+use shared::domain::dedup::Identity;
+use shared::domain::lead::Lead;
+use shared::domain::meta::Reference;
+use shared::domain::record::LeadRecord;
+use shared::domain::source::{CARDEKHO, META};
+use shared::infra::buffer::{self, Buffer, Unfetched};
+use shared::infra::store::{Store, StoreSettings};
+use shared::pipeline::drain::{Backoff, Drain};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
@@ -267,10 +267,10 @@ async fn a_database_that_refuses_the_function_is_retried_and_logged_for_an_opera
 
     let captured = common::Captured::default();
     let writer = captured.clone();
-    let subscriber =
-        shared::telemetry::json_subscriber(tracing::level_filters::LevelFilter::INFO, move || {
-            writer.clone()
-        });
+    let subscriber = shared::edge::telemetry::json_subscriber(
+        tracing::level_filters::LevelFilter::INFO,
+        move || writer.clone(),
+    );
     let tried = Instant::now();
     let (handed, failed) = {
         let _guard = tracing::subscriber::set_default(subscriber);
@@ -324,7 +324,7 @@ async fn a_database_that_refuses_the_function_is_retried_and_logged_for_an_opera
 }
 
 fn unread(leadgen_id: &str) -> String {
-    buffer::encode_unread(&Unread {
+    buffer::encode_unfetched(&Unfetched {
         source: &META,
         reference: Reference {
             leadgen_id: leadgen_id.into(),

@@ -10,7 +10,7 @@ mod common;
 use std::collections::BTreeMap;
 
 use serde_json::{json, Value};
-use shared::source;
+use shared::domain::source;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
 use common::Row;
@@ -431,7 +431,10 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
                 let id = answer.id();
                 assert_eq!(
                     answer.body,
-                    format!(r#"{{"message":"{}","id":{id}}}"#, app.answers().inserted()),
+                    format!(
+                        r#"{{"message":"{}","id":{id}}}"#,
+                        shared::edge::answer::Answers::new(app.source()).inserted()
+                    ),
                     "{case}"
                 );
                 let payload = match payload {

@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 
 use common::graph::{self as stand_in, Failure, GraphStandIn, APP_SECRET, TOKEN};
 use serde_json::{json, Map, Value};
-use shared::graph::{
-    appsecret_proof, Graph, GraphError, GraphSettings, PageToken, DEFAULT_GRAPH_URL,
-    DEFAULT_GRAPH_VERSION, LEAD_FIELDS, MAX_PAGES,
+use shared::domain::meta::{appsecret_proof, PageToken};
+use shared::infra::graph::{
+    Graph, GraphError, GraphSettings, DEFAULT_GRAPH_URL, DEFAULT_GRAPH_VERSION, LEAD_FIELDS,
+    MAX_PAGES,
 };
 
 /// 2026-11-20T08:49:14+0000, the time in Meta's example lead.

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use common::proxy::{Mode, Proxy};
 use common::queue::{Queue, Queues};
 use serde_json::json;
-use shared::source::{CARDEKHO, KNOWLARITY};
-use shared::store::{Store, StoreSettings};
+use shared::domain::source::{CARDEKHO, KNOWLARITY};
+use shared::infra::store::{Store, StoreSettings};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -181,10 +181,10 @@ async fn a_terminated_connection_costs_no_lead(_: PgPoolOptions, options: PgConn
 #[sqlx::test(migrations = "../migrations")]
 async fn a_request_out_of_time_is_no_outage(_: PgPoolOptions, options: PgConnectOptions) {
     let store = Store::new(options.clone(), StoreSettings::default());
-    let keys = shared::auth::ApiKeys::new([common::dev_key(&KNOWLARITY)]);
+    let keys = shared::domain::auth::ApiKeys::new([common::dev_key(&KNOWLARITY)]);
     let key = common::dev_key(&KNOWLARITY);
     let body = br#"{"caller_id":"9100000009"}"#;
-    let incoming = shared::app::Incoming {
+    let incoming = shared::pipeline::app::Incoming {
         api_key: Some(key.as_bytes()),
         signature: None,
         content_type: Some("application/json"),
@@ -193,7 +193,7 @@ async fn a_request_out_of_time_is_no_outage(_: PgPoolOptions, options: PgConnect
         request_id: "r-1",
         received_at: std::time::SystemTime::now(),
     };
-    let record = shared::app::prepare(&KNOWLARITY, &keys, &incoming).expect("a lead");
+    let record = shared::pipeline::keyed::prepare(&KNOWLARITY, &keys, &incoming).expect("a lead");
     // A request whose budget is spent gets no answer from the database...
     let error = store
         .insert_within(&record, Duration::ZERO)
@@ -205,7 +205,7 @@ async fn a_request_out_of_time_is_no_outage(_: PgPoolOptions, options: PgConnect
         .insert_within(&record, Duration::from_secs(5))
         .await
         .expect("stored");
-    assert!(matches!(stored, shared::store::Stored::Created(_)));
+    assert!(matches!(stored, shared::infra::store::Stored::Created(_)));
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -222,13 +222,13 @@ async fn without_a_queue_the_store_never_rests(_: PgPoolOptions, options: PgConn
         proxy.addr.port(),
         options.get_database().expect("database name")
     );
-    let config = shared::config::Config::from_lookup(|name| match name {
+    let config = shared::infra::config::Config::from_lookup(|name| match name {
         "DATABASE_URL" => Some(url.clone()),
         "API_KEYS" => Some(common::dev_key(&KNOWLARITY)),
         _ => None,
     })
     .expect("configuration");
-    let container = shared::container::Container::build(config, None).expect("container");
+    let container = shared::infra::container::Container::build(config, None).expect("container");
     let app = App::from_container(&KNOWLARITY, container).expect("app");
     proxy.set(Mode::Refuse);
     assert_eq!(

@@ -10,12 +10,12 @@ use std::time::Duration;
 use common::graph::{Failure, GraphStandIn};
 use common::queue::{Queue, Queues};
 use serde_json::{json, Value};
-use shared::auth::hmac_hex;
-use shared::drain::Drain;
-use shared::meta::Meta;
-use shared::source::META;
-use shared::store::{Store, StoreSettings};
-use shared::sync::Sync;
+use shared::domain::auth::hmac_hex;
+use shared::domain::source::META;
+use shared::infra::graph::Meta;
+use shared::infra::store::{Store, StoreSettings};
+use shared::pipeline::drain::Drain;
+use shared::pipeline::pull::MetaPull;
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -68,8 +68,8 @@ async fn leads(pool: &PgPool) -> Vec<(String, String, Option<String>)> {
     .expect("read Meta leads")
 }
 
-fn sync_for(graph: &GraphStandIn, options: PgConnectOptions) -> Sync {
-    Sync::new(
+fn pull_for(graph: &GraphStandIn, options: PgConnectOptions) -> MetaPull {
+    MetaPull::new(
         &META,
         common::meta(&graph.url()),
         Store::new(options, StoreSettings::default()),
@@ -158,20 +158,20 @@ async fn the_signature_covers_the_exact_bytes(_: PgPoolOptions, options: PgConne
 async fn both_app_secrets_sign_during_a_rotation(_: PgPoolOptions, options: PgConnectOptions) {
     let graph = GraphStandIn::start().await;
     graph.add_lead(common::meta_lead("9200000000000002", "Imran", "9812300002"));
-    let secrets = shared::meta::MetaSecrets::new(
+    let secrets = shared::domain::meta::MetaSecrets::new(
         vec![common::META_APP_SECRET.into(), "the-previous-secret".into()],
         common::META_VERIFY_TOKEN.into(),
         common::META_PAGE_TOKEN.into(),
         common::META_PAGE_ID.into(),
     )
     .unwrap();
-    let settings = shared::graph::GraphSettings {
+    let settings = shared::infra::graph::GraphSettings {
         base_url: graph.url(),
         ..Default::default()
     };
     let meta = Meta::new(
-        shared::secrets::Setting::fixed(secrets),
-        shared::graph::Graph::new(settings),
+        shared::infra::secrets::Setting::fixed(secrets),
+        shared::infra::graph::Graph::new(settings),
     );
     let app = App::signed(&META, meta, Store::new(options, StoreSettings::default()));
     let body = notification(&["9200000000000002"]);
@@ -360,7 +360,7 @@ async fn the_pull_stores_exactly_what_the_webhook_missed(
     let answer = signed(&app, &body).await;
     assert_eq!(answer.body, summary(1, 0, 0));
 
-    let sync = sync_for(&graph, options.clone());
+    let sync = pull_for(&graph, options.clone());
     let deadline = std::time::SystemTime::now() + Duration::from_secs(600);
     let report = sync.run("sync-1", deadline).await.expect("a pull");
     assert_eq!(
@@ -399,17 +399,17 @@ async fn the_pull_stores_exactly_what_the_webhook_missed(
 async fn one_person_across_sources(_: PgPoolOptions, options: PgConnectOptions) {
     let pool = common::pool(&options).await;
     let cases: [(&'static shared::Source, String, Option<&str>); 5] = [
-        (&shared::source::CARDEKHO, json!({"name": "P", "phone_number": "09876543210"}).to_string(), Some("+919876543210")),
-        (&shared::source::KNOWLARITY, json!({"caller_id": "+91 98765 43210"}).to_string(), Some("+919876543210")),
-        (&shared::source::CARWALE, json!({"customer_name": "P", "mobile": 9876543210u64}).to_string(), Some("+919876543210")),
-        (&shared::source::GOOGLE, json!({"google_key": "local-dev-google-key", "lead_id": "g-1", "user_column_data": [{"column_id": "PHONE_NUMBER", "string_value": "919876543210"}]}).to_string(), Some("+919876543210")),
+        (&shared::domain::source::CARDEKHO, json!({"name": "P", "phone_number": "09876543210"}).to_string(), Some("+919876543210")),
+        (&shared::domain::source::KNOWLARITY, json!({"caller_id": "+91 98765 43210"}).to_string(), Some("+919876543210")),
+        (&shared::domain::source::CARWALE, json!({"customer_name": "P", "mobile": 9876543210u64}).to_string(), Some("+919876543210")),
+        (&shared::domain::source::GOOGLE, json!({"google_key": "local-dev-google-key", "lead_id": "g-1", "user_column_data": [{"column_id": "PHONE_NUMBER", "string_value": "919876543210"}]}).to_string(), Some("+919876543210")),
         // Not a number anyone can dial: stored as received, without its E.164 form.
-        (&shared::source::CARDEKHO, json!({"name": "Q", "phone_number": "call me"}).to_string(), None),
+        (&shared::domain::source::CARDEKHO, json!({"name": "Q", "phone_number": "call me"}).to_string(), None),
     ];
     for (source, body, _) in &cases {
         let app = common::app(source, options.clone());
         let key = common::dev_key(source);
-        let header = (source.auth == shared::source::Auth::Header).then_some(key.as_str());
+        let header = (source.auth == shared::domain::source::Auth::Header).then_some(key.as_str());
         let answer = common::call(
             &app,
             common::request(header, None, body.clone().into_bytes()),
@@ -542,7 +542,7 @@ async fn a_large_batch_is_answered_in_time_and_stored_once(
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let body = notification(&ids);
     assert!(
-        body.len() > shared::payload::MAX_BODY_BYTES,
+        body.len() > shared::domain::payload::MAX_BODY_BYTES,
         "{}",
         body.len()
     );

@@ -3,11 +3,11 @@
 
 mod common;
 
-use shared::auth::ApiKeys;
+use shared::domain::auth::ApiKeys;
+use shared::domain::source::KNOWLARITY;
 use shared::error::StoreError;
-use shared::secrets::DbCredentials;
-use shared::source::KNOWLARITY;
-use shared::store::{Store, StoreSettings, Stored, MIGRATOR};
+use shared::infra::secrets::DbCredentials;
+use shared::infra::store::{Store, StoreSettings, Stored, MIGRATOR};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -193,11 +193,11 @@ fn knowlarity_record(
     body: &[u8],
     idempotency_key: Option<&[u8]>,
     received_at: std::time::SystemTime,
-) -> shared::record::LeadRecord {
-    shared::app::prepare(
+) -> shared::domain::record::LeadRecord {
+    shared::pipeline::keyed::prepare(
         &KNOWLARITY,
         &ApiKeys::new(["k"]),
-        &shared::app::Incoming {
+        &shared::pipeline::app::Incoming {
             signature: None,
             api_key: Some(b"k"),
             content_type: None,
@@ -509,7 +509,7 @@ async fn the_writers_password_never_reaches_the_server_log(
             .await
             .expect("decode the salt");
     assert_eq!(
-        shared::scram::verifier_with(&password, &salt, shared::scram::ITERATIONS),
+        shared::infra::scram::verifier_with(&password, &salt, shared::infra::scram::ITERATIONS),
         stored
     );
 }

@@ -11,9 +11,9 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::proxy::{upstream, via, Mode, Proxy};
-use shared::auth::ApiKeys;
-use shared::source::KNOWLARITY;
-use shared::store::{Store, StoreSettings};
+use shared::domain::auth::ApiKeys;
+use shared::domain::source::KNOWLARITY;
+use shared::infra::store::{Store, StoreSettings};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 

@@ -7,12 +7,13 @@ use std::time::{Duration, SystemTime};
 use lambda_http::{Body, Request};
 use proptest::prelude::*;
 use serde_json::{Map, Value};
-use shared::answer::Answers;
-use shared::app::{self, Incoming};
-use shared::auth::ApiKeys;
+use shared::domain::auth::ApiKeys;
+use shared::domain::source::{self, Source};
+use shared::edge::answer::Answers;
 use shared::error::Error;
-use shared::source::{self, Source};
-use shared::store::{Store, StoreSettings};
+use shared::infra::store::{Store, StoreSettings};
+use shared::pipeline::app::Incoming;
+use shared::pipeline::keyed;
 use shared::App;
 use sqlx::postgres::PgConnectOptions;
 
@@ -148,7 +149,7 @@ proptest! {
             request_id: "property",
             received_at: SystemTime::now(),
         };
-        match app::prepare(source, &keys, &incoming) {
+        match keyed::prepare(source, &keys, &incoming) {
             Ok(record) => {
                 let lead = &record.lead;
                 prop_assert!(!lead.phone_number.is_empty());
@@ -235,7 +236,7 @@ proptest! {
             }
         }
         let request: Request = builder.body(Body::from(body.clone())).expect("request");
-        let response = runtime.block_on(shared::http::handle(&app, request));
+        let response = runtime.block_on(shared::edge::http::handle(&app, request));
 
         prop_assert_eq!(
             response.headers().get("content-type").and_then(|v| v.to_str().ok()),

@@ -7,9 +7,9 @@
 mod common;
 
 use common::local_aws::LocalAws;
-use shared::config::Config;
-use shared::container::Container;
-use shared::source::{Source, CARDEKHO, CARWALE, GOOGLE, KNOWLARITY};
+use shared::domain::source::{Source, CARDEKHO, CARWALE, GOOGLE, KNOWLARITY};
+use shared::infra::config::Config;
+use shared::infra::container::Container;
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tracing::level_filters::LevelFilter;
@@ -197,7 +197,7 @@ async fn the_database_is_reached_with_the_rds_secret(_: PgPoolOptions, options: 
         .await;
     let app = aws
         .app(
-            &shared::source::CARDEKHO,
+            &shared::domain::source::CARDEKHO,
             &[
                 ("API_KEYS_SECRET_ARN", keys),
                 ("DB_SECRET_ARN", db),
@@ -245,7 +245,8 @@ async fn a_malformed_key_secret_is_a_loud_500(_: PgPoolOptions, options: PgConne
         .await;
     let captured = common::Captured::default();
     let writer = captured.clone();
-    let subscriber = shared::telemetry::json_subscriber(LevelFilter::TRACE, move || writer.clone());
+    let subscriber =
+        shared::edge::telemetry::json_subscriber(LevelFilter::TRACE, move || writer.clone());
     let answer = {
         let _guard = tracing::subscriber::set_default(subscriber);
         let body = br#"{"name":"Asha","mobile":"9800000001"}"#.to_vec();

@@ -11,10 +11,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use common::graph::{Failure, GraphStandIn};
 use common::queue::Queue;
 use serde_json::{json, Value};
-use shared::buffer::{self, Buffer, Queued};
-use shared::source::META;
-use shared::store::{Store, StoreSettings};
-use shared::sync::{Report, Sync, SyncError};
+use shared::domain::source::META;
+use shared::infra::buffer::{self, Buffer, Queued};
+use shared::infra::store::{Store, StoreSettings};
+use shared::pipeline::pull::{MetaPull, PullError, Report};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 
@@ -37,12 +37,12 @@ fn lead(id: &str, form: &str, age: i64) -> Value {
 
 /// A pull that never retries a database it found unavailable by resting first, so each
 /// lead meets the database itself.
-fn sync_for(graph: &GraphStandIn, options: PgConnectOptions) -> Sync {
+fn pull_for(graph: &GraphStandIn, options: PgConnectOptions) -> MetaPull {
     let settings = StoreSettings {
         breaker: Duration::ZERO,
         ..StoreSettings::default()
     };
-    Sync::new(
+    MetaPull::new(
         &META,
         common::meta(&graph.url()),
         Store::new(options, settings),
@@ -121,9 +121,9 @@ async fn stop_refusing(pool: &PgPool, id: &str) {
     .expect("drop the refusing trigger");
 }
 
-fn incomplete(result: Result<Report, SyncError>) -> Report {
+fn incomplete(result: Result<Report, PullError>) -> Report {
     match result {
-        Err(SyncError::Incomplete(report)) => report,
+        Err(PullError::Incomplete(report)) => report,
         other => panic!("expected an incomplete run, got {other:?}"),
     }
 }
@@ -209,7 +209,7 @@ async fn each_leads_fate_is_its_own(_: PgPoolOptions, options: PgConnectOptions)
     .await
     .expect("the page's watermark");
 
-    let sync = sync_for(&graph, options.clone()).with_buffer(buffer);
+    let sync = pull_for(&graph, options.clone()).with_buffer(buffer);
     let report = incomplete(sync.run("sync-1", later()).await);
 
     assert_eq!(
@@ -255,7 +255,7 @@ async fn each_leads_fate_is_its_own(_: PgPoolOptions, options: PgConnectOptions)
         .map(|(body, reason)| {
             let (id, as_record) = match buffer::read(body).expect("a kept lead") {
                 Queued::Record(record) => (record.identity.partner_lead_id.expect("an id"), true),
-                Queued::Unread(unread) => (unread.reference.leadgen_id, false),
+                Queued::Unfetched(unread) => (unread.reference.leadgen_id, false),
             };
             (id, as_record, reason.clone().expect("a reason"))
         })
@@ -310,7 +310,7 @@ async fn a_lead_neither_stored_nor_kept_holds_its_forms_progress(
     graph.set_page_size(2);
     // No buffer: a lead the database refuses can be neither stored nor kept.
     refuse(&pool, "9710000000000003", "22023").await;
-    let sync = sync_for(&graph, options.clone());
+    let sync = pull_for(&graph, options.clone());
 
     let report = incomplete(sync.run("sync-1", later()).await);
 
@@ -367,7 +367,7 @@ async fn a_backlog_completes_over_runs_short_of_time(_: PgPoolOptions, options: 
     }
     ids.sort();
     graph.set_page_size(2);
-    let sync = sync_for(&graph, options.clone());
+    let sync = pull_for(&graph, options.clone());
 
     // Each run is past its deadline from the start, so it lists one page only: the
     // form worked on longest ago goes first, and goes on from its cursor.

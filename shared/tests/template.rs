@@ -1,12 +1,12 @@
 //! Everything a source is declared in outside its code, against the code's own list
-//! [`shared::source::ALL`], so a new source cannot be half-added and the deployment
+//! [`shared::domain::source::ALL`], so a new source cannot be half-added and the deployment
 //! and local runs cannot drift from the code (README, "Adding a source", lists
 //! these checks as steps). What differs between sources follows from how each proves
 //! itself (its [`Auth`]), never from its name:
 //!
 //! - every crate under `functions/` is deployed, built by cargo-lambda from its binary,
 //!   with its own log group and an alarm on its errors;
-//! - each source has `functions/<slug>` serving its `App` (`shared::http::serve`), `events/<slug>/`,
+//! - each source has `functions/<slug>` serving its `App` (`shared::edge::http::serve`), `events/<slug>/`,
 //!   its own path in `template.yaml` (`POST`; a signed source also `GET`, its platform's
 //!   subscription handshake) on the REST API, each method throttled in the stage's method
 //!   settings, its own generated secret that no other source can read (a key source's
@@ -50,8 +50,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
-use shared::drain::Backoff;
-use shared::source::{Auth, Source, ALL};
+use shared::domain::source::{Auth, Source, ALL};
+use shared::pipeline::drain::Backoff;
 
 const API_ID: &str = "LeadsRestApi";
 /// The REST API's stage: the execute-api URL's first path segment.
@@ -265,8 +265,12 @@ fn lambda_metadata() -> Value {
 /// The slugs of the partner sources, from the code.
 fn sources() -> BTreeSet<String> {
     let slugs: BTreeSet<String> = ALL.iter().map(|source| source.slug.to_owned()).collect();
-    assert_eq!(slugs.len(), ALL.len(), "slugs in shared::source::ALL");
-    assert!(!slugs.is_empty(), "shared::source::ALL is empty");
+    assert_eq!(
+        slugs.len(),
+        ALL.len(),
+        "slugs in shared::domain::source::ALL"
+    );
+    assert!(!slugs.is_empty(), "shared::domain::source::ALL is empty");
     slugs
 }
 
@@ -589,7 +593,7 @@ fn every_function_dir_is_deployed_and_nothing_else() {
     }
 }
 
-/// A source crate serves its `App` with `shared::http::serve`; the others do not.
+/// A source crate serves its `App` with `shared::edge::http::serve`; the others do not.
 /// So a crate written as a source but missing from `ALL` (or the reverse) fails here.
 #[test]
 fn the_sources_are_the_codes_own_list() {
@@ -598,7 +602,7 @@ fn the_sources_are_the_codes_own_list() {
     for slug in &sources {
         assert!(
             dirs.contains(slug),
-            "shared::source::ALL has {slug}, but there is no functions/{slug}"
+            "shared::domain::source::ALL has {slug}, but there is no functions/{slug}"
         );
     }
     for dir in &dirs {
@@ -613,7 +617,7 @@ fn the_sources_are_the_codes_own_list() {
             runs_a_source,
             sources.contains(dir),
             "functions/{dir}: runs a source (http::serve) = {runs_a_source}, \
-             listed in shared::source::ALL = {}",
+             listed in shared::domain::source::ALL = {}",
             sources.contains(dir)
         );
     }
@@ -626,7 +630,7 @@ fn the_sources_are_the_codes_own_list() {
     assert_eq!(
         subdirs(&root().join("events")),
         sources,
-        "folders under events/ vs shared::source::ALL"
+        "folders under events/ vs shared::domain::source::ALL"
     );
 }
 
@@ -832,7 +836,7 @@ fn assert_sends_to_both_queues(template: &Template, id: &str, function: &Value) 
     );
 }
 
-/// A signed source's secret: the JSON object `shared::meta::MetaSecrets::from_secret`
+/// A signed source's secret: the JSON object `shared::domain::meta::MetaSecrets::from_secret`
 /// reads, in which CloudFormation generates the verify token alone (the webhook's, typed
 /// into the platform's settings) and leaves the rest empty for an operator to fill (the
 /// app secrets and the page's token and id come from the platform). Until filled the code
@@ -862,7 +866,7 @@ fn signed_secret_has_the_codes_shape(secret_id: &str, secret: &Value) {
     let mut generated = shape.clone();
     generated["verify_token"] = json!("generated");
     assert!(
-        shared::meta::MetaSecrets::from_secret(&generated.to_string()).is_err(),
+        shared::domain::meta::MetaSecrets::from_secret(&generated.to_string()).is_err(),
         "{secret_id}: the code accepts the secret before it is filled"
     );
     let mut filled = generated;
@@ -870,7 +874,7 @@ fn signed_secret_has_the_codes_shape(secret_id: &str, secret: &Value) {
     filled["page_access_token"] = json!("page-token");
     filled["page_id"] = json!("102030405060708");
     assert!(
-        shared::meta::MetaSecrets::from_secret(&filled.to_string()).is_ok(),
+        shared::domain::meta::MetaSecrets::from_secret(&filled.to_string()).is_ok(),
         "{secret_id}: the code refuses the filled secret {filled}"
     );
 }
@@ -941,7 +945,7 @@ fn the_graph_readers_read_the_signed_sources_secret_and_graph_version() {
         .unwrap_or_else(|| panic!("Parameters: no {GRAPH_VERSION_PARAMETER}"));
     assert_eq!(
         parameter["Default"],
-        shared::graph::DEFAULT_GRAPH_VERSION,
+        shared::infra::graph::DEFAULT_GRAPH_VERSION,
         "{GRAPH_VERSION_PARAMETER}: Default, the code's default"
     );
     for source in ALL.iter().filter(|source| !keyed(source)) {
@@ -1369,7 +1373,7 @@ fn the_drain_is_fed_by_the_buffer_queue() {
     }
 }
 
-/// A container holds one connection (see `shared::store`), so reserved concurrency is
+/// A container holds one connection (see `shared::infra::store`), so reserved concurrency is
 /// what bounds the connections.
 #[test]
 fn database_connections_are_bounded() {
@@ -1564,7 +1568,7 @@ fn make_dev_serves_every_source_on_its_route_with_its_dev_key() {
     let expected: BTreeSet<String> = ALL.iter().map(|source| source.route()).collect();
     assert_eq!(
         routes, expected,
-        "Cargo.toml, [workspace.metadata.lambda.watch.router] vs shared::source::ALL"
+        "Cargo.toml, [workspace.metadata.lambda.watch.router] vs shared::domain::source::ALL"
     );
     let with_keys: BTreeSet<String> = bins
         .iter()
@@ -1579,7 +1583,7 @@ fn make_dev_serves_every_source_on_its_route_with_its_dev_key() {
     assert_eq!(
         with_keys, key_sources,
         "Cargo.toml, functions given API_KEYS in [workspace.metadata.lambda.bin] vs the key \
-         sources of shared::source::ALL"
+         sources of shared::domain::source::ALL"
     );
     // Whoever is given a signed source's secrets is given all of them, the development ones.
     for (name, bin) in &bins {
@@ -2255,7 +2259,7 @@ fn metric_filter(filter: &Value) -> (String, Value, Value) {
 /// lead for `SilentSourceHours` (no data counts, in hourly periods inside CloudWatch's
 /// 7-day window), leads refused after the key passed, key refusals, and the
 /// misconfigurations answered 500 (`database_denied`, `secret_unavailable`). The filters
-/// name the labels the source's log lines carry (`shared::answer::label`): a signed
+/// name the labels the source's log lines carry (`shared::edge::answer::label`): a signed
 /// source logs one `notification` line per request, with its leads' counts, and its
 /// refusals as `missing_signature` / `invalid_signature`; its handshakes answered 500
 /// (`handshake_refused`, an unusable secret) are misconfigurations too.

@@ -1,7 +1,8 @@
 //! The `cardekho` Lambda function: one source, the shared pipeline.
 
-use shared::source::CARDEKHO;
-use shared::{http, runtime, App};
+use shared::domain::source::CARDEKHO;
+use shared::edge::{http, runtime};
+use shared::App;
 
 fn main() -> std::process::ExitCode {
     runtime::run(async {

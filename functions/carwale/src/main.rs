@@ -1,7 +1,8 @@
 //! The `carwale` Lambda function: one source, the shared pipeline.
 
-use shared::source::CARWALE;
-use shared::{http, runtime, App};
+use shared::domain::source::CARWALE;
+use shared::edge::{http, runtime};
+use shared::App;
 
 fn main() -> std::process::ExitCode {
     runtime::run(async {

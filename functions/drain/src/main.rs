@@ -4,12 +4,12 @@
 // The runtime's future over SQS batches is deeper than rustc's default layout limit.
 #![recursion_limit = "256"]
 
-use shared::drain::{self, Drain};
-use shared::runtime;
+use shared::edge::{queue, runtime};
+use shared::pipeline::drain::Drain;
 
 fn main() -> std::process::ExitCode {
     runtime::run(async {
         let drain = Drain::from_env().await?;
-        drain::serve(&drain).await
+        queue::serve(&drain).await
     })
 }

@@ -1,7 +1,8 @@
 //! The `google` Lambda function (Google Ads lead forms): one source, the shared pipeline.
 
-use shared::source::GOOGLE;
-use shared::{http, runtime, App};
+use shared::domain::source::GOOGLE;
+use shared::edge::{http, runtime};
+use shared::App;
 
 fn main() -> std::process::ExitCode {
     runtime::run(async {

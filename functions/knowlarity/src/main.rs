@@ -1,7 +1,8 @@
 //! The `knowlarity` Lambda function: one source, the shared pipeline.
 
-use shared::source::KNOWLARITY;
-use shared::{http, runtime, App};
+use shared::domain::source::KNOWLARITY;
+use shared::edge::{http, runtime};
+use shared::App;
 
 fn main() -> std::process::ExitCode {
     runtime::run(async {

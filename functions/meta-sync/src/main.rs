@@ -1,16 +1,16 @@
 //! Meta's scheduled pull: on every scheduled invocation, stores the page's leads that no
-//! notification brought (see `shared::sync`).
+//! notification brought (see `shared::pipeline::pull`).
 
 // The runtime's future over the pull's Graph and database calls is deeper than rustc's
 // default limit.
 #![recursion_limit = "256"]
 
-use shared::runtime;
-use shared::sync::{self, Sync};
+use shared::edge::{runtime, schedule};
+use shared::pipeline::pull::MetaPull;
 
 fn main() -> std::process::ExitCode {
     runtime::run(async {
-        let sync = Sync::from_env().await?;
-        sync::serve(&sync).await
+        let pull = MetaPull::from_env().await?;
+        schedule::serve(&pull).await
     })
 }

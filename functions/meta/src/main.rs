@@ -1,7 +1,8 @@
 //! The `meta` Lambda function (Meta lead ads): one source, the shared pipeline.
 
-use shared::source::META;
-use shared::{http, runtime, App};
+use shared::domain::source::META;
+use shared::edge::{http, runtime};
+use shared::App;
 
 fn main() -> std::process::ExitCode {
     runtime::run(async {

@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Map, Value};
-use shared::graph::{appsecret_proof, PageToken};
+use shared::domain::meta::{appsecret_proof, PageToken};
 use tokio::net::TcpListener;
 use tokio::task::{JoinHandle, JoinSet};
 

@@ -46,7 +46,7 @@ impl LocalAws {
             .endpoint_url(&self.endpoint)
             .region(Region::new("ap-south-1"))
             .credentials_provider(Credentials::new("test", "test", None, None, "tests"));
-        shared::aws::sdk_config(loader).await
+        shared::infra::aws::sdk_config(loader).await
     }
 }
 

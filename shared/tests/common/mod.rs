@@ -12,9 +12,9 @@ use std::path::{Path, PathBuf};
 
 use lambda_http::{Body, Request};
 use serde_json::Value;
-use shared::auth::ApiKeys;
-use shared::source::Source;
-use shared::store::{Store, StoreSettings};
+use shared::domain::auth::ApiKeys;
+use shared::domain::source::Source;
+use shared::infra::store::{Store, StoreSettings};
 use shared::App;
 use sqlx::postgres::PgConnectOptions;
 use sqlx::PgPool;
@@ -39,8 +39,8 @@ pub const META_VERIFY_TOKEN: &str = "local-dev-meta-verify-token";
 pub const META_PAGE_TOKEN: &str = "local-dev-meta-page-token";
 pub const META_PAGE_ID: &str = "102030405060708";
 
-pub fn meta_secrets() -> shared::meta::MetaSecrets {
-    shared::meta::MetaSecrets::new(
+pub fn meta_secrets() -> shared::domain::meta::MetaSecrets {
+    shared::domain::meta::MetaSecrets::new(
         vec![META_APP_SECRET.into()],
         META_VERIFY_TOKEN.into(),
         META_PAGE_TOKEN.into(),
@@ -50,14 +50,14 @@ pub fn meta_secrets() -> shared::meta::MetaSecrets {
 }
 
 /// Meta's side, reading leads from the Graph API at `graph_url` (a stand-in).
-pub fn meta(graph_url: &str) -> shared::meta::Meta {
-    let settings = shared::graph::GraphSettings {
+pub fn meta(graph_url: &str) -> shared::infra::graph::Meta {
+    let settings = shared::infra::graph::GraphSettings {
         base_url: graph_url.to_owned(),
         ..Default::default()
     };
-    shared::meta::Meta::new(
-        shared::secrets::Setting::fixed(meta_secrets()),
-        shared::graph::Graph::new(settings),
+    shared::infra::graph::Meta::new(
+        shared::infra::secrets::Setting::fixed(meta_secrets()),
+        shared::infra::graph::Graph::new(settings),
     )
 }
 
@@ -143,7 +143,7 @@ impl Answer {
 }
 
 pub async fn call(app: &App, request: Request) -> Answer {
-    let response = shared::http::handle(app, request).await;
+    let response = shared::edge::http::handle(app, request).await;
     let content_type = response
         .headers()
         .get("content-type")

@@ -3,8 +3,8 @@
 //! message's receive count, and delete what it did not name as failed.
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use shared::buffer::Buffer;
-use shared::drain::Drain;
+use shared::infra::buffer::Buffer;
+use shared::pipeline::drain::Drain;
 
 use super::local_aws::LocalAws;
 
@@ -239,7 +239,7 @@ impl Queue {
                 let reason = message
                     .message_attributes
                     .as_ref()
-                    .and_then(|attributes| attributes.get(shared::buffer::REASON_ATTRIBUTE))
+                    .and_then(|attributes| attributes.get(shared::infra::buffer::REASON_ATTRIBUTE))
                     .and_then(|value| value.string_value.clone());
                 letters.push(DeadLetter {
                     body: message.body.clone().unwrap_or_default(),
@@ -336,7 +336,7 @@ impl Queues {
                     .expect("a JSON message");
                 let reason = message
                     .message_attributes()
-                    .and_then(|attributes| attributes.get(shared::buffer::REASON_ATTRIBUTE))
+                    .and_then(|attributes| attributes.get(shared::infra::buffer::REASON_ATTRIBUTE))
                     .and_then(|reason| reason.string_value())
                     .unwrap_or_default()
                     .to_owned();

@@ -6,10 +6,10 @@ use std::future::Future;
 use std::process::ExitCode;
 use std::time::SystemTime;
 
-use shared::app::Incoming;
-use shared::auth::ApiKeys;
-use shared::record::LeadRecord;
-use shared::source::Source;
+use shared::domain::auth::ApiKeys;
+use shared::domain::record::LeadRecord;
+use shared::domain::source::Source;
+use shared::pipeline::app::Incoming;
 use sqlx::PgConnection;
 
 /// Runs `work` as a source function's `main` does: the functions' logging, on their
@@ -17,7 +17,7 @@ use sqlx::PgConnection;
 pub fn run_as_a_function<E: std::fmt::Display>(
     work: impl Future<Output = Result<(), E>>,
 ) -> ExitCode {
-    shared::runtime::run(work)
+    shared::edge::runtime::run(work)
 }
 
 /// Makes the leads a source's function would store, by the function's own pure steps
@@ -33,7 +33,8 @@ impl Leads {
     /// For the source `slug`, whose requests carry `api_key` and `content_type`.
     pub fn new(slug: &str, api_key: &str, content_type: Option<&str>) -> Result<Self, String> {
         Ok(Self {
-            source: shared::source::by_slug(slug).ok_or_else(|| format!("no source {slug:?}"))?,
+            source: shared::domain::source::by_slug(slug)
+                .ok_or_else(|| format!("no source {slug:?}"))?,
             keys: ApiKeys::from_csv(api_key),
             api_key: api_key.to_owned(),
             content_type: content_type.map(str::to_owned),
@@ -56,7 +57,7 @@ impl Leads {
             request_id,
             received_at: SystemTime::now(),
         };
-        shared::app::prepare(self.source, &self.keys, &incoming)
+        shared::pipeline::keyed::prepare(self.source, &self.keys, &incoming)
             .map(Lead)
             .map_err(|error| format!("the lead is refused: {error}"))
     }

@@ -9,15 +9,19 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgSslMode};
 
-use crate::auth::ApiKeys;
+use crate::domain::auth::ApiKeys;
+use crate::domain::meta::MetaSecrets;
 pub use crate::error::ConfigError;
-use crate::graph::GraphSettings;
-use crate::meta::MetaSecrets;
-use crate::store::StoreSettings;
+use crate::infra::graph::GraphSettings;
+use crate::infra::store::StoreSettings;
 
 /// `REQUEST_BUDGET_MS` by default: inside the deployed functions' 8 s timeout, which is
 /// inside the partners' 10 s.
 pub const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(7);
+
+/// `META_SYNC_OVERLAP_SECONDS` by default: how far before a form's last whole listing
+/// Meta's scheduled pull looks again (and how far back a form's first listing looks).
+pub const DEFAULT_PULL_OVERLAP: Duration = Duration::from_secs(3600);
 
 /// A value given in the environment, or the ARN of the secret that holds it.
 #[derive(Debug, Clone)]
@@ -134,7 +138,7 @@ impl Config {
             dead_letter_queue_url: get("DEAD_LETTER_QUEUE_URL"),
             secrets_ttl: Duration::from_secs(parse(&get, "SECRETS_TTL_SECONDS")?.unwrap_or(300)),
             sync_overlap: parse(&get, "META_SYNC_OVERLAP_SECONDS")?
-                .map_or(crate::sync::DEFAULT_OVERLAP, Duration::from_secs),
+                .map_or(DEFAULT_PULL_OVERLAP, Duration::from_secs),
             request_budget: parse(&get, "REQUEST_BUDGET_MS")?
                 .map_or(DEFAULT_REQUEST_BUDGET, Duration::from_millis),
         })

@@ -3,8 +3,8 @@
 
 use serde_json::{Map, Value};
 
+use crate::domain::source::Source;
 use crate::error::Refusal;
-use crate::source::Source;
 
 /// The mapped columns of one accepted lead (its platform is its source's).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,8 +104,8 @@ pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shape::object;
-    use crate::source::{CARDEKHO, CARWALE, KNOWLARITY};
+    use crate::domain::shape::object;
+    use crate::domain::source::{CARDEKHO, CARWALE, KNOWLARITY};
     use serde_json::json;
 
     fn missing(result: Result<Lead, Refusal>) -> Vec<&'static str> {

@@ -271,7 +271,7 @@ mod tests {
     fn status(keys: &ApiKeys, header: Option<&str>) -> u16 {
         match keys.check(header.map(str::as_bytes)) {
             Ok(_) => 200,
-            Err(error) => crate::answer::status(&error),
+            Err(error) => crate::edge::answer::status(&error),
         }
     }
 

@@ -97,13 +97,13 @@ mod tests {
             tracing::debug!(target: "aws_smithy_runtime::client", "body secret-from-sdk");
             tracing::info!(target: "sqlx::query", "secret-from-sqlx");
             tracing::warn!(target: "hyper", "warning-from-hyper");
-            tracing::trace!(target: "shared::store", "trace-from-shared");
+            tracing::trace!(target: "shared::infra::store", "trace-from-shared");
         });
         assert!(!text.contains("secret"), "{text}");
         assert!(text.contains("warning-from-hyper"), "{text}");
         assert!(text.contains("trace-from-shared"), "{text}");
         // The capped target names nothing that merely starts like this crate.
-        assert!(!ours("shared_memory") && ours("shared") && ours("shared::http"));
+        assert!(!ours("shared_memory") && ours("shared") && ours("shared::edge::http"));
     }
 
     #[test]

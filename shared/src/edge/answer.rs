@@ -3,10 +3,10 @@
 
 use serde::Serialize;
 
+use crate::domain::source::{Reply, Source};
 use crate::error::{Error, Failure, Refusal, StoreError};
-use crate::outcome::{Accepted, Kept, Outcome, Postponed};
-use crate::source::{Reply, Source};
-use crate::store::{LeadId, Stored};
+use crate::infra::store::{RowId, Stored};
+use crate::pipeline::outcome::{Accepted, Kept, Outcome, Postponed};
 
 /// The message of a repeat, as the system this replaces words it.
 pub const DUPLICATE: &str = "Duplicate ignored";
@@ -29,7 +29,7 @@ pub struct Answer {
 #[derive(Serialize)]
 #[serde(untagged)]
 enum Body<'a> {
-    Stored { message: &'a str, id: &'a LeadId },
+    Stored { message: &'a str, id: &'a RowId },
     Queued { message: &'a str, queued: bool },
     Failure { error: &'a str },
 }
@@ -206,9 +206,9 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::domain::source::{CARDEKHO, CARWALE, GOOGLE, KNOWLARITY, META};
     use crate::error::SecretError;
-    use crate::outcome::Summary;
-    use crate::source::{CARDEKHO, CARWALE, GOOGLE, KNOWLARITY, META};
+    use crate::pipeline::outcome::Summary;
 
     #[test]
     fn statuses_and_messages_follow_the_contract() {
@@ -274,7 +274,7 @@ mod tests {
             }))
         };
         let answers = Answers::new(&KNOWLARITY);
-        let created = answers.to(&accepted(Outcome::Stored(Stored::Created(LeadId::Number(
+        let created = answers.to(&accepted(Outcome::Stored(Stored::Created(RowId::Number(
             7,
         )))));
         assert_eq!(
@@ -286,7 +286,7 @@ mod tests {
             }
         );
         let duplicate = answers.to(&accepted(Outcome::Stored(Stored::Duplicate(
-            LeadId::Number(7),
+            RowId::Number(7),
         ))));
         assert_eq!(duplicate.status, 200);
         assert_eq!(duplicate.body, r#"{"message":"Duplicate ignored","id":7}"#);
@@ -311,7 +311,7 @@ mod tests {
     #[test]
     fn ad_platforms_hear_200() {
         let created = Ok(Accepted::Lead(Kept {
-            outcome: Outcome::Stored(Stored::Created(LeadId::Number(9))),
+            outcome: Outcome::Stored(Stored::Created(RowId::Number(9))),
             phone_number: "1".into(),
         }));
         let google = Answers::new(&GOOGLE).to(&created);
@@ -321,7 +321,7 @@ mod tests {
             r#"{"message":"Google lead inserted successfully","id":9}"#
         );
         let queued = Ok(Accepted::Lead(Kept {
-            outcome: Outcome::Queued(Postponed::Unread("down".into())),
+            outcome: Outcome::Queued(Postponed::Unfetched("down".into())),
             phone_number: "1".into(),
         }));
         assert_eq!(Answers::new(&GOOGLE).to(&queued).status, 200);

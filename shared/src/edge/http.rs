@@ -8,11 +8,11 @@ use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
 use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
-use crate::answer::{self, Answer};
-use crate::app::{App, Handshake, Incoming};
+use crate::domain::mask;
+use crate::edge::answer::{self, Answer, Answers};
 use crate::error::Error;
-use crate::mask;
-use crate::outcome::{Accepted, Ingested, Outcome};
+use crate::pipeline::app::{App, Handshake, Incoming};
+use crate::pipeline::outcome::{Accepted, Ingested, Outcome};
 
 /// Serves API Gateway requests with `app` until Lambda stops the container.
 ///
@@ -22,8 +22,9 @@ use crate::outcome::{Accepted, Ingested, Outcome};
 /// start and an environment Lambda never invokes opens no connection.
 pub async fn serve(app: &App) -> Result<(), lambda_http::Error> {
     tracing::info!(source = app.source().slug, "function ready");
+    let answers = &Answers::new(app.source());
     lambda_http::run(service_fn(|request: Request| async move {
-        Ok::<_, lambda_http::Error>(handle(app, request).await)
+        Ok::<_, lambda_http::Error>(answer(app, answers, request).await)
     }))
     .await
 }
@@ -31,13 +32,18 @@ pub async fn serve(app: &App) -> Result<(), lambda_http::Error> {
 /// Handles one API Gateway request (HTTP API v2 or REST v1; lambda_http has already
 /// undone any base64 encoding of the body).
 pub async fn handle(app: &App, request: Request) -> Response<Body> {
+    answer(app, &Answers::new(app.source()), request).await
+}
+
+/// [`handle`], with the source's answers worded once for the container.
+async fn answer(app: &App, answers: &Answers, request: Request) -> Response<Body> {
     let started = Instant::now();
     let request_id = request
         .lambda_context_ref()
         .map(|context| context.request_id.as_str())
         .unwrap_or_default();
     if request.method() == Method::GET {
-        return handshake(app, &request, request_id, started).await;
+        return handshake(app, answers, &request, request_id, started).await;
     }
     let headers = request.headers();
     let incoming = Incoming {
@@ -52,7 +58,7 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
         received_at: SystemTime::now(),
     };
     let ingested = app.ingest(incoming).await;
-    let answer = app.answers().to(&ingested.result);
+    let answer = answers.to(&ingested.result);
     log(app, &request, request_id, &ingested, answer.status, started);
     response(answer)
 }
@@ -61,19 +67,24 @@ pub async fn handle(app: &App, request: Request) -> Response<Body> {
 /// are not).
 async fn handshake(
     app: &App,
+    answers: &Answers,
     request: &Request,
     request_id: &str,
     started: Instant,
 ) -> Response<Body> {
     let query = request.query_string_parameters_ref();
     let get = |name: &str| query.and_then(|query| query.first(name));
-    let answer = app
+    let challenge = app
         .handshake(Handshake {
             mode: get("hub.mode"),
             verify_token: get("hub.verify_token"),
             challenge: get("hub.challenge"),
         })
         .await;
+    let answer = match challenge {
+        Ok(challenge) => Answers::handshake(challenge.as_deref()),
+        Err(error) => answers.to(&Err(error)),
+    };
     let outcome = if answer.status == 200 {
         "subscribed"
     } else {

@@ -8,8 +8,8 @@
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-use crate::lead::first_value;
-use crate::source::Source;
+use crate::domain::lead::first_value;
+use crate::domain::source::Source;
 
 /// Ids longer than this are stored as their SHA-256, so a huge id cannot exceed what a
 /// B-tree index entry may hold (a partner's mistake must not become a 500).
@@ -74,7 +74,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{CARDEKHO, CARWALE, KNOWLARITY};
+    use crate::domain::source::{CARDEKHO, CARWALE, KNOWLARITY};
     use serde_json::json;
 
     fn partner_id(source: &Source, body: Value) -> Option<String> {

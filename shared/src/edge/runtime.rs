@@ -3,7 +3,7 @@
 use std::future::Future;
 use std::process::ExitCode;
 
-use crate::telemetry;
+use crate::edge::telemetry;
 
 /// Runs a function's async `main` to its exit code, logging why it stopped.
 ///

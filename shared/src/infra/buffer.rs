@@ -2,7 +2,7 @@
 //! (`BUFFER_QUEUE_URL`) and the `drain` function stores it later, through the same
 //! deduplicating insert. The message is the whole [`LeadRecord`], versioned; or, for a
 //! lead a notification named that its platform could not give yet, the reference the
-//! drain reads it by ([`Unread`]).
+//! drain reads it by ([`Unfetched`]).
 
 use futures_util::{stream, StreamExt};
 use serde::{Deserialize, Serialize};
@@ -10,12 +10,12 @@ use serde_json::value::RawValue;
 
 use std::time::{Duration, SystemTime};
 
-use crate::dedup::Identity;
+use crate::domain::dedup::Identity;
+use crate::domain::lead::Lead;
+use crate::domain::meta::Reference;
+use crate::domain::record::{self, LeadRecord};
+use crate::domain::source::{self, Source};
 use crate::error::BufferError;
-use crate::lead::Lead;
-use crate::meta::Reference;
-use crate::record::{self, LeadRecord};
-use crate::source::{self, Source};
 
 /// The wire format's version, so a drain can refuse a message it does not understand
 /// (it then goes to the dead-letter queue instead of being misread).
@@ -65,7 +65,7 @@ impl Buffer {
     }
 
     /// Keeps a message (a record's or an unread lead's body, see [`encode`] and
-    /// [`encode_unread`]) on the dead-letter queue, with why it is there: a lead the
+    /// [`encode_unfetched`]) on the dead-letter queue, with why it is there: a lead the
     /// database refuses as it is must not be retried in vain, nor dropped. The queue's
     /// alarm fires on it; `make replay-dlq` moves it back once the cause is mended.
     pub async fn send_dead_letter(&self, body: String, reason: &str) -> Result<(), BufferError> {
@@ -162,12 +162,12 @@ impl Buffer {
     }
 
     /// Queues a lead that could not be read from its platform yet, for the drain to read.
-    pub async fn send_unread(&self, unread: &Unread) -> Result<(), BufferError> {
-        self.send_body(encode_unread(unread)?).await
+    pub async fn send_unfetched(&self, unread: &Unfetched) -> Result<(), BufferError> {
+        self.send_body(encode_unfetched(unread)?).await
     }
 
     /// Queues many messages (each a label and a body, see [`encode`] and
-    /// [`encode_unread`]), ten to a request (SQS's batch), a few requests at once;
+    /// [`encode_unfetched`]), ten to a request (SQS's batch), a few requests at once;
     /// returns the labels of those not queued, with why.
     pub async fn send_all(&self, messages: Vec<(String, String)>) -> Vec<(String, BufferError)> {
         let batches: Vec<_> = messages
@@ -249,6 +249,9 @@ pub struct VisibilityError(String);
 #[derive(Debug, Serialize, Deserialize)]
 struct Message {
     version: u32,
+    // Written for `read`'s header; known by then, so not read back here.
+    #[serde(skip_deserializing, default = "Kind::record")]
+    kind: Kind,
     source: String,
     request_id: String,
     received_at_ms: u64,
@@ -270,7 +273,7 @@ struct Message {
 /// A lead a notification named that could not be read yet (see `meta`): the drain reads
 /// it from the platform, then stores it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Unread {
+pub struct Unfetched {
     pub source: &'static Source,
     pub reference: Reference,
     pub request_id: String,
@@ -278,8 +281,10 @@ pub struct Unread {
 }
 
 #[derive(Debug, Serialize, Deserialize)]
-struct UnreadMessage {
+struct UnfetchedMessage {
     version: u32,
+    #[serde(skip_deserializing, default = "Kind::unfetched")]
+    kind: Kind,
     source: String,
     request_id: String,
     received_at_ms: u64,
@@ -290,7 +295,7 @@ struct UnreadMessage {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Queued {
     Record(LeadRecord),
-    Unread(Unread),
+    Unfetched(Unfetched),
 }
 
 /// The message body of a record.
@@ -300,6 +305,7 @@ pub fn encode(record: &LeadRecord) -> Result<String, BufferError> {
     let lead = &record.lead;
     let message = Message {
         version: MESSAGE_VERSION,
+        kind: Kind::Record,
         source: record.source.slug.to_owned(),
         request_id: record.request_id.clone(),
         received_at_ms: record.received_at_ms(),
@@ -319,9 +325,10 @@ pub fn encode(record: &LeadRecord) -> Result<String, BufferError> {
 }
 
 /// The message body of a lead not read yet.
-pub fn encode_unread(unread: &Unread) -> Result<String, BufferError> {
-    checked(&UnreadMessage {
+pub fn encode_unfetched(unread: &Unfetched) -> Result<String, BufferError> {
+    checked(&UnfetchedMessage {
         version: MESSAGE_VERSION,
+        kind: Kind::Unfetched,
         source: unread.source.slug.to_owned(),
         request_id: unread.request_id.clone(),
         received_at_ms: record::unix_ms(unread.received_at),
@@ -362,20 +369,64 @@ fn sqs_safe(text: String) -> String {
 
 /// What a message body carries: a lead to store, or one to read first.
 pub fn read(body: &str) -> Result<Queued, BufferError> {
-    let value: serde_json::Value =
+    let header: Header =
         serde_json::from_str(body).map_err(|error| BufferError::Message(error.to_string()))?;
-    if value.get("reference").is_none() {
-        return decode(body).map(Queued::Record);
+    check_version(header.version)?;
+    match header.kind.unwrap_or(header.legacy_kind()) {
+        Kind::Record => decode(body).map(Queued::Record),
+        Kind::Unfetched => {
+            let message: UnfetchedMessage = serde_json::from_str(body)
+                .map_err(|error| BufferError::Message(error.to_string()))?;
+            Ok(Queued::Unfetched(Unfetched {
+                source: known(&message.source)?,
+                reference: message.reference,
+                request_id: message.request_id,
+                received_at: record::from_unix_ms(message.received_at_ms),
+            }))
+        }
     }
-    let message: UnreadMessage =
-        serde_json::from_value(value).map_err(|error| BufferError::Message(error.to_string()))?;
-    check_version(message.version)?;
-    Ok(Queued::Unread(Unread {
-        source: known(&message.source)?,
-        reference: message.reference,
-        request_id: message.request_id,
-        received_at: record::from_unix_ms(message.received_at_ms),
-    }))
+}
+
+/// What a message is: its `kind` tag says which message it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum Kind {
+    /// A lead's whole record, to store.
+    Record,
+    /// A lead a notification named, to fetch from its platform first.
+    Unfetched,
+}
+
+impl Kind {
+    fn record() -> Self {
+        Self::Record
+    }
+
+    fn unfetched() -> Self {
+        Self::Unfetched
+    }
+}
+
+/// The part of every message read before the rest.
+#[derive(Deserialize)]
+struct Header {
+    version: u32,
+    /// Absent only in messages queued before the tag was written.
+    #[serde(default)]
+    kind: Option<Kind>,
+    #[serde(default)]
+    reference: Option<serde::de::IgnoredAny>,
+}
+
+impl Header {
+    /// The kind of a message queued before the tag was written: only a lead to fetch
+    /// carried a reference.
+    fn legacy_kind(&self) -> Kind {
+        match self.reference {
+            Some(_) => Kind::Unfetched,
+            None => Kind::Record,
+        }
+    }
 }
 
 fn check_version(version: u32) -> Result<(), BufferError> {
@@ -423,7 +474,7 @@ pub fn decode(body: &str) -> Result<LeadRecord, BufferError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::{Source, CARDEKHO};
+    use crate::domain::source::{Source, CARDEKHO};
     use std::time::{Duration, UNIX_EPOCH};
 
     fn record() -> LeadRecord {
@@ -476,7 +527,7 @@ mod tests {
         let fill = |unit: &str, room: usize| unit.repeat(room / unit.len());
         // A source whose key travels in the body carries it there.
         let (key_json, key_form) = match source.auth {
-            crate::source::Auth::Body(names) => (
+            crate::domain::source::Auth::Body(names) => (
                 format!(r#""{}":"k","#, names[0]),
                 format!("{}=k&", names[0]),
             ),
@@ -486,7 +537,7 @@ mod tests {
             let frame = format!(r#"{{{key_json}"{phone}":"9876543210","{name}":""}}"#);
             format!(
                 r#"{{{key_json}"{phone}":"9876543210","{name}":"{}"}}"#,
-                fill(unit, crate::payload::MAX_BODY_BYTES - frame.len())
+                fill(unit, crate::domain::payload::MAX_BODY_BYTES - frame.len())
             )
             .into_bytes()
         };
@@ -494,7 +545,7 @@ mod tests {
             let frame = format!("{key_form}{phone}=9876543210&{name}=");
             format!(
                 "{frame}{}",
-                fill("%01", crate::payload::MAX_BODY_BYTES - frame.len())
+                fill("%01", crate::domain::payload::MAX_BODY_BYTES - frame.len())
             )
             .into_bytes()
         };
@@ -510,14 +561,14 @@ mod tests {
     #[test]
     fn the_largest_most_escaped_lead_fits_the_queue_and_reads_back() {
         // A notification carries ids, not leads: its leads are read from the platform.
-        let bodied = crate::source::ALL
+        let bodied = crate::domain::source::ALL
             .iter()
-            .filter(|source| source.shape != crate::source::Shape::Notification);
+            .filter(|source| source.shape != crate::domain::source::Shape::Notification);
         for source in bodied {
-            let keys = crate::auth::ApiKeys::new(["k"]);
+            let keys = crate::domain::auth::ApiKeys::new(["k"]);
             for (content_type, body) in worst_bodies(source) {
-                assert!(body.len() <= crate::payload::MAX_BODY_BYTES);
-                let incoming = crate::app::Incoming {
+                assert!(body.len() <= crate::domain::payload::MAX_BODY_BYTES);
+                let incoming = crate::pipeline::app::Incoming {
                     signature: None,
                     api_key: Some(b"k"),
                     content_type: Some(content_type),
@@ -526,7 +577,8 @@ mod tests {
                     request_id: "r",
                     received_at: UNIX_EPOCH + Duration::from_millis(1),
                 };
-                let record = crate::app::prepare(source, &keys, &incoming).expect("a lead");
+                let record =
+                    crate::pipeline::keyed::prepare(source, &keys, &incoming).expect("a lead");
                 let message = encode(&record).expect("encoded");
                 assert!(
                     message.len() <= MAX_MESSAGE_BYTES / 2,
@@ -542,6 +594,29 @@ mod tests {
                 assert_eq!(payload(&back.payload), payload(&record.payload));
             }
         }
+    }
+
+    #[test]
+    fn a_message_says_what_it_is_and_one_queued_before_the_tag_still_reads() {
+        let body = encode(&record()).unwrap();
+        assert!(body.contains(r#""kind":"record""#), "{body}");
+        assert!(matches!(read(&body), Ok(Queued::Record(_))));
+        let legacy = body.replace(r#""kind":"record","#, "");
+        assert!(matches!(read(&legacy), Ok(Queued::Record(_))));
+        let unfetched = encode_unfetched(&Unfetched {
+            source: &crate::domain::source::META,
+            reference: crate::domain::meta::Reference {
+                leadgen_id: "42".into(),
+                change: serde_json::json!({"leadgen_id": "42"}),
+            },
+            request_id: "r".into(),
+            received_at: UNIX_EPOCH,
+        })
+        .unwrap();
+        assert!(unfetched.contains(r#""kind":"unfetched""#), "{unfetched}");
+        assert!(matches!(read(&unfetched), Ok(Queued::Unfetched(_))));
+        let legacy = unfetched.replace(r#""kind":"unfetched","#, "");
+        assert!(matches!(read(&legacy), Ok(Queued::Unfetched(_))));
     }
 
     #[test]

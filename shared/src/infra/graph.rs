@@ -7,10 +7,17 @@
 //! (trying again will not help). The page token is a credential: it travels only to the
 //! configured Graph URL and never into an error's text.
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
 use reqwest::{StatusCode, Url};
 use serde_json::{Map, Value};
+
+use crate::domain::meta::{self, MetaSecrets, PageToken, Reference};
+use crate::domain::record::LeadRecord;
+use crate::domain::source::Source;
+use crate::error::{Refusal, SecretError};
+use crate::infra::secrets::Setting;
 
 pub const DEFAULT_GRAPH_URL: &str = "https://graph.facebook.com";
 pub const DEFAULT_GRAPH_VERSION: &str = "v25.0";
@@ -65,54 +72,18 @@ impl GraphError {
     /// text that came from elsewhere (a transport error, Meta's message).
     fn redacted(self, token: &PageToken) -> Self {
         let clean = |text: String| {
-            [&token.access_token, &token.proof]
+            token
+                .query()
                 .into_iter()
+                .map(|(_, secret)| secret)
                 .filter(|secret| !secret.is_empty())
-                .fold(text, |text, secret| {
-                    text.replace(secret.as_str(), "<redacted>")
-                })
+                .fold(text, |text, secret| text.replace(secret, "<redacted>"))
         };
         match self {
             Self::Unavailable(text) => Self::Unavailable(clean(text)),
             Self::Refused(text) => Self::Refused(clean(text)),
         }
     }
-}
-
-/// A page access token with its `appsecret_proof`, which Meta requires of server calls
-/// when the app is set to.
-#[derive(Clone)]
-pub struct PageToken {
-    access_token: String,
-    proof: String,
-}
-
-impl PageToken {
-    pub fn new(access_token: &str, app_secret: &str) -> Self {
-        Self {
-            access_token: access_token.to_owned(),
-            proof: appsecret_proof(access_token, app_secret),
-        }
-    }
-
-    fn query(&self) -> [(&'static str, &str); 2] {
-        [
-            ("access_token", self.access_token.as_str()),
-            ("appsecret_proof", self.proof.as_str()),
-        ]
-    }
-}
-
-// Deliberately prints neither the token nor the proof.
-impl std::fmt::Debug for PageToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PageToken(<redacted>)")
-    }
-}
-
-/// The lowercase hex HMAC-SHA256 of the token, keyed with the app secret.
-pub fn appsecret_proof(access_token: &str, app_secret: &str) -> String {
-    crate::auth::hmac_hex(app_secret.as_bytes(), access_token.as_bytes())
 }
 
 /// A Graph API client, built once per container so connections are reused.
@@ -458,9 +429,66 @@ fn page_parts(mut page: Map<String, Value>) -> Result<Page, GraphError> {
     Ok(Page { data, next })
 }
 
+/// Meta's side of a function: its secrets and the Graph API, built once per container.
+#[derive(Debug)]
+pub struct Meta {
+    secrets: Setting<MetaSecrets>,
+    graph: Graph,
+}
+
+impl Meta {
+    pub fn new(secrets: Setting<MetaSecrets>, graph: Graph) -> Self {
+        Self { secrets, graph }
+    }
+
+    pub async fn secrets(&self) -> Result<Arc<MetaSecrets>, SecretError> {
+        self.secrets.get().await
+    }
+
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The record of the lead `reference` names, read from the Graph API: what the
+    /// webhook and the drain both make of a notification's lead.
+    pub async fn fetch(
+        &self,
+        source: &'static Source,
+        reference: &Reference,
+        request_id: &str,
+        received_at: SystemTime,
+    ) -> Result<LeadRecord, FetchError> {
+        let secrets = self.secrets().await?;
+        let lead = self
+            .graph
+            .lead(secrets.token(), &reference.leadgen_id)
+            .await?;
+        let change = Some(&reference.change);
+        Ok(meta::record(
+            source,
+            &lead,
+            change,
+            request_id,
+            received_at,
+        )?)
+    }
+}
+
+/// Why a lead a notification named did not become a record now.
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+    #[error("read but not usable: {0}")]
+    Unusable(#[from] Refusal),
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::meta::appsecret_proof;
 
     fn sorted(status: u16, body: &str) -> Result<Map<String, Value>, GraphError> {
         answer_of(StatusCode::from_u16(status).unwrap(), body.as_bytes())

@@ -17,17 +17,16 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
-use lambda_runtime::{service_fn, LambdaEvent};
 
-use crate::buffer::{self, Buffer, Queued, Unread, VisibilityError};
-use crate::config::Config;
-use crate::container::Container;
+use crate::domain::mask;
+use crate::domain::record::LeadRecord;
 use crate::error::{BufferError, ConfigError, SecretError, StoreError};
-use crate::graph::GraphError;
-use crate::mask;
-use crate::meta::{Meta, ReadError};
-use crate::record::LeadRecord;
-use crate::store::{Store, Stored};
+use crate::infra::buffer::{self, Buffer, Queued, Unfetched, VisibilityError};
+use crate::infra::config::Config;
+use crate::infra::container::Container;
+use crate::infra::graph::GraphError;
+use crate::infra::graph::{FetchError, Meta};
+use crate::infra::store::{Store, Stored};
 
 /// Why one queued message was not stored.
 #[derive(Debug, thiserror::Error)]
@@ -43,9 +42,9 @@ pub enum DrainError {
     /// A lead the platform says is gone or forbidden goes to the dead-letter queue, whose
     /// alarm fires: never dropped silently.
     #[error("lead {leadgen_id} not read: {error}")]
-    Unread {
+    Unfetched {
         leadgen_id: String,
-        error: ReadError,
+        error: FetchError,
     },
 }
 
@@ -70,11 +69,13 @@ impl DrainError {
             Self::Store(StoreError::Denied(_)) => Verdict::AfterFix,
             Self::Store(_) | Self::Skipped => Verdict::Later,
             Self::NoMeta => Verdict::AfterFix,
-            Self::Unread { error, .. } => match error {
-                ReadError::Graph(GraphError::Refused(_)) | ReadError::Unusable(_) => Verdict::Never,
-                ReadError::Graph(GraphError::Unavailable(_)) => Verdict::Later,
-                ReadError::Secret(SecretError::Fetch { .. }) => Verdict::Later,
-                ReadError::Secret(SecretError::Parse { .. }) => Verdict::AfterFix,
+            Self::Unfetched { error, .. } => match error {
+                FetchError::Graph(GraphError::Refused(_)) | FetchError::Unusable(_) => {
+                    Verdict::Never
+                }
+                FetchError::Graph(GraphError::Unavailable(_)) => Verdict::Later,
+                FetchError::Secret(SecretError::Fetch { .. }) => Verdict::Later,
+                FetchError::Secret(SecretError::Parse { .. }) => Verdict::AfterFix,
             },
         }
     }
@@ -228,24 +229,24 @@ impl Drain {
     async fn store(&self, message: &SqsMessage) -> Result<(LeadRecord, Stored), DrainError> {
         let record = match buffer::read(message.body.as_deref().unwrap_or_default())? {
             Queued::Record(record) => record,
-            Queued::Unread(unread) => self.read(unread).await?,
+            Queued::Unfetched(unread) => self.fetch(unread).await?,
         };
         let stored = self.store.insert(&record).await?;
         Ok((record, stored))
     }
 
     /// The record of a lead queued unread, read from its platform now.
-    async fn read(&self, unread: Unread) -> Result<LeadRecord, DrainError> {
+    async fn fetch(&self, unread: Unfetched) -> Result<LeadRecord, DrainError> {
         let meta = self.meta.as_ref().ok_or(DrainError::NoMeta)?;
         let reference = &unread.reference;
-        meta.read(
+        meta.fetch(
             unread.source,
             reference,
             &unread.request_id,
             unread.received_at,
         )
         .await
-        .map_err(|error| DrainError::Unread {
+        .map_err(|error| DrainError::Unfetched {
             leadgen_id: reference.leadgen_id.clone(),
             error,
         })
@@ -444,15 +445,6 @@ fn log(message_id: &str, outcome: &Outcome, started: Instant) {
     }
 }
 
-/// Serves SQS batches with `drain` until Lambda stops the container.
-pub async fn serve(drain: &Drain) -> Result<(), lambda_runtime::Error> {
-    tracing::info!("drain ready");
-    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| async move {
-        Ok::<_, lambda_runtime::Error>(drain.handle(event.payload).await)
-    }))
-    .await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -476,13 +468,13 @@ mod tests {
 
     #[test]
     fn only_what_can_never_be_stored_is_dead_lettered() {
-        let refused = |text: &str| DrainError::Unread {
+        let refused = |text: &str| DrainError::Unfetched {
             leadgen_id: "1".into(),
-            error: ReadError::Graph(GraphError::Refused(text.into())),
+            error: FetchError::Graph(GraphError::Refused(text.into())),
         };
-        let unavailable = DrainError::Unread {
+        let unavailable = DrainError::Unfetched {
             leadgen_id: "1".into(),
-            error: ReadError::Graph(GraphError::Unavailable("rate limit".into())),
+            error: FetchError::Graph(GraphError::Unavailable("rate limit".into())),
         };
         for (error, verdict) in [
             (

@@ -8,14 +8,11 @@
 
 use std::time::Duration;
 
-use lambda_runtime::{service_fn, LambdaEvent};
-use serde_json::{json, Value};
-
-use crate::config::Config;
-use crate::container::Container;
 use crate::error::ConfigError;
-use crate::secrets::{DbCredentials, Refreshing};
-use crate::store::Store;
+use crate::infra::config::Config;
+use crate::infra::container::Container;
+use crate::infra::secrets::{DbCredentials, Refreshing};
+use crate::infra::store::Store;
 
 /// What `migrate` works with: the database as the master user, and the functions' role.
 #[derive(Debug)]
@@ -51,21 +48,4 @@ impl Migration {
         }
         Ok(versions)
     }
-}
-
-/// Migrates once when run by hand, once per invocation on Lambda.
-pub async fn serve(migration: &Migration) -> Result<(), lambda_runtime::Error> {
-    if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
-        let versions = migration.run().await?;
-        tracing::info!(?versions, "migrations applied");
-        return Ok(());
-    }
-    lambda_runtime::run(service_fn(|_: LambdaEvent<Value>| async move {
-        let versions = migration.run().await.inspect_err(|error| {
-            tracing::error!(error = %error, "migration failed");
-        })?;
-        tracing::info!(?versions, "migrations applied");
-        Ok::<_, lambda_runtime::Error>(json!({ "applied": versions }))
-    }))
-    .await
 }

@@ -3,9 +3,9 @@
 
 use serde::Serialize;
 
-use crate::auth::Fingerprint;
+use crate::domain::auth::Fingerprint;
 use crate::error::{Error, StoreError};
-use crate::store::Stored;
+use crate::infra::store::Stored;
 
 /// The pipeline's result for one request, with the fingerprint of the key or secret that
 /// passed (for the log).
@@ -49,7 +49,7 @@ pub enum Postponed {
     Refused(StoreError),
     /// The lead could not be read from its platform yet (see `meta`).
     #[error("lead not read yet: {0}")]
-    Unread(String),
+    Unfetched(String),
 }
 
 /// What became of a notification's leads.

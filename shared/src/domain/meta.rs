@@ -3,7 +3,6 @@
 //! (`app`), the drain and the scheduled pull (`sync`) all make their records here, so a
 //! lead is the same row whichever way it arrives.
 
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
@@ -11,15 +10,13 @@ use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::auth::{self, Fingerprint};
-use crate::dedup::Identity;
-use crate::error::{ConfigError, Error, Refusal, SecretError};
-use crate::graph::{Graph, GraphError, PageToken};
-use crate::lead;
-use crate::record::LeadRecord;
-use crate::secrets::Setting;
-use crate::shape;
-use crate::source::Source;
+use crate::domain::auth::{self, Fingerprint};
+use crate::domain::dedup::Identity;
+use crate::domain::lead;
+use crate::domain::record::LeadRecord;
+use crate::domain::shape;
+use crate::domain::source::Source;
+use crate::error::{ConfigError, Error, Refusal};
 
 /// What Meta's app and page give: the app secrets (the current one first; two during a
 /// rotation), the webhook's verify token, the page's access token and its id.
@@ -34,7 +31,7 @@ pub struct MetaSecrets {
 
 /// [`MetaSecrets`] as the secret holds them.
 #[derive(Deserialize)]
-struct Stored {
+struct SecretDocument {
     app_secrets: Vec<String>,
     verify_token: String,
     page_access_token: String,
@@ -90,7 +87,7 @@ impl MetaSecrets {
     /// current secret first), `verify_token`, `page_access_token` and `page_id`. The
     /// reason a secret is refused never includes a value.
     pub fn from_secret(text: &str) -> Result<Self, &'static str> {
-        let secrets: Stored = serde_json::from_str(text).map_err(|_| {
+        let secrets: SecretDocument = serde_json::from_str(text).map_err(|_| {
             "is not a JSON object of app_secrets (a list), verify_token, page_access_token \
              and page_id"
         })?;
@@ -163,54 +160,41 @@ impl MetaSecrets {
     }
 }
 
-/// Meta's side of a function: its secrets and the Graph API, built once per container.
-#[derive(Debug)]
-pub struct Meta {
-    secrets: Setting<MetaSecrets>,
-    graph: Graph,
+/// A page access token with its `appsecret_proof`, which Meta requires of server calls
+/// when the app is set to.
+#[derive(Clone)]
+pub struct PageToken {
+    access_token: String,
+    proof: String,
 }
 
-impl Meta {
-    pub fn new(secrets: Setting<MetaSecrets>, graph: Graph) -> Self {
-        Self { secrets, graph }
+impl PageToken {
+    pub fn new(access_token: &str, app_secret: &str) -> Self {
+        Self {
+            access_token: access_token.to_owned(),
+            proof: appsecret_proof(access_token, app_secret),
+        }
     }
 
-    pub async fn secrets(&self) -> Result<Arc<MetaSecrets>, SecretError> {
-        self.secrets.get().await
-    }
-
-    pub fn graph(&self) -> &Graph {
-        &self.graph
-    }
-
-    /// The record of the lead `reference` names, read from the Graph API: what the
-    /// webhook and the drain both make of a notification's lead.
-    pub async fn read(
-        &self,
-        source: &'static Source,
-        reference: &Reference,
-        request_id: &str,
-        received_at: SystemTime,
-    ) -> Result<LeadRecord, ReadError> {
-        let secrets = self.secrets().await?;
-        let lead = self
-            .graph
-            .lead(secrets.token(), &reference.leadgen_id)
-            .await?;
-        let change = Some(&reference.change);
-        Ok(record(source, &lead, change, request_id, received_at)?)
+    /// The query parameters that carry it.
+    pub(crate) fn query(&self) -> [(&'static str, &str); 2] {
+        [
+            ("access_token", self.access_token.as_str()),
+            ("appsecret_proof", self.proof.as_str()),
+        ]
     }
 }
 
-/// Why a lead a notification named did not become a record now.
-#[derive(Debug, thiserror::Error)]
-pub enum ReadError {
-    #[error(transparent)]
-    Secret(#[from] SecretError),
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    #[error("read but not usable: {0}")]
-    Unusable(#[from] Refusal),
+// Deliberately prints neither the token nor the proof.
+impl std::fmt::Debug for PageToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PageToken(<redacted>)")
+    }
+}
+
+/// The lowercase hex HMAC-SHA256 of the token, keyed with the app secret.
+pub fn appsecret_proof(access_token: &str, app_secret: &str) -> String {
+    auth::hmac_hex(app_secret.as_bytes(), access_token.as_bytes())
 }
 
 /// One lead a notification names: its id, and the change as Meta sent it (kept with the
@@ -273,8 +257,8 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shape::object;
-    use crate::source::META;
+    use crate::domain::shape::object;
+    use crate::domain::source::META;
     use serde_json::json;
 
     fn secrets() -> MetaSecrets {

@@ -5,14 +5,15 @@
 
 use std::time::Duration;
 
-use crate::auth::ApiKeys;
-use crate::buffer::Buffer;
-use crate::config::{Config, Provided};
+use crate::domain::auth::ApiKeys;
+use crate::domain::meta::MetaSecrets;
 use crate::error::ConfigError;
-use crate::graph::Graph;
-use crate::meta::{Meta, MetaSecrets};
-use crate::secrets::{DbCredentials, Refreshing, SecretsClient, Setting};
-use crate::store::Store;
+use crate::infra::buffer::Buffer;
+use crate::infra::config::{Config, Provided};
+use crate::infra::graph::Graph;
+use crate::infra::graph::Meta;
+use crate::infra::secrets::{DbCredentials, Refreshing, SecretsClient, Setting};
+use crate::infra::store::Store;
 
 #[derive(Debug)]
 pub struct Container {
@@ -38,7 +39,7 @@ impl Container {
     /// buffer queue needs it (local runs and tests need none).
     pub async fn from_config(config: Config) -> Result<Self, ConfigError> {
         let aws = if config.needs_aws() {
-            Some(crate::aws::sdk_config_from_env().await)
+            Some(crate::infra::aws::sdk_config_from_env().await)
         } else {
             None
         };

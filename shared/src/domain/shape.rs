@@ -3,7 +3,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::source::Shape;
+use crate::domain::source::Shape;
 
 /// The fields of a decoded body. For [`Shape::Columns`], each answer joins the body's
 /// own keys under its field's name; an answer never replaces a key of the body itself,
@@ -73,7 +73,7 @@ pub(crate) fn object(value: Value) -> Map<String, Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::source::GOOGLE;
+    use crate::domain::source::GOOGLE;
     use serde_json::json;
 
     #[test]

@@ -19,23 +19,19 @@
 
 use std::time::{Duration, SystemTime};
 
-use lambda_runtime::{service_fn, LambdaEvent};
 use serde::Serialize;
 use serde_json::{json, Map, Value};
 
-use crate::buffer::{self, Buffer, Unread};
-use crate::config::Config;
-use crate::container::Container;
+use crate::domain::meta::{self, PageToken, Reference};
+use crate::domain::record::{self, LeadRecord};
+use crate::domain::source::{Source, META};
 use crate::error::{ConfigError, SecretError, StoreError};
-use crate::graph::{GraphError, PageToken, MAX_PAGES};
-use crate::meta::{self, Meta, Reference};
-use crate::record::{self, LeadRecord};
-use crate::source::{Source, META};
-use crate::store::{Checkpoint, Pass, Store, Stored};
-
-/// `META_SYNC_OVERLAP_SECONDS` by default: how far before a form's last whole listing
-/// each listing looks again (and how far back a form's first listing looks).
-pub const DEFAULT_OVERLAP: Duration = Duration::from_secs(3600);
+use crate::infra::buffer::{self, Buffer, Unfetched};
+use crate::infra::config::Config;
+use crate::infra::container::Container;
+use crate::infra::graph::Meta;
+use crate::infra::graph::{GraphError, MAX_PAGES};
+use crate::infra::store::{Checkpoint, Pass, Store, Stored};
 
 /// How much of the invocation's time a run keeps for the page it is on and its
 /// checkpoint: it starts no new page with less left.
@@ -43,7 +39,7 @@ pub const DEFAULT_RESERVE: Duration = Duration::from_secs(60);
 
 /// Why a run did not cover everything it was due to.
 #[derive(Debug, thiserror::Error)]
-pub enum SyncError {
+pub enum PullError {
     #[error(transparent)]
     Secret(#[from] SecretError),
     #[error(transparent)]
@@ -120,7 +116,7 @@ enum Listed {
 
 /// The pull's state, built once per container.
 #[derive(Debug)]
-pub struct Sync {
+pub struct MetaPull {
     source: &'static Source,
     meta: Meta,
     store: Store,
@@ -139,7 +135,12 @@ struct Run<'a> {
     deadline: SystemTime,
 }
 
-impl Sync {
+impl MetaPull {
+    /// The source whose leads it pulls.
+    pub fn source(&self) -> &'static Source {
+        self.source
+    }
+
     pub fn new(source: &'static Source, meta: Meta, store: Store, overlap: Duration) -> Self {
         Self {
             source,
@@ -184,8 +185,8 @@ impl Sync {
     /// its checkpoint, or starts from the form's watermark less the overlap. A run always
     /// lists at least one page, so a backlog moves however short the time.
     ///
-    /// Fails with [`SyncError::Incomplete`] only after everything else it could do.
-    pub async fn run(&self, request_id: &str, deadline: SystemTime) -> Result<Report, SyncError> {
+    /// Fails with [`PullError::Incomplete`] only after everything else it could do.
+    pub async fn run(&self, request_id: &str, deadline: SystemTime) -> Result<Report, PullError> {
         let started = SystemTime::now();
         let now = (record::unix_ms(started) / 1000) as i64;
         let secrets = self.meta.secrets().await?;
@@ -239,7 +240,7 @@ impl Sync {
             }
         }
         if report.unkept > 0 || report.failed_forms > 0 {
-            return Err(SyncError::Incomplete(report));
+            return Err(PullError::Incomplete(report));
         }
         Ok(report)
     }
@@ -370,7 +371,7 @@ impl Sync {
                     );
                     return Fate::Unkept;
                 }
-                let unread = Unread {
+                let unread = Unfetched {
                     source: self.source,
                     reference: Reference {
                         leadgen_id: leadgen_id.to_owned(),
@@ -386,7 +387,7 @@ impl Sync {
                     received_at: run.started,
                 };
                 return self
-                    .dead_letter(form, leadgen_id, buffer::encode_unread(&unread), &reason)
+                    .dead_letter(form, leadgen_id, buffer::encode_unfetched(&unread), &reason)
                     .await;
             }
         };
@@ -470,56 +471,4 @@ impl Sync {
 /// A form's checkpoint key: the page's, and the form.
 fn form_key(page_key: &str, form: &str) -> String {
     format!("{page_key}:{form}")
-}
-
-/// The invocation's deadline (Unix milliseconds, as Lambda gives it).
-fn deadline_of(deadline_ms: u64) -> SystemTime {
-    record::from_unix_ms(deadline_ms)
-}
-
-/// Pulls once per invocation (the schedule's), one log line each.
-pub async fn serve(sync: &Sync) -> Result<(), lambda_runtime::Error> {
-    tracing::info!(source = sync.source.slug, "meta-sync ready");
-    lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
-        let deadline = deadline_of(event.context.deadline);
-        let result = sync.run(&event.context.request_id, deadline).await;
-        let log = |outcome: &str, report: &Report| {
-            tracing::info!(
-                source = sync.source.slug,
-                outcome,
-                since = report.since,
-                forms = report.forms,
-                pages = report.pages,
-                leads = report.leads,
-                stored = report.stored,
-                duplicates = report.duplicates,
-                queued = report.queued,
-                dead_lettered = report.dead_lettered,
-                unkept = report.unkept,
-                failed_forms = report.failed_forms,
-                unfinished_forms = report.unfinished_forms,
-                "meta-sync run"
-            )
-        };
-        match &result {
-            Ok(report) => log("synced", report),
-            Err(SyncError::Incomplete(report)) => {
-                log("incomplete", report);
-                tracing::error!(
-                    source = sync.source.slug,
-                    outcome = "failed",
-                    error = %SyncError::Incomplete(report.clone()),
-                    "meta-sync run left leads or forms; the next run tries them again"
-                );
-            }
-            Err(error) => tracing::error!(
-                source = sync.source.slug,
-                outcome = "failed",
-                error = %error,
-                "meta-sync run failed; the next run covers it"
-            ),
-        }
-        result.map_err(lambda_runtime::Error::from)
-    }))
-    .await
 }

@@ -9,7 +9,7 @@ use serde_json::{Map, Value};
 use crate::error::Refusal;
 
 /// Bodies above this many bytes are refused with 413 before any parsing.
-pub const MAX_BODY_BYTES: usize = crate::source::PARTNER_MAX_BODY;
+pub const MAX_BODY_BYTES: usize = crate::domain::source::PARTNER_MAX_BODY;
 
 /// The UTF-8 byte-order mark.
 const BOM: &[u8] = b"\xEF\xBB\xBF";

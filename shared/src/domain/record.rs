@@ -4,9 +4,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::dedup::Identity;
-use crate::lead::Lead;
-use crate::source::Source;
+use crate::domain::dedup::Identity;
+use crate::domain::lead::Lead;
+use crate::domain::source::Source;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeadRecord {

@@ -19,9 +19,9 @@ use sqlx::query::QueryScalar;
 use sqlx::{ConnectOptions, Executor, Postgres};
 use tokio::sync::Mutex;
 
+use crate::domain::record::LeadRecord;
 use crate::error::StoreError;
-use crate::record::LeadRecord;
-use crate::secrets::{DbCredentials, Refreshing};
+use crate::infra::secrets::{DbCredentials, Refreshing};
 
 /// The migrations in `migrations/`, embedded so a binary can apply them anywhere.
 pub static MIGRATOR: Migrator = sqlx::migrate!("../migrations");
@@ -55,18 +55,18 @@ impl Default for StoreSettings {
 /// legacy table whose `id` is of another type.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(untagged)]
-pub enum LeadId {
+pub enum RowId {
     Number(i64),
     Text(String),
 }
 
-impl LeadId {
+impl RowId {
     pub fn from_text(text: String) -> Self {
         text.parse().map_or(Self::Text(text), Self::Number)
     }
 }
 
-impl std::fmt::Display for LeadId {
+impl std::fmt::Display for RowId {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Number(number) => number.fmt(f),
@@ -111,7 +111,7 @@ pub(crate) fn insert_query<'q>(
         .bind(&record.identity.idempotency_key)
         .bind(body_claim)
         .bind(&record.identity.body_sha256)
-        .bind(crate::phone::e164(&lead.phone_number))
+        .bind(crate::domain::phone::e164(&lead.phone_number))
         .bind(lead.submitted_at.map(|seconds| seconds as f64))
         .bind(lead.test.then_some("test"))
 }
@@ -198,12 +198,12 @@ WHERE platform = $1 AND body_sha256 = $2 AND id::text = $3"#;
 /// A stored lead: new, or the row it repeats.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stored {
-    Created(LeadId),
-    Duplicate(LeadId),
+    Created(RowId),
+    Duplicate(RowId),
 }
 
 impl Stored {
-    pub fn id(&self) -> &LeadId {
+    pub fn id(&self) -> &RowId {
         match self {
             Self::Created(id) | Self::Duplicate(id) => id,
         }
@@ -390,7 +390,7 @@ impl Store {
         platform: &str,
         partner_lead_ids: &[&str],
         limit: Duration,
-    ) -> Result<HashMap<String, LeadId>, StoreError> {
+    ) -> Result<HashMap<String, RowId>, StoreError> {
         if partner_lead_ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -413,7 +413,7 @@ impl Store {
         slot.rest_after(&result, self.settings.breaker);
         Ok(result?
             .into_iter()
-            .map(|(partner_lead_id, id)| (partner_lead_id, LeadId::from_text(id)))
+            .map(|(partner_lead_id, id)| (partner_lead_id, RowId::from_text(id)))
             .collect())
     }
 
@@ -504,7 +504,7 @@ impl Store {
     ) -> Result<(), crate::error::GrantError> {
         // The password's verifier, never the password: statements may be written to the
         // server's log and shown in its statistics views.
-        let verifier = crate::scram::verifier(&credentials.password)?;
+        let verifier = crate::infra::scram::verifier(&credentials.password)?;
         let mut slot = self.slot.lock().await;
         let connection = self.connection(&mut slot.open).await?;
         // ALTER ROLE takes no parameters: the server quotes the name and verifier itself.
@@ -927,7 +927,7 @@ async fn insert_once(
             .fetch_optional(&mut *connection)
             .await?
         {
-            return Ok(Some(Stored::Created(LeadId::from_text(id))));
+            return Ok(Some(Stored::Created(RowId::from_text(id))));
         }
         let existing: Option<(String, bool, f64)> = sqlx::query_as(FIND_EXISTING)
             .bind(platform)
@@ -942,7 +942,7 @@ async fn insert_once(
             // Deleted since the conflict: try again.
             None => {}
             Some((id, same, age_ms)) if same || age_ms.abs() < window_ms => {
-                return Ok(Some(Stored::Duplicate(LeadId::from_text(id))));
+                return Ok(Some(Stored::Duplicate(RowId::from_text(id))));
             }
             // The same body, accepted longer ago than the window: a new lead. It takes
             // the claim over, so its own retries are recognised.
@@ -980,9 +980,9 @@ mod tests {
 
     #[test]
     fn ids_render_as_numbers_when_numeric() {
-        assert_eq!(LeadId::from_text("42".into()), LeadId::Number(42));
+        assert_eq!(RowId::from_text("42".into()), RowId::Number(42));
         let uuid = "0b6c9f2e-0000-4000-8000-000000000000".to_owned();
-        assert_eq!(LeadId::from_text(uuid.clone()), LeadId::Text(uuid));
-        assert_eq!(serde_json::to_string(&LeadId::Number(7)).unwrap(), "7");
+        assert_eq!(RowId::from_text(uuid.clone()), RowId::Text(uuid));
+        assert_eq!(serde_json::to_string(&RowId::Number(7)).unwrap(), "7");
     }
 }

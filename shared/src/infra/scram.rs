@@ -11,7 +11,7 @@ use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use crate::auth::hmac;
+use crate::domain::auth::hmac;
 
 /// PostgreSQL's default (`scram_iterations`).
 pub const ITERATIONS: u32 = 4096;
@@ -19,10 +19,7 @@ pub const ITERATIONS: u32 = 4096;
 /// The salt's length PostgreSQL draws for a verifier of its own.
 const SALT_LEN: usize = 16;
 
-/// The system's random source gave no salt.
-#[derive(Debug, thiserror::Error)]
-#[error("cannot draw a random salt for the password's verifier: {0}")]
-pub struct SaltError(getrandom::Error);
+pub use crate::error::SaltError;
 
 /// The verifier of `password`, with a new random salt.
 pub fn verifier(password: &str) -> Result<String, SaltError> {

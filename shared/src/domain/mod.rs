@@ -1,0 +1,14 @@
+//! The lead's pure core: a source's declaration, and what it makes of a body — its
+//! fields, the lead, its identity, the record to store — and of a proof. No I/O here:
+//! plain unit tests cover it.
+
+pub mod auth;
+pub mod dedup;
+pub mod lead;
+pub mod mask;
+pub mod meta;
+pub mod payload;
+pub mod phone;
+pub mod record;
+pub mod shape;
+pub mod source;

@@ -1,0 +1,131 @@
+//! The keyed path: a source that proves itself with a key, in the `X-API-Key` header
+//! (partners) or in its body (Google). The contract's checks in its order — the key, the
+//! body, the required fields — then one lead stored or kept.
+
+use std::time::Instant;
+
+use serde_json::Value;
+
+use crate::domain::auth::{self, ApiKeys, Fingerprint};
+use crate::domain::dedup::Identity;
+use crate::domain::lead;
+use crate::domain::payload::{self, Payload};
+use crate::domain::record::LeadRecord;
+use crate::domain::shape;
+use crate::domain::source::{Auth, Source};
+use crate::error::{Error, Refusal};
+use crate::infra::secrets::Setting;
+use crate::pipeline::app::{App, Incoming};
+use crate::pipeline::outcome::{Accepted, Ingested};
+
+/// One keyed request: checked, mapped, and its lead stored or kept.
+pub(super) async fn ingest(
+    app: &App,
+    keys: &Setting<ApiKeys>,
+    incoming: &Incoming<'_>,
+    started: Instant,
+) -> Ingested {
+    let (key, payload) = match admit(app.source, keys, incoming).await {
+        Ok(admitted) => admitted,
+        Err(error) => {
+            return Ingested {
+                key: None,
+                result: Err(error),
+            }
+        }
+    };
+    let result = match map(app.source, payload, incoming) {
+        Ok(record) => app.keep(record, started).await.map(Accepted::Lead),
+        Err(refusal) => Err(refusal.into()),
+    };
+    Ingested {
+        key: Some(key),
+        result,
+    }
+}
+
+/// The key and the body, in the order the key's place allows: a header's key before
+/// anything of the body is read, a body's key once the body is parsed. A missing key is
+/// the sender's mistake whatever state the secrets are in.
+async fn admit(
+    source: &'static Source,
+    keys: &Setting<ApiKeys>,
+    incoming: &Incoming<'_>,
+) -> Result<(Fingerprint, Payload), Error> {
+    match source.auth {
+        Auth::Body(names) => {
+            let (key, payload) = take_key(source, incoming, names)?;
+            let key = key.as_deref().map(str::as_bytes);
+            auth::require_present(key)?;
+            Ok((keys.get().await?.check(key)?, payload))
+        }
+        Auth::Header | Auth::Signature => {
+            auth::require_present(incoming.api_key)?;
+            let key = keys.get().await?.check(incoming.api_key)?;
+            Ok((key, decode(source, incoming)?))
+        }
+    }
+}
+
+/// The contract's checks 1 to 3, without I/O, for a source that proves itself with a
+/// key: the key, the body, the required fields. Returns the record to store, or why the
+/// request is refused.
+pub fn prepare(
+    source: &'static Source,
+    api_keys: &ApiKeys,
+    incoming: &Incoming<'_>,
+) -> Result<LeadRecord, Error> {
+    let payload = match source.auth {
+        Auth::Body(names) => {
+            let (key, payload) = take_key(source, incoming, names)?;
+            api_keys.check(key.as_deref().map(str::as_bytes))?;
+            payload
+        }
+        Auth::Header | Auth::Signature => {
+            api_keys.check(incoming.api_key)?;
+            decode(source, incoming)?
+        }
+    };
+    Ok(map(source, payload, incoming)?)
+}
+
+pub(super) fn decode(source: &Source, incoming: &Incoming<'_>) -> Result<Payload, Refusal> {
+    payload::decode(incoming.content_type, incoming.body, source.max_body)
+}
+
+/// The body, and the key it carries under the first of `names` it has, taken out of it
+/// so that it is never stored or queued with the lead.
+fn take_key(
+    source: &Source,
+    incoming: &Incoming<'_>,
+    names: &[&str],
+) -> Result<(Option<String>, Payload), Refusal> {
+    let mut payload = decode(source, incoming)?;
+    let key = lead::first_value(&payload.fields, names);
+    let mut dropped = false;
+    for name in names {
+        dropped |= payload.fields.remove(*name).is_some();
+    }
+    if dropped {
+        payload.archived = Value::Object(payload.fields.clone()).to_string();
+    }
+    Ok((key, payload))
+}
+
+/// Checks 2 and 3, once the proof has passed: the body's fields and the required ones.
+fn map(
+    source: &'static Source,
+    payload: Payload,
+    incoming: &Incoming<'_>,
+) -> Result<LeadRecord, Refusal> {
+    let fields = shape::fields(&source.shape, payload.fields);
+    let lead = lead::map(source, &fields)?;
+    Ok(LeadRecord {
+        source,
+        identity: Identity::of(source, &fields, incoming.idempotency_key, incoming.body),
+        lead,
+        payload: payload.archived,
+        request_id: incoming.request_id.to_owned(),
+        received_at: incoming.received_at,
+    })
+}
