@@ -208,7 +208,7 @@ up() {
         | grep -q 1 || psql -h 127.0.0.1 -U postgres -d postgres -qc 'CREATE DATABASE leads'
     say "applying migrations/: sam local invoke MigrateFunction"
     sam local invoke MigrateFunction --env-vars local/env.example.json \
-        --add-host host.docker.internal:host-gateway >"$state/migrate.log" 2>&1 \
+        --add-host host.docker.internal:host-gateway --skip-pull-image >"$state/migrate.log" 2>&1 \
         || { tail -30 "$state/migrate.log" >&2; die "migrations failed (log: $state/migrate.log)"; }
     grep -q '"applied"' "$state/migrate.log" || { tail -30 "$state/migrate.log" >&2; die "migrations failed"; }
     say "ready in $(( $(date +%s) - started )) s"
@@ -218,9 +218,10 @@ Ready. In this directory (README, "Local invocation with SAM"):
 
   sam build
   sam local invoke KnowlarityFunction -e events/knowlarity/call-webhook.json \
-      --env-vars local/env.example.json --add-host host.docker.internal:host-gateway
+      --env-vars local/env.example.json --add-host host.docker.internal:host-gateway --skip-pull-image
 
-  sam local start-api --env-vars local/env.example.json --add-host host.docker.internal:host-gateway
+  sam local start-api --env-vars local/env.example.json \
+      --add-host host.docker.internal:host-gateway --skip-pull-image
   curl -s -X POST http://127.0.0.1:3000/admin/mg-digital-leads/source/cardekho \
       -H 'X-API-Key: local-dev-cardekho-key' -H 'Content-Type: application/json' \
       -d '{"name":"Ravi Kumar","phone_number":"9876543210"}'

@@ -550,23 +550,37 @@ async fn every_route_answers_through_sam_local_start_api(
         let mut cases = table.iter().filter(|(case, _)| case.starts_with(&prefix));
         let (case, expected) = cases
             .clone()
-            .find(|(_, expected)| matches!(expected, Expected::Stored { .. } | Expected::Summary(..)))
+            .find(|(_, expected)| {
+                matches!(expected, Expected::Stored { .. } | Expected::Summary(..))
+            })
             .unwrap_or_else(|| panic!("no stored case for {}", source.slug));
         let before = common::count(&pool).await;
-        let answer = api.replay(&common::events_dir().join(format!("{case}.json"))).await;
+        let answer = api
+            .replay(&common::events_dir().join(format!("{case}.json")))
+            .await;
         let (status, stored) = match expected {
             Expected::Summary(stored, ..) => (200, *stored as i64),
             _ if source.reply == source::Reply::Contract => (201, 1),
             _ => (200, 1),
         };
         assert_eq!(answer.status, status, "{case}: {}", answer.body);
-        assert_eq!(common::count(&pool).await - before, stored, "{case}: rows stored");
+        assert_eq!(
+            common::count(&pool).await - before,
+            stored,
+            "{case}: rows stored"
+        );
         routes += 1;
         if let Some((case, Expected::Handshake(status, body))) =
             cases.find(|(_, expected)| matches!(expected, Expected::Handshake(200, _)))
         {
-            let answer = api.replay(&common::events_dir().join(format!("{case}.json"))).await;
-            assert_eq!((answer.status, answer.body.as_str()), (*status, *body), "{case}");
+            let answer = api
+                .replay(&common::events_dir().join(format!("{case}.json")))
+                .await;
+            assert_eq!(
+                (answer.status, answer.body.as_str()),
+                (*status, *body),
+                "{case}"
+            );
             routes += 1;
         }
     }

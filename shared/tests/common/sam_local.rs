@@ -28,7 +28,11 @@ pub fn bridge_address() -> String {
 pub fn function_id(slug: &str) -> String {
     let mut chars = slug.chars();
     let first = chars.next().map(|c| c.to_ascii_uppercase());
-    format!("{}{}Function", first.into_iter().collect::<String>(), chars.as_str())
+    format!(
+        "{}{}Function",
+        first.into_iter().collect::<String>(),
+        chars.as_str()
+    )
 }
 
 /// The same database as `options`, as a container reaches it.
@@ -159,7 +163,10 @@ impl SamLocal {
         let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
         let mut outgoing = self
             .client
-            .request(request.method().clone(), format!("{}{route}{query}", self.url))
+            .request(
+                request.method().clone(),
+                format!("{}{route}{query}", self.url),
+            )
             .timeout(Duration::from_secs(120));
         for (name, value) in request.headers() {
             if name != "host" && name != "content-length" {
