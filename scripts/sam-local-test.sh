@@ -34,7 +34,10 @@ cleanup() {
     left=$(comm -13 <(echo "$containers_before") <(docker ps -aq | sort) || true)
     if [ -n "$left" ]; then docker rm -f $left >/dev/null 2>&1 || true; fi
     if [ "$docker_was_running" = 0 ] && [ -f "$state/dockerd.pid" ]; then
-        kill "$(cat "$state/dockerd.pid")" 2>/dev/null || true
+        local pid
+        pid=$(cat "$state/dockerd.pid")
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
         rm -f "$state/dockerd.pid"
     fi
     say "took $(( $(date +%s) - started )) s"

@@ -25,6 +25,7 @@ image=public.ecr.aws/lambda/provided:al2023-arm64
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-ap-south-1}
 export SAM_CLI_TELEMETRY=0
 
+mkdir -p "$state"
 say() { printf 'sam-local: %s\n' "$*" >&2; }
 die() { say "$*"; exit 1; }
 
@@ -74,7 +75,11 @@ start_docker() {
     say "starting dockerd (log: $state/dockerd.log)"
     # setsid: the engine outlives this script (it serves the engineer's session) and is
     # stopped by `make sam-local-stop` through its PID file.
+    # No userland proxy: it accepts a connection on a published port before anything in
+    # the container listens, so SAM, which waits for the port to accept, would send the
+    # event before the emulator (slow to start under qemu) is up, and get no answer.
     as_root setsid dockerd --host=unix:///var/run/docker.sock --pidfile="$state/dockerd.pid" \
+        --userland-proxy=false \
         >"$state/dockerd.log" 2>&1 </dev/null &
     for _ in $(seq 60); do
         docker info >/dev/null 2>&1 && return
@@ -153,7 +158,8 @@ ENV PATH=/var/lang/bin:/usr/local/bin:/usr/bin:/bin:/opt/bin \
 WORKDIR /var/task
 LABEL org.opencontainers.image.description="Stand-in for provided:al2023-arm64 built from Debian bookworm arm64 packages"
 EOF
-    DOCKER_BUILDKIT=0 docker build --quiet --platform linux/arm64 -t "$image" "$work" >/dev/null
+    DOCKER_BUILDKIT=0 docker build --platform linux/arm64 -t "$image" "$work" >"$state/stand-in.log" 2>&1 \
+        || { tail -20 "$state/stand-in.log" >&2; die "building the stand-in failed (log: $state/stand-in.log)"; }
     rm -rf "$work"
 }
 

@@ -101,8 +101,17 @@ impl SamLocal {
             .port();
         let env_file = std::env::temp_dir().join(format!("sam-local-env-{port}.json"));
         std::fs::write(&env_file, env.to_string()).expect("write the --env-vars file");
-        let child = Command::new("sam")
+        // Through python, which restores Ctrl-C's default before running sam: a shell that
+        // started this test in the background ignores SIGINT, sam would inherit that, and
+        // then neither stop its containers nor stop at all on the SIGINT of `drop`.
+        let child = Command::new("python3")
             .current_dir(&root)
+            .args([
+                "-c",
+                "import os, signal, sys; signal.signal(signal.SIGINT, signal.SIG_DFL); \
+                 os.execvp(sys.argv[1], sys.argv[1:])",
+                "sam",
+            ])
             .args(["local", command, "--template"])
             .arg(&template)
             .args(["--host", "127.0.0.1", "--port", &port.to_string()])
@@ -192,7 +201,7 @@ impl SamLocal {
 
     /// An API Gateway response, as the function returned it.
     fn answer(function: &str, event: &Path, text: &str) -> Answer {
-        let answer: Value = serde_json::from_str(&text)
+        let answer: Value = serde_json::from_str(text)
             .unwrap_or_else(|e| panic!("{function} {event:?} answered {text}: {e}"));
         let header = |name: &str| {
             let find = |headers: &Value| {
