@@ -56,3 +56,21 @@ replay-dlq:
 ## Prints the table; writes it and a JSON copy under .local/load/.
 load:
 	scripts/load.sh $(LOAD_ARGS)
+
+.PHONY: sam-local sam-local-stop test-sam-local
+
+## What `sam local invoke` / `start-api` need (README, "Local invocation with SAM"): installs
+## Docker, qemu and the SAM CLI if missing, starts dockerd, registers qemu for arm64, pulls
+## the base image (or builds its stand-in), runs `sam build`, starts PostgreSQL on
+## 127.0.0.1:5432 and the docker bridge, and migrates it.
+sam-local:
+	scripts/sam-local.sh up
+
+## Stop the PostgreSQL (and the dockerd) `make sam-local` started.
+sam-local-stop:
+	scripts/sam-local.sh down
+
+## Every event file through `sam local` on the `sam build` output, and a request on each
+## route through `sam local start-api` (CI runs it after `make validate`).
+test-sam-local:
+	scripts/sam-local-test.sh

@@ -8,6 +8,10 @@
 # and full_page_writes on): `make bench` measures against that. Otherwise it runs with
 # them off, for fast tests (the data is throwaway by design).
 #
+# PG_PORT=N listens on that port instead of a free one from 54320. PG_BRIDGE=ADDR/BITS (e.g.
+# 172.17.0.1/16, the docker bridge) also listens on ADDR and lets that subnet in, so `sam
+# local` containers reach it; it stays off every other interface.
+#
 # Needs PostgreSQL's server binaries (initdb, pg_ctl, postgres). On Debian/Ubuntu:
 #   apt-get install postgresql   (they land in /usr/lib/postgresql/<major>/bin)
 # PostgreSQL refuses to run as root; as root the cluster runs as the `postgres` user.
@@ -58,16 +62,24 @@ start)
         as_owner "$initdb" -D "$dir" -U postgres --auth=trust --encoding=UTF8 --no-locale >"$dir.initdb.log" 2>&1 \
             || { cat "$dir.initdb.log" >&2; exit 1; }
     fi
-    port=$(free_port)
+    port=${PG_PORT:-$(free_port)}
+    listen=127.0.0.1
+    if [ -n "${PG_BRIDGE:-}" ]; then
+        listen="127.0.0.1,${PG_BRIDGE%/*}"
+        # The bridge's subnet, not the address: containers connect from their own.
+        subnet=$(python3 -c 'import ipaddress,sys; print(ipaddress.ip_interface(sys.argv[1]).network)' "$PG_BRIDGE")
+        grep -qF "host all all $subnet trust" "$dir/pg_hba.conf" \
+            || echo "host all all $subnet trust" | as_owner tee -a "$dir/pg_hba.conf" >/dev/null
+    fi
     if [ "${PG_DURABLE:-0}" = 1 ]; then
         # Named, not left to the defaults, so no configuration elsewhere can turn them off.
         commit="-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
     else
         commit="-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
     fi
-    # Loopback only, sockets inside the data folder.
+    # Loopback (and the docker bridge when asked) only, sockets inside the data folder.
     as_owner "$pg_ctl" -D "$dir" -l "$dir/server.log" -w -t 30 \
-        -o "-c listen_addresses=127.0.0.1 -p $port -k $dir $commit -c max_connections=200" \
+        -o "-c listen_addresses=$listen -p $port -k $dir $commit -c max_connections=200" \
         start >/dev/null
     echo "postgres://postgres@127.0.0.1:$port/postgres"
     ;;

@@ -335,10 +335,9 @@ fn every_event_file_has_an_expectation_and_every_source_a_folder() {
     }
 }
 
-#[sqlx::test(migrations = "../migrations")]
-async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: PgConnectOptions) {
-    // The leads the Meta events name, as the Graph API gives them.
-    let graph = common::graph::GraphStandIn::start().await;
+/// The leads the Meta events name, as the Graph API gives them, served on `address`.
+async fn graph_on(address: &str) -> common::graph::GraphStandIn {
+    let graph = common::graph::GraphStandIn::start_on(address).await;
     for (id, name, phone) in [
         ("9100000000000001", "Deepa Nair", "+919812300001"),
         ("9100000000000002", "Imran Sheikh", "09812300002"),
@@ -346,17 +345,64 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
     ] {
         graph.add_lead(common::meta_lead(id, name, phone));
     }
+    graph
+}
+
+/// Who answers an event: the handler in this process, or the built function under
+/// `sam local`.
+enum Invoker {
+    InProcess,
+    SamLocal(common::sam_local::SamLocal),
+}
+
+impl Invoker {
+    async fn call(&self, app: &shared::App, path: &std::path::Path) -> common::Answer {
+        match self {
+            Self::InProcess => common::call(app, common::event_request(path)).await,
+            Self::SamLocal(lambda) => {
+                let function = common::sam_local::function_id(app.source().slug);
+                lambda.invoke(&function, path).await
+            }
+        }
+    }
+}
+
+#[sqlx::test(migrations = "../migrations")]
+async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: PgConnectOptions) {
+    let graph = graph_on("127.0.0.1").await;
+    every_event_file_answers(&options, &graph.url(), &Invoker::InProcess).await;
+}
+
+/// The same table, through `sam local` on the `sam build` output: the arm64 bootstraps
+/// in SAM's containers (under qemu on x86_64), the database and the Graph API stand-in
+/// reached over the docker bridge. Needs Docker and `sam build`; `scripts/sam-local-test.sh`
+/// prepares both and runs it (`.ci/run` does).
+#[sqlx::test(migrations = "../migrations")]
+#[ignore = "needs Docker and `sam build`: scripts/sam-local-test.sh"]
+async fn every_event_file_gets_its_contract_answer_from_sam_local(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let graph = graph_on(&common::sam_local::bridge_address()).await;
+    let env = common::sam_local::env_vars(&options, &graph.url());
+    let lambda = common::sam_local::SamLocal::start_lambda(&env).await;
+    every_event_file_answers(&options, &graph.url(), &Invoker::SamLocal(lambda)).await;
+}
+
+/// Every event file, each against an empty table, answered by `invoker` as the table
+/// says, and stored (once) when it says so.
+async fn every_event_file_answers(options: &PgConnectOptions, graph_url: &str, invoker: &Invoker) {
     let apps: BTreeMap<&str, shared::App> = source::ALL
         .iter()
         .map(|source| {
             let app = match source.auth {
-                source::Auth::Signature => common::meta_app(source, options.clone(), &graph.url()),
+                source::Auth::Signature => common::meta_app(source, options.clone(), graph_url),
                 _ => common::app(source, options.clone()),
             };
             (source.slug, app)
         })
         .collect();
-    let pool = common::pool(&options).await;
+    let pool = common::pool(options).await;
     for (case, expected) in expectations() {
         sqlx::query(r#"DELETE FROM public."mg-digital-leads""#)
             .execute(&pool)
@@ -365,9 +411,8 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
         let (slug, _) = case.split_once('/').expect("source/case");
         let app = &apps[slug];
         let path = common::events_dir().join(format!("{case}.json"));
-        let request = common::event_request(&path);
-        let sent: Vec<u8> = request.body().as_ref().to_vec();
-        let answer = common::call(app, request).await;
+        let sent: Vec<u8> = common::event_request(&path).body().as_ref().to_vec();
+        let answer = invoker.call(app, &path).await;
         let mut stored_count = 0;
 
         if let Expected::Handshake(status, body) = expected {
@@ -407,7 +452,7 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
                 );
                 stored_count = stored as i64;
                 // Meta's retry of the same notification stores nothing again.
-                let retry = common::call(app, common::event_request(&path)).await;
+                let retry = invoker.call(app, &path).await;
                 assert_eq!(
                     (retry.status, retry.body.as_str()),
                     (200, summary(0, stored + duplicates, queued).as_str()),
@@ -470,7 +515,7 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
                 );
                 stored_count += 1;
 
-                let retry = common::call(app, common::event_request(&path)).await;
+                let retry = invoker.call(app, &path).await;
                 assert_eq!(
                     (retry.status, retry.body.as_str()),
                     (
@@ -484,4 +529,64 @@ async fn every_event_file_gets_its_contract_answer(_: PgPoolOptions, options: Pg
         // Nothing but the accepted leads reached the table, once.
         assert_eq!(common::count(&pool).await, stored_count, "{case}");
     }
+}
+
+/// `sam local start-api` on the `sam build` output, asked over HTTP as a partner (or
+/// Meta) would: per source, the first event file the table says is stored (or, for Meta,
+/// summarised), replayed to its route, answers its status and stores its row; Meta's GET
+/// handshake answers the challenge. Needs Docker and `sam build`:
+/// `scripts/sam-local-test.sh` prepares both and runs it (`.ci/run` does).
+#[sqlx::test(migrations = "../migrations")]
+#[ignore = "needs Docker and `sam build`: scripts/sam-local-test.sh"]
+async fn every_route_answers_through_sam_local_start_api(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let graph = graph_on(&common::sam_local::bridge_address()).await;
+    let env = common::sam_local::env_vars(&options, &graph.url());
+    let api = common::sam_local::SamLocal::start_api(&env).await;
+    let pool = common::pool(&options).await;
+    let table = expectations();
+    let mut routes = 0;
+    for source in source::ALL {
+        let prefix = format!("{}/", source.slug);
+        let mut cases = table.iter().filter(|(case, _)| case.starts_with(&prefix));
+        let (case, expected) = cases
+            .clone()
+            .find(|(_, expected)| {
+                matches!(expected, Expected::Stored { .. } | Expected::Summary(..))
+            })
+            .unwrap_or_else(|| panic!("no stored case for {}", source.slug));
+        let before = common::count(&pool).await;
+        let answer = api
+            .replay(&common::events_dir().join(format!("{case}.json")))
+            .await;
+        let (status, stored) = match expected {
+            Expected::Summary(stored, ..) => (200, *stored as i64),
+            _ if source.reply == source::Reply::Contract => (201, 1),
+            _ => (200, 1),
+        };
+        assert_eq!(answer.status, status, "{case}: {}", answer.body);
+        assert_eq!(
+            common::count(&pool).await - before,
+            stored,
+            "{case}: rows stored"
+        );
+        routes += 1;
+        if let Some((case, Expected::Handshake(status, body))) =
+            cases.find(|(_, expected)| matches!(expected, Expected::Handshake(200, _)))
+        {
+            let answer = api
+                .replay(&common::events_dir().join(format!("{case}.json")))
+                .await;
+            assert_eq!(
+                (answer.status, answer.body.as_str()),
+                (*status, *body),
+                "{case}"
+            );
+            routes += 1;
+        }
+    }
+    // Five POST routes and Meta's GET.
+    assert_eq!(routes, source::ALL.len() + 1);
 }

@@ -143,7 +143,13 @@ pub struct GraphStandIn {
 impl GraphStandIn {
     /// Serves on 127.0.0.1, on a port of the system's choosing, until dropped.
     pub async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0")
+        Self::start_on("127.0.0.1").await
+    }
+
+    /// Serves on `address` (the docker bridge's, for functions in `sam local`'s
+    /// containers), on a port of the system's choosing, until dropped.
+    pub async fn start_on(address: &str) -> Self {
+        let listener = TcpListener::bind((address, 0))
             .await
             .expect("bind the Graph API stand-in");
         let addr = listener.local_addr().expect("stand-in address");

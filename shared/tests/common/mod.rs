@@ -7,6 +7,7 @@ pub mod graph;
 pub mod local_aws;
 pub mod proxy;
 pub mod queue;
+pub mod sam_local;
 
 use std::path::{Path, PathBuf};
 
