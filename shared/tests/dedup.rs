@@ -11,7 +11,7 @@ use serde_json::json;
 use shared::domain::record::LeadRecord;
 use shared::domain::source::{Source, CARDEKHO, CARWALE, KNOWLARITY};
 use shared::infra::store::{Store, StoreSettings, Stored};
-use shared::pipeline::app::Incoming;
+use shared::pipeline::request::Incoming;
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;

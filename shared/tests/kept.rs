@@ -184,7 +184,7 @@ async fn a_request_out_of_time_is_no_outage(_: PgPoolOptions, options: PgConnect
     let keys = shared::domain::auth::ApiKeys::new([common::dev_key(&KNOWLARITY)]);
     let key = common::dev_key(&KNOWLARITY);
     let body = br#"{"caller_id":"9100000009"}"#;
-    let incoming = shared::pipeline::app::Incoming {
+    let incoming = shared::pipeline::request::Incoming {
         api_key: Some(key.as_bytes()),
         signature: None,
         content_type: Some("application/json"),

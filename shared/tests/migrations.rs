@@ -197,7 +197,7 @@ fn knowlarity_record(
     shared::pipeline::keyed::prepare(
         &KNOWLARITY,
         &ApiKeys::new(["k"]),
-        &shared::pipeline::app::Incoming {
+        &shared::pipeline::request::Incoming {
             signature: None,
             api_key: Some(b"k"),
             content_type: None,

@@ -12,8 +12,8 @@ use shared::domain::source::{self, Source};
 use shared::edge::answer::Answers;
 use shared::error::Error;
 use shared::infra::store::{Store, StoreSettings};
-use shared::pipeline::app::Incoming;
 use shared::pipeline::keyed;
+use shared::pipeline::request::Incoming;
 use shared::App;
 use sqlx::postgres::PgConnectOptions;
 

@@ -94,7 +94,8 @@ pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, R
             car_model: first_value(body, source.car_model),
             lead_url: first_value(body, source.lead_url),
             campaign: first_value(body, source.campaign),
-            submitted_at: first_value(body, source.created_at).and_then(|text| unix_seconds(&text)),
+            submitted_at: first_value(body, source.submitted_at)
+                .and_then(|text| unix_seconds(&text)),
             test: source.test_flag.is_some_and(|flag| is_true(body.get(flag))),
         }),
         _ => Err(Refusal::MissingFields(missing)),

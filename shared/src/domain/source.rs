@@ -37,7 +37,7 @@ pub struct Source {
     /// an advertiser can prove the wiring without creating a sales lead.
     pub test_flag: Option<&'static str>,
     /// When the platform says the lead was created (stored in `meta_created_at`).
-    pub created_at: &'static [&'static str],
+    pub submitted_at: &'static [&'static str],
 }
 
 /// How a request proves it comes from its source.
@@ -99,8 +99,9 @@ pub const PARTNER_MAX_BODY: usize = 64 * 1024;
 /// times over, and stays far inside the gateway's and Lambda's own payload limits.
 pub const NOTIFICATION_MAX_BODY: usize = 1024 * 1024;
 
-/// What the partners share: an `X-API-Key`, a flat body and the contract's answers.
-const PARTNER: Source = Source {
+/// What a keyed source has unless it says otherwise: the partners' `X-API-Key`, a flat
+/// body and the contract's answers (Google, keyed too, overrides all three).
+const KEYED: Source = Source {
     slug: "",
     platform: "",
     auth: Auth::Header,
@@ -122,7 +123,7 @@ const PARTNER: Source = Source {
     partner_lead_id: &[],
     default_name_prefix: None,
     test_flag: None,
-    created_at: &[],
+    submitted_at: &[],
 };
 
 pub const KNOWLARITY: Source = Source {
@@ -148,7 +149,7 @@ pub const KNOWLARITY: Source = Source {
     campaign: &["campaign", "campaign_name"],
     partner_lead_id: &["uuid", "callid", "call_uuid"],
     default_name_prefix: Some("Knowlarity Lead "),
-    ..PARTNER
+    ..KEYED
 };
 
 pub const CARDEKHO: Source = Source {
@@ -166,7 +167,7 @@ pub const CARDEKHO: Source = Source {
     lead_url: &["lead_url", "page_url", "lead_detail_url"],
     campaign: &["campaign", "utm_campaign"],
     partner_lead_id: &["lead_id", "id"],
-    ..PARTNER
+    ..KEYED
 };
 
 pub const CARWALE: Source = Source {
@@ -184,7 +185,7 @@ pub const CARWALE: Source = Source {
     lead_url: &["page_url", "lead_url", "url"],
     campaign: &["campaign", "utm_campaign"],
     partner_lead_id: &["lead_id", "id"],
-    ..PARTNER
+    ..KEYED
 };
 
 /// Meta (Facebook and Instagram) lead ads: a signed notification of lead ids, each lead
@@ -217,7 +218,7 @@ pub const META: Source = Source {
     partner_lead_id: &["id"],
     default_name_prefix: Some("Meta Lead "),
     test_flag: None,
-    created_at: &["created_time"],
+    submitted_at: &["created_time"],
 };
 
 /// Google Ads lead forms: the form's key inside the body, answers in `user_column_data`
@@ -255,7 +256,7 @@ pub const GOOGLE: Source = Source {
     partner_lead_id: &["lead_id"],
     default_name_prefix: Some("Google Lead "),
     test_flag: Some("is_test"),
-    created_at: &[],
+    submitted_at: &[],
 };
 
 /// Every source this build serves, for tools and tests that walk them all.

@@ -11,8 +11,9 @@ use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 use crate::domain::mask;
 use crate::edge::answer::{self, Answer, Answers};
 use crate::error::Error;
-use crate::pipeline::app::{App, Handshake, Incoming};
+use crate::pipeline::app::App;
 use crate::pipeline::outcome::{Accepted, Ingested, Outcome};
+use crate::pipeline::request::{Handshake, Incoming};
 
 /// Serves API Gateway requests with `app` until Lambda stops the container.
 ///

@@ -568,7 +568,7 @@ mod tests {
             let keys = crate::domain::auth::ApiKeys::new(["k"]);
             for (content_type, body) in worst_bodies(source) {
                 assert!(body.len() <= crate::domain::payload::MAX_BODY_BYTES);
-                let incoming = crate::pipeline::app::Incoming {
+                let incoming = crate::pipeline::request::Incoming {
                     signature: None,
                     api_key: Some(b"k"),
                     content_type: Some(content_type),

@@ -15,17 +15,18 @@ use crate::domain::shape;
 use crate::domain::source::{Auth, Source};
 use crate::error::{Error, Refusal};
 use crate::infra::secrets::Setting;
-use crate::pipeline::app::{App, Incoming};
+use crate::pipeline::keep::Keeper;
 use crate::pipeline::outcome::{Accepted, Ingested};
+use crate::pipeline::request::Incoming;
 
 /// One keyed request: checked, mapped, and its lead stored or kept.
 pub(super) async fn ingest(
-    app: &App,
+    keeper: &Keeper,
     keys: &Setting<ApiKeys>,
     incoming: &Incoming<'_>,
     started: Instant,
 ) -> Ingested {
-    let (key, payload) = match admit(app.source, keys, incoming).await {
+    let (key, payload) = match admit(keeper.source, keys, incoming).await {
         Ok(admitted) => admitted,
         Err(error) => {
             return Ingested {
@@ -34,8 +35,8 @@ pub(super) async fn ingest(
             }
         }
     };
-    let result = match map(app.source, payload, incoming) {
-        Ok(record) => app.keep(record, started).await.map(Accepted::Lead),
+    let result = match map(keeper.source, payload, incoming) {
+        Ok(record) => keeper.keep(record, started).await.map(Accepted::Lead),
         Err(refusal) => Err(refusal.into()),
     };
     Ingested {

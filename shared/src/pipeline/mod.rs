@@ -5,8 +5,10 @@
 
 pub mod app;
 pub mod drain;
+pub mod keep;
 pub mod keyed;
 pub mod migrate;
 pub mod notification;
 pub mod outcome;
 pub mod pull;
+pub mod request;

@@ -12,13 +12,15 @@ use crate::domain::auth;
 use crate::domain::meta::{self, Reference};
 use crate::domain::payload;
 use crate::domain::record::LeadRecord;
+use crate::domain::source::Source;
 use crate::error::{BufferError, Error, Failure, StoreError};
 use crate::infra::buffer::Unfetched;
 use crate::infra::graph::{FetchError, Meta};
 use crate::infra::store::Stored;
-use crate::pipeline::app::{App, Handshake, Incoming};
+use crate::pipeline::keep::Keeper;
 use crate::pipeline::keyed::decode;
 use crate::pipeline::outcome::{Accepted, Ingested, Outcome, Summary};
+use crate::pipeline::request::{Handshake, Incoming};
 
 /// How long reading one lead from its platform (the Graph API's timeout), then storing
 /// or queueing it, may take: a notification's leads still unread when less than this is
@@ -32,12 +34,12 @@ const CONCURRENT_READS: usize = 16;
 
 /// One notification: proved, then each lead it names fetched and kept.
 pub(super) async fn ingest(
-    app: &App,
+    keeper: &Keeper,
     meta: &Meta,
     incoming: &Incoming<'_>,
     started: Instant,
 ) -> Ingested {
-    let key = match admit(app, meta, incoming).await {
+    let key = match admit(keeper.source, meta, incoming).await {
         Ok(key) => key,
         Err(error) => {
             return Ingested {
@@ -46,9 +48,10 @@ pub(super) async fn ingest(
             }
         }
     };
-    let result = match decode(app.source, incoming) {
+    let result = match decode(keeper.source, incoming) {
         Ok(payload) => {
-            app.notification(meta, &payload.fields, incoming, started)
+            keeper
+                .notification(meta, &payload.fields, incoming, started)
                 .await
         }
         Err(refusal) => Err(refusal.into()),
@@ -62,12 +65,12 @@ pub(super) async fn ingest(
 /// The signature, whatever state the secrets are in for a missing one, and an oversized
 /// body refused before its HMAC is computed.
 async fn admit(
-    app: &App,
+    source: &Source,
     meta: &Meta,
     incoming: &Incoming<'_>,
 ) -> Result<auth::Fingerprint, Error> {
     auth::require_signature(incoming.signature)?;
-    payload::check_size(incoming.body, app.source.max_body)?;
+    payload::check_size(incoming.body, source.max_body)?;
     meta.secrets()
         .await?
         .check(incoming.signature, incoming.body)
@@ -75,19 +78,20 @@ async fn admit(
 
 /// Meta's subscription handshake: the challenge when the token is the verify token.
 pub(super) async fn handshake(
-    app: &App,
+    source: &Source,
     meta: &Meta,
     query: Handshake<'_>,
 ) -> Result<Option<String>, Error> {
     let secrets = meta.secrets().await.inspect_err(|error| {
-        tracing::error!(source = app.source.slug, error = %error, "Meta secrets unavailable for the handshake");
+        tracing::error!(source = source.slug, error = %error, "Meta secrets unavailable for the handshake");
     })?;
     Ok(secrets
         .handshake(query.mode, query.verify_token, query.challenge)
         .map(str::to_owned))
 }
 
-impl App {
+/// The notification path's steps, on the keeper of its function's leads.
+impl Keeper {
     /// Every lead a notification names, each to its own fate: read from the platform and
     /// kept (stored, or queued), or queued unread to be read later (the platform could
     /// not give it, or too little of the budget was left), or kept on the dead-letter

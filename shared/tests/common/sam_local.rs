@@ -50,10 +50,10 @@ pub fn container_database_url(options: &PgConnectOptions) -> String {
 pub fn env_vars(options: &PgConnectOptions, graph_url: &str) -> Value {
     let database_url = container_database_url(options);
     let mut env = serde_json::Map::new();
-    for source in shared::source::ALL {
+    for source in shared::domain::source::ALL {
         let mut vars = json!({ "DATABASE_URL": database_url, "BUFFER_QUEUE_URL": "" });
         match source.auth {
-            shared::source::Auth::Signature => {
+            shared::domain::source::Auth::Signature => {
                 vars["META_APP_SECRETS"] = json!(super::META_APP_SECRET);
                 vars["META_VERIFY_TOKEN"] = json!(super::META_VERIFY_TOKEN);
                 vars["META_PAGE_ACCESS_TOKEN"] = json!(super::META_PAGE_TOKEN);

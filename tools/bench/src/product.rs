@@ -9,7 +9,7 @@ use std::time::SystemTime;
 use shared::domain::auth::ApiKeys;
 use shared::domain::record::LeadRecord;
 use shared::domain::source::Source;
-use shared::pipeline::app::Incoming;
+use shared::pipeline::request::Incoming;
 use sqlx::PgConnection;
 
 /// Runs `work` as a source function's `main` does: the functions' logging, on their
