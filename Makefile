@@ -35,7 +35,7 @@ bench:
 .PHONY: validate migrate replay-dlq template
 
 ## Write each source's part of template.yaml (its function, secret, route settings, WAF
-## exemption, alarms and outputs) from its declaration in shared/src/source.rs. Run it
+## exemption, alarms and outputs) from its declaration in shared/src/domain/source.rs. Run it
 ## after adding or changing a source; `make test` fails while the template is stale.
 template:
 	cargo run --quiet --locked -p template

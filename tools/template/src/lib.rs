@@ -1,5 +1,5 @@
 //! Each source's part of `template.yaml`, written from its declaration in
-//! [`shared::source::ALL`]: its egress-range parameter, condition, WAF exemption and IP
+//! [`shared::domain::source::ALL`]: its egress-range parameter, condition, WAF exemption and IP
 //! set, its route's method settings, its secret, function, log group, metric filters and
 //! alarms, and its outputs. What differs between sources follows from how each proves
 //! itself (its [`Auth`]); everything else of the template is written by hand.
@@ -7,7 +7,7 @@
 //! The generated parts sit between marker comments, one pair per place in the template,
 //! so the hand-written rest (comments included) is kept as it is.
 
-use shared::source::{Auth, Source, ALL};
+use shared::domain::source::{Auth, Source, ALL};
 
 /// Why a template cannot be regenerated.
 #[derive(Debug, thiserror::Error)]
@@ -59,7 +59,7 @@ impl Part {
     /// The comment that opens the part.
     pub fn begin(self) -> String {
         format!(
-            "# --- generated from shared/src/source.rs by make template: do not edit ({}) ---",
+            "# --- generated from shared/src/domain/source.rs by make template: do not edit ({}) ---",
             self.name()
         )
     }
@@ -388,6 +388,8 @@ const SIGNED_FUNCTION: &str = r#"<Stem>Function:
         META_VERIFY_TOKEN: !If [IsSamLocal, "", !Ref AWS::NoValue]
         META_PAGE_ACCESS_TOKEN: !If [IsSamLocal, "", !Ref AWS::NoValue]
         META_PAGE_ID: !If [IsSamLocal, "", !Ref AWS::NoValue]
+        # Under sam local only: a Graph API stand-in's URL, for --env-vars to set.
+        GRAPH_API_URL: !If [IsSamLocal, "", !Ref AWS::NoValue]
         BUFFER_QUEUE_URL: !Ref LeadBufferQueue
         DEAD_LETTER_QUEUE_URL: !Ref LeadBufferDeadLetterQueue
     Policies:

@@ -1,5 +1,5 @@
 //! `make template`: rewrites each source's part of `template.yaml` from
-//! `shared::source::ALL`, leaving the hand-written rest as it is.
+//! `shared::domain::source::ALL`, leaving the hand-written rest as it is.
 
 use std::path::PathBuf;
 use std::process::ExitCode;

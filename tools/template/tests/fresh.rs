@@ -1,5 +1,5 @@
 //! The checked-in `template.yaml` is what `make template` writes from the source
-//! declarations: a source added, changed or removed in `shared::source` without
+//! declarations: a source added, changed or removed in `shared::domain::source` without
 //! regenerating fails here.
 
 #[test]
@@ -9,7 +9,7 @@ fn the_checked_in_template_is_what_make_template_writes() {
     let generated = template::render(&checked_in).unwrap_or_else(|e| panic!("{e}"));
     assert!(
         checked_in == generated,
-        "template.yaml is stale: its per-source parts are not what shared::source::ALL \
+        "template.yaml is stale: its per-source parts are not what shared::domain::source::ALL \
          declares; run `make template` and commit the result"
     );
 }
