@@ -32,7 +32,14 @@ clean-db:
 bench:
 	tools/bench/run.sh $(BENCH_ARGS)
 
-.PHONY: validate migrate replay-dlq
+.PHONY: validate migrate replay-dlq template
+
+## Write each source's part of template.yaml (its function, secret, route settings, WAF
+## exemption, alarms and outputs) from its declaration in shared/src/domain/source.rs. Run it
+## after adding or changing a source; `make test` fails while the template is stale.
+template:
+	cargo run --quiet --locked -p template
+
 
 ## The deployment checks CI runs: sam validate --lint, cfn-lint, sam build (arm64
 ## bootstraps in .aws-sam/build). Installs the SAM CLI, cfn-lint, cargo-lambda if missing.

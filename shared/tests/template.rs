@@ -1,22 +1,20 @@
-//! Everything a source is declared in outside its code, against the code's own list
-//! [`shared::domain::source::ALL`], so a new source cannot be half-added and the deployment
-//! and local runs cannot drift from the code (README, "Adding a source", lists
-//! these checks as steps). What differs between sources follows from how each proves
-//! itself (its [`Auth`]), never from its name:
+//! What `template.yaml` and the local runs must hold that generation cannot promise,
+//! against the code's own list [`shared::domain::source::ALL`]. Each source's part of the
+//! template (its parameter, condition, WAF exemption, method settings, secret, function,
+//! log group, metric filters, alarms and outputs) is written by `make template` from its
+//! declaration, and `tools/template/tests/fresh.rs` fails while the checked-in template
+//! is stale; so what is checked here is what the generator (or a hand-written part) could
+//! still get wrong. What differs between sources follows from how each proves itself
+//! (its [`Auth`]), never from its name:
 //!
 //! - every crate under `functions/` is deployed, built by cargo-lambda from its binary,
-//!   with its own log group and an alarm on its errors;
-//! - each source has `functions/<slug>` serving its `App` (`shared::edge::http::serve`), `events/<slug>/`,
-//!   its own path in `template.yaml` (`POST`; a signed source also `GET`, its platform's
-//!   subscription handshake) on the REST API, each method throttled in the stage's method
-//!   settings, its own generated secret that no other source can read (a key source's
-//!   API key, `<stack>/api-keys/<slug>`; a signed source's app secrets and tokens,
-//!   `<stack>/<slug>`, in the shape the code reads, with only the verify token
-//!   generated), the buffer queue and the dead-letter queue (sending to those two only),
-//!   outputs with its URL and its secret, a timeout between
-//!   the code's request budget and the partners' 10 s, and its alarms (silence, refused
-//!   leads, key or signature refusals, misconfiguration) on metric filters of its own log
-//!   group, on the labels its log lines carry;
+//!   with its own log group and an alarm on its errors; the sources are the crates that
+//!   serve an `App` (`shared::edge::http::serve`), each with `events/<slug>/`;
+//! - each source's routes are its function's only events and no one else's; its secret
+//!   is generated, never written, readable by it alone (a signed source's also by the
+//!   Graph readers; in the shape the code reads), and it sends to the buffer queue and
+//!   the dead-letter queue only; its timeout lies between the code's request budget and
+//!   the partners' 10 s; its metric filters count labels the code logs;
 //! - the functions that read a signed source's leads from the Graph API (the drain, for
 //!   leads queued unread, and `meta-sync`) read its secret too, with the template's Graph
 //!   API version, whose default is the code's; `meta-sync` runs on a schedule, one at a
@@ -64,8 +62,6 @@ const REQUEST_BUDGET_MS: u64 = 7000;
 const PARTNER_TIMEOUT_MS: u64 = 10_000;
 /// SQS's largest message, which the code's encoding of a lead stays under.
 const MAX_MESSAGE_SIZE: u64 = 1024 * 1024;
-/// The namespace of the metrics the template's metric filters publish.
-const METRIC_NAMESPACE: &str = "MgDigitalLeads/${AWS::StackName}";
 const QUEUE_ID: &str = "LeadBufferQueue";
 const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
 /// The function the buffer queue feeds. Not a source: no route, no API key.
@@ -227,15 +223,6 @@ fn secret_variable(source: &Source) -> &'static str {
         "API_KEYS_SECRET_ARN"
     } else {
         "META_SECRET_ARN"
-    }
-}
-
-/// The `Name` of a source's secret, which the README's hand-outs read.
-fn secret_name(source: &Source) -> String {
-    if keyed(source) {
-        format!("${{AWS::StackName}}/api-keys/{}", source.slug)
-    } else {
-        format!("${{AWS::StackName}}/{}", source.slug)
     }
 }
 
@@ -659,7 +646,6 @@ fn every_source_has_its_routes_its_own_secret_the_buffer_and_events() {
         api["Properties"]["AccessLogSetting"]["DestinationArn"].is_object(),
         "{API_ID}: access logs"
     );
-    let method_settings = template.method_settings();
 
     let mut secrets_in_use = BTreeMap::new();
     for source in ALL {
@@ -683,32 +669,6 @@ fn every_source_has_its_routes_its_own_secret_the_buffer_and_events() {
                 "{route}: one function"
             );
         }
-        // Its own throttle per method: the stage's method setting for exactly this
-        // resource and method (CloudFormation writes a path's slashes as ~1).
-        let resource_path = format!("/{}", source.route().replace('/', "~1"));
-        for method in methods(source) {
-            let throttles: Vec<&Value> = method_settings
-                .iter()
-                .filter(|setting| {
-                    setting["ResourcePath"] == resource_path.as_str()
-                        && setting["HttpMethod"].as_str().map(str::to_uppercase)
-                            == Some((*method).to_owned())
-                })
-                .collect();
-            assert_eq!(
-                throttles.len(),
-                1,
-                "{API_ID}.MethodSettings: one entry with ResourcePath {resource_path:?} and \
-                 HttpMethod {method} (its throttle)"
-            );
-            assert!(
-                throttles[0].get("ThrottlingRateLimit").is_some()
-                    && throttles[0].get("ThrottlingBurstLimit").is_some(),
-                "{method} {}: rate and burst limits",
-                source.route()
-            );
-        }
-
         // Its own generated secret, passed as API_KEYS_SECRET_ARN (a key source) or
         // META_SECRET_ARN (a signed source).
         let variable = secret_variable(source);
@@ -728,11 +688,6 @@ fn every_source_has_its_routes_its_own_secret_the_buffer_and_events() {
             secret["Properties"].get("SecretString").is_none()
                 && secret["Properties"].get("GenerateSecretString").is_some(),
             "{secret_id}: generated, never written in the template"
-        );
-        assert_eq!(
-            secret["Properties"]["Name"],
-            json!({ "Fn::Sub": secret_name(source) }),
-            "{secret_id}: Name, which the README's hand-outs read"
         );
         if !keyed(source) {
             signed_secret_has_the_codes_shape(&secret_id, secret);
@@ -1425,51 +1380,6 @@ fn every_variable_the_template_sets_is_read_by_the_code() {
         assert!(
             code.contains(&format!("\"{name}\"")),
             "template.yaml sets {name}, which nothing in shared/src reads"
-        );
-    }
-}
-
-#[test]
-fn every_source_has_its_endpoint_and_secret_outputs() {
-    let template = Template::load();
-    for source in ALL {
-        // The partner's URL on ApiDomainName (its exact path), else the execute-api one
-        // (after the stage).
-        let path = source.route();
-        let found = template.outputs.values().any(|output| {
-            let urls: Vec<&str> = match output["Value"].get("Fn::If") {
-                Some(Value::Array(parts)) => parts[1..]
-                    .iter()
-                    .filter_map(|branch| branch["Fn::Sub"].as_str())
-                    .collect(),
-                _ => output["Value"]["Fn::Sub"].as_str().into_iter().collect(),
-            };
-            output["Value"]["Fn::If"][0] == "HasApiDomain"
-                && urls.contains(&format!("https://${{ApiDomainName}}{path}").as_str())
-                && urls.contains(
-                    &format!(
-                        "https://${{{API_ID}}}.execute-api.${{AWS::Region}}.${{AWS::URLSuffix}}/{STAGE}{path}"
-                    )
-                    .as_str(),
-                )
-        });
-        assert!(
-            found,
-            "no output with the full URL of {path}: \
-             !If [HasApiDomain, https://${{ApiDomainName}}{path}, the execute-api URL]"
-        );
-
-        let (id, function) = template.function(source.slug);
-        let variable = secret_variable(source);
-        let secret = template
-            .env(function, variable)
-            .unwrap_or_else(|| panic!("{id}: no {variable}"));
-        assert!(
-            template
-                .outputs
-                .values()
-                .any(|output| output["Value"] == secret),
-            "no output with {id}'s secret ({secret})"
         );
     }
 }
@@ -2255,19 +2165,15 @@ fn metric_filter(filter: &Value) -> (String, Value, Value) {
     )
 }
 
-/// Every source has metric filters on its own log group and an alarm on each: no accepted
-/// lead for `SilentSourceHours` (no data counts, in hourly periods inside CloudWatch's
-/// 7-day window), leads refused after the key passed, key refusals, and the
-/// misconfigurations answered 500 (`database_denied`, `secret_unavailable`). The filters
-/// name the labels the source's log lines carry (`shared::edge::answer::label`): a signed
-/// source logs one `notification` line per request, with its leads' counts, and its
-/// refusals as `missing_signature` / `invalid_signature`; its handshakes answered 500
-/// (`handshake_refused`, an unusable secret) are misconfigurations too.
+/// The metric filters behind the per-source alarms (written by `make template`) count
+/// labels the code logs (`shared::edge::answer::label`, a signed source's `notification`,
+/// `missing_signature`, `handshake_refused`...): a label renamed in the code without its
+/// filter would leave an alarm that never fires. And the silence alarm's window,
+/// `SilentSourceHours` hourly periods, stays inside CloudWatch's 7-day evaluation limit.
 #[test]
-fn every_source_is_alarmed_when_silent_refusing_leads_or_misconfigured() {
+fn the_metric_filters_count_labels_the_code_logs() {
     let template = Template::load();
     let code = names_in_code();
-    let namespace = json!({ "Fn::Sub": METRIC_NAMESPACE });
     let hours = template
         .parameters
         .get("SilentSourceHours")
@@ -2277,112 +2183,28 @@ fn every_source_is_alarmed_when_silent_refusing_leads_or_misconfigured() {
             && number(&hours["MaxValue"], "SilentSourceHours.MaxValue") * 3600 <= 7 * 24 * 3600,
         "SilentSourceHours: 1 hour to 7 days (CloudWatch's longest evaluation)"
     );
-    // Metric name → words its filter pattern must name, for a key source and a signed one.
-    let keyed_metrics: [(&str, &[&str]); 4] = [
-        (
-            "AcceptedLeads",
-            &["\"stored\"", "\"duplicate\"", "\"queued\""],
-        ),
-        (
-            "RejectedLeads",
-            &["$.status >= 400", "$.status < 500", "401", "403"],
-        ),
-        ("KeyRefusals", &["$.status = 401", "$.status = 403"]),
-        (
-            "Misconfigured",
-            &["\"database_denied\"", "\"secret_unavailable\""],
-        ),
-    ];
-    let signed_metrics: [(&str, &[&str]); 4] = [
-        (
-            "AcceptedLeads",
-            &["\"notification\"", "$.stored", "$.duplicates", "$.queued"],
-        ),
-        (
-            "RejectedLeads",
-            &["$.status >= 400", "$.status < 500", "401", "403"],
-        ),
-        (
-            "KeyRefusals",
-            &["\"missing_signature\"", "\"invalid_signature\""],
-        ),
-        (
-            "Misconfigured",
-            &[
-                "\"database_denied\"",
-                "\"secret_unavailable\"",
-                "\"handshake_refused\"",
-            ],
-        ),
-    ];
-    for source in ALL {
-        let slug = source.slug;
-        let metrics = if keyed(source) {
-            keyed_metrics
-        } else {
-            signed_metrics
-        };
-        let (id, function) = template.function(slug);
-        let group = &function["Properties"]["LoggingConfig"]["LogGroup"];
-        for (metric, words) in metrics {
-            let filters: Vec<String> = template
-                .of_type("AWS::Logs::MetricFilter")
-                .filter(|(_, filter)| filter["Properties"]["LogGroupName"] == *group)
-                .map(|(_, filter)| metric_filter(filter))
-                .filter(|(_, ns, name)| *ns == namespace && *name == metric)
-                .map(|(pattern, _, _)| pattern)
-                .collect();
-            assert_eq!(
-                filters.len(),
-                1,
-                "{id}: one metric filter on its log group publishing {metric}"
-            );
-            for word in words {
-                assert!(
-                    filters[0].contains(word),
-                    "{id}: the {metric} filter {:?} does not name {word}",
-                    filters[0]
-                );
-                // A label is one the code logs.
-                assert!(
-                    !word.starts_with('"') || code.contains(word),
-                    "{id}: the {metric} filter names {word}, which nothing in shared/src logs"
-                );
-            }
-            let dimension = json!({ "Name": "Source", "Value": slug });
-            let alarms: Vec<&Value> = template
-                .of_type("AWS::CloudWatch::Alarm")
-                .map(|(_, alarm)| &alarm["Properties"])
-                .filter(|props| {
-                    props["Namespace"] == namespace
-                        && props["MetricName"] == metric
-                        && as_list(&props["Dimensions"]).contains(&&dimension)
-                })
-                .collect();
-            assert_eq!(alarms.len(), 1, "{id}: one alarm on {metric} of {slug}");
+    let source_groups: Vec<&Value> = ALL
+        .iter()
+        .map(|source| &template.function(source.slug).1["Properties"]["LoggingConfig"]["LogGroup"])
+        .collect();
+    let mut filters = 0;
+    for (id, filter) in template
+        .of_type("AWS::Logs::MetricFilter")
+        .filter(|(_, filter)| source_groups.contains(&&filter["Properties"]["LogGroupName"]))
+    {
+        let pattern = filter["Properties"]["FilterPattern"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: FilterPattern"));
+        // The quoted words of a JSON filter pattern are the labels it compares with.
+        for label in pattern.split('"').skip(1).step_by(2) {
             assert!(
-                !as_list(&alarms[0]["AlarmActions"]).is_empty(),
-                "{id}: the {metric} alarm notifies nobody"
+                code.contains(&format!("\"{label}\"")),
+                "{id}: its filter names \"{label}\", which nothing in shared/src logs"
             );
-            if metric == "AcceptedLeads" {
-                let silent = alarms[0];
-                assert_eq!(number(&silent["Period"], "Period"), 3600, "{id}: hourly");
-                for name in ["EvaluationPeriods", "DatapointsToAlarm"] {
-                    assert_eq!(
-                        silent[name],
-                        reference("SilentSourceHours"),
-                        "{id}: the silence alarm's {name}"
-                    );
-                }
-                assert_eq!(silent["ComparisonOperator"], "LessThanThreshold", "{id}");
-                assert_eq!(number(&silent["Threshold"], "Threshold"), 1, "{id}");
-                assert_eq!(
-                    silent["TreatMissingData"], "breaching",
-                    "{id}: no lead at all is silence too"
-                );
-            }
+            filters += 1;
         }
     }
+    assert!(filters > 0, "no metric filter names a label");
 }
 
 /// Every alarm notifies the alarm topic, and a deploy without a recipient is refused. The

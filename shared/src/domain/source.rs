@@ -4,7 +4,7 @@
 //! as its own guide names them) and an optional default name.
 //!
 //! Adding a source means adding one declaration here and listing it in [`ALL`]; the
-//! pipeline never changes. (The words sources read, success messages included, are
+//! pipeline never changes, and `make template` writes its part of the deployment. (The words sources read, success messages included, are
 //! `answer`'s.)
 
 /// One partner platform posting leads to its own route.
@@ -14,6 +14,9 @@ pub struct Source {
     pub slug: &'static str,
     /// Stored in `platform` and used in the success message.
     pub platform: &'static str,
+    /// What the platform's product that sends the leads is called, in the deployment's
+    /// descriptions and alarms (`make template`).
+    pub product: &'static str,
     pub auth: Auth,
     pub shape: Shape,
     pub reply: Reply,
@@ -104,6 +107,7 @@ pub const NOTIFICATION_MAX_BODY: usize = 1024 * 1024;
 const KEYED: Source = Source {
     slug: "",
     platform: "",
+    product: "",
     auth: Auth::Header,
     shape: Shape::Object,
     reply: Reply::Contract,
@@ -129,6 +133,7 @@ const KEYED: Source = Source {
 pub const KNOWLARITY: Source = Source {
     slug: "knowlarity",
     platform: "Knowlarity",
+    product: "Knowlarity",
     phone_number: Field {
         aliases: &[
             "phone_number",
@@ -155,6 +160,7 @@ pub const KNOWLARITY: Source = Source {
 pub const CARDEKHO: Source = Source {
     slug: "cardekho",
     platform: "CarDekho",
+    product: "CarDekho",
     phone_number: Field {
         aliases: &["phone_number", "mobile", "phone"],
         required_as: Some("phone_number"),
@@ -173,6 +179,7 @@ pub const CARDEKHO: Source = Source {
 pub const CARWALE: Source = Source {
     slug: "carwale",
     platform: "CarWale",
+    product: "CarWale",
     phone_number: Field {
         aliases: &["mobile", "phone_number", "phone"],
         required_as: Some("mobile"),
@@ -193,6 +200,7 @@ pub const CARWALE: Source = Source {
 pub const META: Source = Source {
     slug: "meta",
     platform: "Meta",
+    product: "Meta lead ads",
     auth: Auth::Signature,
     shape: Shape::Notification,
     reply: Reply::Summary,
@@ -226,6 +234,7 @@ pub const META: Source = Source {
 pub const GOOGLE: Source = Source {
     slug: "google",
     platform: "Google",
+    product: "Google Ads",
     // Google's own samples spell it both ways.
     auth: Auth::Body(&["google_key", "Google_key"]),
     shape: Shape::Columns {
