@@ -6,7 +6,7 @@ use serde::Serialize;
 use crate::domain::source::{Reply, Source};
 use crate::error::{Error, Failure, Refusal, StoreError};
 use crate::infra::store::{RowId, Stored};
-use crate::pipeline::outcome::{Accepted, Kept, Outcome, Postponed};
+use crate::pipeline::outcome::{Accepted, Outcome, Postponed};
 
 /// The message of a repeat, as the system this replaces words it.
 pub const DUPLICATE: &str = "Duplicate ignored";
@@ -79,7 +79,7 @@ impl Answers {
     pub fn to(&self, result: &Result<Accepted, Error>) -> Answer {
         let answer = match result {
             Ok(Accepted::Batch(summary)) => answer(200, summary),
-            Ok(Accepted::Lead(kept)) => self.lead(kept),
+            Ok(Accepted::Lead { outcome, .. }) => self.lead(outcome),
             Err(error) => {
                 let (status, text) = failed(error);
                 answer(status, &Body::Failure { error: &text })
@@ -95,8 +95,8 @@ impl Answers {
         }
     }
 
-    fn lead(&self, kept: &Kept) -> Answer {
-        match &kept.outcome {
+    fn lead(&self, outcome: &Outcome) -> Answer {
+        match outcome {
             Outcome::Stored(Stored::Created(id)) => answer(
                 201,
                 &Body::Stored {
@@ -162,7 +162,7 @@ fn answer(status: u16, body: &impl Serialize) -> Answer {
 pub fn label(result: &Result<Accepted, Error>) -> &'static str {
     match result {
         Ok(Accepted::Batch(_)) => "notification",
-        Ok(Accepted::Lead(kept)) => match &kept.outcome {
+        Ok(Accepted::Lead { outcome, .. }) => match outcome {
             Outcome::Stored(Stored::Created(_)) => "stored",
             Outcome::Stored(Stored::Duplicate(_)) => "duplicate",
             // Kept, and still the misconfiguration the operator is alarmed on.
@@ -268,10 +268,10 @@ mod tests {
     #[test]
     fn successes_follow_the_contract() {
         let accepted = |outcome| {
-            Ok(Accepted::Lead(Kept {
+            Ok(Accepted::Lead {
                 outcome,
                 phone_number: "1".into(),
-            }))
+            })
         };
         let answers = Answers::new(&KNOWLARITY);
         let created = answers.to(&accepted(Outcome::Stored(Stored::Created(RowId::Number(
@@ -310,20 +310,20 @@ mod tests {
 
     #[test]
     fn ad_platforms_hear_200() {
-        let created = Ok(Accepted::Lead(Kept {
+        let created = Ok(Accepted::Lead {
             outcome: Outcome::Stored(Stored::Created(RowId::Number(9))),
             phone_number: "1".into(),
-        }));
+        });
         let google = Answers::new(&GOOGLE).to(&created);
         assert_eq!(google.status, 200);
         assert_eq!(
             google.body,
             r#"{"message":"Google lead inserted successfully","id":9}"#
         );
-        let queued = Ok(Accepted::Lead(Kept {
+        let queued = Ok(Accepted::Lead {
             outcome: Outcome::Queued(Postponed::Unfetched("down".into())),
             phone_number: "1".into(),
-        }));
+        });
         assert_eq!(Answers::new(&GOOGLE).to(&queued).status, 200);
         let refused = Answers::new(&GOOGLE).to(&Err(Refusal::InvalidApiKey.into()));
         assert_eq!(refused.status, 403);

@@ -154,9 +154,12 @@ fn log(
             duplicates = summary.duplicates,
             queued = summary.queued
         ),
-        Ok(Accepted::Lead(kept)) => {
-            let phone = mask::phone(&kept.phone_number);
-            match &kept.outcome {
+        Ok(Accepted::Lead {
+            outcome,
+            phone_number,
+        }) => {
+            let phone = mask::phone(phone_number);
+            match outcome {
                 Outcome::Stored(stored) => {
                     line!(info, "lead accepted", lead_id = %stored.id(), phone)
                 }

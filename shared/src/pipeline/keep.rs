@@ -9,7 +9,7 @@ use crate::domain::source::Source;
 use crate::error::{BufferError, Error, Failure, StoreError};
 use crate::infra::buffer::Buffer;
 use crate::infra::store::Store;
-use crate::pipeline::outcome::{Kept, Outcome, Postponed};
+use crate::pipeline::outcome::{Accepted, Outcome, Postponed};
 
 /// A source function's store, queues and budget, built once per container.
 #[derive(Debug)]
@@ -25,7 +25,11 @@ impl Keeper {
     /// Stores the record, or keeps it: on the buffer queue while the database is
     /// unavailable or refuses this function (the drain stores it once that is mended), on
     /// the dead-letter queue when the database refuses the row itself.
-    pub(super) async fn keep(&self, record: LeadRecord, started: Instant) -> Result<Kept, Error> {
+    pub(super) async fn keep(
+        &self,
+        record: LeadRecord,
+        started: Instant,
+    ) -> Result<Accepted, Error> {
         let queueing = match self.buffer {
             Some(_) => crate::infra::aws::OPERATION_TIMEOUT,
             None => Duration::ZERO,
@@ -46,7 +50,7 @@ impl Keeper {
                 }
             }
         };
-        Ok(Kept {
+        Ok(Accepted::Lead {
             outcome,
             phone_number: record.lead.phone_number,
         })

@@ -16,7 +16,7 @@ use crate::domain::source::{Auth, Source};
 use crate::error::{Error, Refusal};
 use crate::infra::secrets::Setting;
 use crate::pipeline::keep::Keeper;
-use crate::pipeline::outcome::{Accepted, Ingested};
+use crate::pipeline::outcome::Ingested;
 use crate::pipeline::request::Incoming;
 
 /// One keyed request: checked, mapped, and its lead stored or kept.
@@ -36,7 +36,7 @@ pub(super) async fn ingest(
         }
     };
     let result = match map(keeper.source, payload, incoming) {
-        Ok(record) => keeper.keep(record, started).await.map(Accepted::Lead),
+        Ok(record) => keeper.keep(record, started).await,
         Err(refusal) => Err(refusal.into()),
     };
     Ingested {

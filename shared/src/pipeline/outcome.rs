@@ -15,18 +15,15 @@ pub struct Ingested {
     pub result: Result<Accepted, Error>,
 }
 
-/// An accepted request: one lead, or a notification of several.
+/// An accepted request: one lead (with its phone, for the log line to mask), or a
+/// notification of several.
 #[derive(Debug)]
 pub enum Accepted {
-    Lead(Kept),
+    Lead {
+        outcome: Outcome,
+        phone_number: String,
+    },
     Batch(Summary),
-}
-
-/// One accepted lead.
-#[derive(Debug)]
-pub struct Kept {
-    pub outcome: Outcome,
-    pub phone_number: String,
 }
 
 #[derive(Debug)]
