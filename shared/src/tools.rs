@@ -13,5 +13,5 @@ use crate::domain::record::LeadRecord;
 /// NOTHING RETURNING id`. It yields the new row's id, or nothing for a repeat. The
 /// benchmark's floor runs it so that the floor cannot drift from what the function runs.
 pub fn insert_query(record: &LeadRecord) -> QueryScalar<'_, Postgres, String, PgArguments> {
-    crate::infra::store::insert_query(record, record.identity.body_sha256.as_deref())
+    crate::infra::store::insert_query(record, record.identity.body_hash.as_deref())
 }

@@ -162,7 +162,7 @@ proptest! {
                 // Exactly one kind of id stands in for a missing one.
                 let identity = &record.identity;
                 prop_assert_eq!(
-                    identity.body_sha256.is_some(),
+                    identity.body_hash.is_some(),
                     identity.partner_lead_id.is_none() && identity.idempotency_key.is_none()
                 );
                 for key in [&identity.partner_lead_id, &identity.idempotency_key].into_iter().flatten() {

@@ -241,7 +241,7 @@ async fn each_leads_fate_is_its_own(_: PgPoolOptions, options: PgConnectOptions)
     // The lead met while the database was unavailable is on the buffer, as its record.
     let queued = messages(&queue, &queue.url).await;
     assert_eq!(queued.len(), 1, "{queued:?}");
-    match buffer::read(&queued[0].0).expect("a queued lead") {
+    match buffer::decode(&queued[0].0).expect("a queued lead") {
         Queued::Record(record) => assert_eq!(
             record.identity.partner_lead_id.as_deref(),
             Some("9700000000000015")
@@ -253,7 +253,7 @@ async fn each_leads_fate_is_its_own(_: PgPoolOptions, options: PgConnectOptions)
     let mut kept: Vec<(String, bool, String)> = dead
         .iter()
         .map(|(body, reason)| {
-            let (id, as_record) = match buffer::read(body).expect("a kept lead") {
+            let (id, as_record) = match buffer::decode(body).expect("a kept lead") {
                 Queued::Record(record) => (record.identity.partner_lead_id.expect("an id"), true),
                 Queued::Unfetched(unread) => (unread.reference.leadgen_id, false),
             };

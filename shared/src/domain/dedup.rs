@@ -23,7 +23,7 @@ pub struct Identity {
     /// The `Idempotency-Key` header.
     pub idempotency_key: Option<String>,
     /// Hex SHA-256 of the body as received, when neither id is present.
-    pub body_sha256: Option<String>,
+    pub body_hash: Option<String>,
 }
 
 impl Identity {
@@ -44,12 +44,12 @@ impl Identity {
     pub fn new(partner_lead_id: Option<&str>, idempotency_key: Option<&[u8]>, body: &[u8]) -> Self {
         let partner_lead_id = partner_lead_id.and_then(|id| normalise(id.as_bytes()));
         let idempotency_key = idempotency_key.and_then(normalise);
-        let body_sha256 =
+        let body_hash =
             (partner_lead_id.is_none() && idempotency_key.is_none()).then(|| sha256_hex(body));
         Self {
             partner_lead_id,
             idempotency_key,
-            body_sha256,
+            body_hash,
         }
     }
 }
@@ -98,16 +98,16 @@ mod tests {
     fn ids_are_trimmed_and_the_body_hash_only_stands_in_for_them() {
         let identity = Identity::new(Some(" call-1 "), None, b"{}");
         assert_eq!(identity.partner_lead_id.as_deref(), Some("call-1"));
-        assert_eq!(identity.body_sha256, None);
+        assert_eq!(identity.body_hash, None);
 
         let identity = Identity::new(None, Some(b" k-1 "), b"{}");
         assert_eq!(identity.idempotency_key.as_deref(), Some("k-1"));
-        assert_eq!(identity.body_sha256, None);
+        assert_eq!(identity.body_hash, None);
 
         let identity = Identity::new(None, Some(b"   "), b"{}");
         assert_eq!(identity.idempotency_key, None);
         assert_eq!(
-            identity.body_sha256.as_deref(),
+            identity.body_hash.as_deref(),
             Some("44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a")
         );
     }
@@ -116,7 +116,7 @@ mod tests {
     fn bodies_differing_by_one_byte_differ() {
         let a = Identity::new(None, None, br#"{"phone":"1"}"#);
         let b = Identity::new(None, None, br#"{"phone":"1" }"#);
-        assert_ne!(a.body_sha256, b.body_sha256);
+        assert_ne!(a.body_hash, b.body_hash);
     }
 
     #[test]

@@ -262,6 +262,7 @@ struct Message {
     campaign: Option<String>,
     partner_lead_id: Option<String>,
     idempotency_key: Option<String>,
+    /// The body's hash (the identity's `body_hash`), named as first written.
     body_sha256: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     submitted_at: Option<i64>,
@@ -316,7 +317,7 @@ pub fn encode(record: &LeadRecord) -> Result<String, BufferError> {
         campaign: lead.campaign.clone(),
         partner_lead_id: record.identity.partner_lead_id.clone(),
         idempotency_key: record.identity.idempotency_key.clone(),
-        body_sha256: record.identity.body_sha256.clone(),
+        body_sha256: record.identity.body_hash.clone(),
         submitted_at: lead.submitted_at,
         test: lead.test,
         payload,
@@ -368,12 +369,12 @@ fn sqs_safe(text: String) -> String {
 }
 
 /// What a message body carries: a lead to store, or one to read first.
-pub fn read(body: &str) -> Result<Queued, BufferError> {
+pub fn decode(body: &str) -> Result<Queued, BufferError> {
     let header: Header =
         serde_json::from_str(body).map_err(|error| BufferError::Message(error.to_string()))?;
     check_version(header.version)?;
     match header.kind.unwrap_or(header.legacy_kind()) {
-        Kind::Record => decode(body).map(Queued::Record),
+        Kind::Record => decode_record(body).map(Queued::Record),
         Kind::Unfetched => {
             let message: UnfetchedMessage = serde_json::from_str(body)
                 .map_err(|error| BufferError::Message(error.to_string()))?;
@@ -444,7 +445,7 @@ fn known(slug: &str) -> Result<&'static Source, BufferError> {
 }
 
 /// The record a message body carries.
-pub fn decode(body: &str) -> Result<LeadRecord, BufferError> {
+pub fn decode_record(body: &str) -> Result<LeadRecord, BufferError> {
     let message: Message =
         serde_json::from_str(body).map_err(|error| BufferError::Message(error.to_string()))?;
     check_version(message.version)?;
@@ -464,7 +465,7 @@ pub fn decode(body: &str) -> Result<LeadRecord, BufferError> {
         identity: Identity {
             partner_lead_id: message.partner_lead_id,
             idempotency_key: message.idempotency_key,
-            body_sha256: message.body_sha256,
+            body_hash: message.body_sha256,
         },
         request_id: message.request_id,
         received_at: record::from_unix_ms(message.received_at_ms),
@@ -493,7 +494,7 @@ mod tests {
             identity: Identity {
                 partner_lead_id: Some("CD-1".into()),
                 idempotency_key: Some("k".into()),
-                body_sha256: None,
+                body_hash: None,
             },
             request_id: "req-1".into(),
             received_at: UNIX_EPOCH + Duration::from_millis(1_763_900_000_123),
@@ -509,7 +510,7 @@ mod tests {
             body.contains(r#""payload":{"lead_id":"CD-1", "name""#),
             "{body}"
         );
-        assert_eq!(decode(&body).unwrap(), record);
+        assert_eq!(decode_record(&body).unwrap(), record);
     }
 
     /// What SQS accepts in a message body.
@@ -587,7 +588,7 @@ mod tests {
                     message.len()
                 );
                 assert!(message.chars().all(sqs_allows), "{}", source.slug);
-                let back = decode(&message).expect("decoded");
+                let back = decode_record(&message).expect("decoded");
                 assert_eq!(back.lead, record.lead);
                 assert_eq!(back.identity, record.identity);
                 let payload = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
@@ -600,9 +601,9 @@ mod tests {
     fn a_message_says_what_it_is_and_one_queued_before_the_tag_still_reads() {
         let body = encode(&record()).unwrap();
         assert!(body.contains(r#""kind":"record""#), "{body}");
-        assert!(matches!(read(&body), Ok(Queued::Record(_))));
+        assert!(matches!(decode(&body), Ok(Queued::Record(_))));
         let legacy = body.replace(r#""kind":"record","#, "");
-        assert!(matches!(read(&legacy), Ok(Queued::Record(_))));
+        assert!(matches!(decode(&legacy), Ok(Queued::Record(_))));
         let unfetched = encode_unfetched(&Unfetched {
             source: &crate::domain::source::META,
             reference: crate::domain::meta::Reference {
@@ -614,9 +615,9 @@ mod tests {
         })
         .unwrap();
         assert!(unfetched.contains(r#""kind":"unfetched""#), "{unfetched}");
-        assert!(matches!(read(&unfetched), Ok(Queued::Unfetched(_))));
+        assert!(matches!(decode(&unfetched), Ok(Queued::Unfetched(_))));
         let legacy = unfetched.replace(r#""kind":"unfetched","#, "");
-        assert!(matches!(read(&legacy), Ok(Queued::Unfetched(_))));
+        assert!(matches!(decode(&legacy), Ok(Queued::Unfetched(_))));
     }
 
     #[test]
@@ -629,7 +630,7 @@ mod tests {
             "{}".to_owned(),
         ] {
             assert!(
-                matches!(decode(&bad), Err(BufferError::Message(_))),
+                matches!(decode_record(&bad), Err(BufferError::Message(_))),
                 "{bad}"
             );
         }

@@ -110,7 +110,7 @@ pub(crate) fn insert_query<'q>(
         .bind(&record.identity.partner_lead_id)
         .bind(&record.identity.idempotency_key)
         .bind(body_claim)
-        .bind(&record.identity.body_sha256)
+        .bind(&record.identity.body_hash)
         .bind(crate::domain::phone::e164(&lead.phone_number))
         .bind(lead.submitted_at.map(|seconds| seconds as f64))
         .bind(lead.test.then_some("test"))
@@ -919,7 +919,7 @@ async fn insert_once(
     let received_ms = record.received_at_ms() as f64;
     let window_ms = window.as_millis() as f64;
     let platform = record.source.platform;
-    let mut body_claim = record.identity.body_sha256.as_deref();
+    let mut body_claim = record.identity.body_hash.as_deref();
     // A conflict is settled in at most two more rounds: an expired claim released (or
     // a newer one stepped around), then the insert again.
     for _ in 0..3 {
@@ -935,7 +935,7 @@ async fn insert_once(
             .bind(&record.identity.idempotency_key)
             .bind(body_claim)
             .bind(received_ms)
-            .bind(&record.identity.body_sha256)
+            .bind(&record.identity.body_hash)
             .fetch_optional(&mut *connection)
             .await?;
         match existing {

@@ -227,7 +227,7 @@ impl Drain {
     }
 
     async fn store(&self, message: &SqsMessage) -> Result<(LeadRecord, Stored), DrainError> {
-        let record = match buffer::read(message.body.as_deref().unwrap_or_default())? {
+        let record = match buffer::decode(message.body.as_deref().unwrap_or_default())? {
             Queued::Record(record) => record,
             Queued::Unfetched(unread) => self.fetch(unread).await?,
         };

@@ -75,7 +75,7 @@ impl Lead {
             .partner_lead_id
             .as_deref()
             .or(identity.idempotency_key.as_deref())
-            .or(identity.body_sha256.as_deref())
+            .or(identity.body_hash.as_deref())
     }
 
     /// Runs the store's own first INSERT for this lead on `connection` (prepared once per
