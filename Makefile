@@ -1,4 +1,4 @@
-# Lead ingestion: the everyday commands. See README.md.
+# Lead ingestion: the everyday commands. See README.md and docs/.
 .PHONY: dev test lint unit check-fmt clippy clean-db bench
 
 ## Build (progress shown), then serve every source function on http://127.0.0.1:9000 with a

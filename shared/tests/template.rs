@@ -1,6 +1,6 @@
 //! Everything a source is declared in outside its code, against the code's own list
 //! [`shared::source::ALL`], so a new source cannot be half-added and the deployment
-//! and local runs cannot drift from the code (README, "Adding a source", lists
+//! and local runs cannot drift from the code (docs/architecture.md, "Adding a source", lists
 //! these checks as steps). What differs between sources follows from how each proves
 //! itself (its [`Auth`]), never from its name:
 //!
@@ -230,7 +230,7 @@ fn secret_variable(source: &Source) -> &'static str {
     }
 }
 
-/// The `Name` of a source's secret, which the README's hand-outs read.
+/// The `Name` of a source's secret, which the operations guide's hand-outs read.
 fn secret_name(source: &Source) -> String {
     if keyed(source) {
         format!("${{AWS::StackName}}/api-keys/{}", source.slug)
@@ -728,7 +728,7 @@ fn every_source_has_its_routes_its_own_secret_the_buffer_and_events() {
         assert_eq!(
             secret["Properties"]["Name"],
             json!({ "Fn::Sub": secret_name(source) }),
-            "{secret_id}: Name, which the README's hand-outs read"
+            "{secret_id}: Name, which the operations guide's hand-outs read"
         );
         if !keyed(source) {
             signed_secret_has_the_codes_shape(&secret_id, secret);
@@ -1484,7 +1484,7 @@ fn every_function_has_its_own_log_group_and_an_errors_alarm() {
         assert_eq!(
             group["Properties"]["LogGroupName"],
             json!({ "Fn::Sub": format!("/aws/lambda/${{AWS::StackName}}-{binary}") }),
-            "{group_id}: LogGroupName, where the README sends operators"
+            "{group_id}: LogGroupName, where the operations guide sends operators"
         );
         assert_eq!(
             group["Properties"]["RetentionInDays"],
