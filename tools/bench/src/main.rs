@@ -803,7 +803,20 @@ fn findings(cold: &[ColdStart], rounds: &[Round], sizes: &Sizes, cores: usize) -
         _ => "could not be judged",
     };
     let us = |value: fn(&Round) -> f64| shown(over_rounds(value), "µs");
-    format!(
+    // A flush longer than all the function adds can hide that work behind it, and then the
+    // durable ratio speaks of the disk more than of the code.
+    let flush = over_rounds(Round::commit_flush_p50_us);
+    let added_non_durable = over_rounds(Round::added_non_durable_p50_us);
+    let disk_hides = match (flush, added_non_durable) {
+        (Some(flush), Some(added)) if flush > added => format!(
+            " That wait was longer than all the function adds, so this run's durable ratio \
+             says more about the disk than about the code: for the code, read the \
+             non-durable ratio ({}).",
+            shown(over_rounds(Round::p50_ratio_non_durable), "×")
+        ),
+        _ => String::new(),
+    };
+    let mut text = format!(
         "**Targets.** Cold start to ready (spawn → first `/next`, `DATABASE_URL` set, no \
          secrets fetch): {ready} (≤ {READY_TARGET_MS} ms: {ready_verdict}). Peak RSS after a \
          warm run: {rss} (≤ {PEAK_RSS_TARGET_MIB} MiB: {rss_verdict}). The arm64 bootstrap: \
@@ -838,7 +851,9 @@ fn findings(cold: &[ColdStart], rounds: &[Round], sizes: &Sizes, cores: usize) -
         log = us(Round::log_line_p50_us),
         rest = us(Round::rest_p50_us),
         flush = us(Round::commit_flush_p50_us),
-    )
+    );
+    text.push_str(&disk_hides);
+    text
 }
 
 fn file_size(path: &Path) -> Result<u64, Error> {
@@ -929,6 +944,16 @@ mod tests {
         assert!(text.contains("20.0 µs the request's log line, and 65.0 µs the function's own"));
         assert!(text.contains("The arm64 bootstrap: unavailable (≤ 8 MiB: unknown)"));
         assert!(text.contains("flush took 140 µs"));
+        assert!(text.ends_with(
+            "That wait was longer than all the function adds, so this run's durable ratio \
+             says more about the disk than about the code: for the code, read the \
+             non-durable ratio (2.08×)."
+        ));
+        let quick_disk = Round {
+            durable_floor: run(150.0),
+            ..round()
+        };
+        assert!(!findings(&[], &[quick_disk], &sizes, 2).contains("That wait"));
     }
 
     #[test]
