@@ -1,4 +1,4 @@
-# Lead ingestion: the everyday commands. See README.md.
+# Lead ingestion: the everyday commands. See README.md and docs/.
 .PHONY: dev test lint unit check-fmt clippy clean-db bench
 
 ## Build (progress shown), then serve every source function on http://127.0.0.1:9000 with a
@@ -27,8 +27,9 @@ clean-db:
 
 ## Cold start, warm latency against the durable database floor, peak RSS, binary sizes
 ## (not part of `test`), on a PostgreSQL of its own that commits durably. Prints the table;
-## writes it and a JSON copy under .local/bench/. Quick look (see README, Performance):
-## make bench BENCH_ARGS='--cold-runs 3 --warm-runs 3 --warmup 50 --invocations 500 --no-readme'
+## writes docs/performance.md whole (every figure from the run), with a copy and the
+## figures as JSON under .local/bench/. Quick look, leaving the document alone:
+## make bench BENCH_ARGS='--cold-runs 3 --warm-runs 3 --warmup 50 --invocations 500 --no-doc'
 bench:
 	tools/bench/run.sh $(BENCH_ARGS)
 

@@ -59,7 +59,7 @@ for name in "${functions[@]}"; do bins+=(--bin "$name"); done
 # features are unified over the default members (Cargo.toml). The same `--bin` build leaves it
 # nothing to compile (a `-p` build selects other features, and watch would rebuild).
 say "building migrate and ${functions[*]}: cargo build ${bins[*]}"
-say "a first build compiles about 250 crates: 17 minutes on 2 cores busy with other builds; later ones take seconds"
+say "a first build compiles every dependency: how long depends on the machine (cargo shows its progress); later ones take seconds"
 start=$SECONDS
 cargo build "${bins[@]}"
 say "built in $((SECONDS - start)) s"
@@ -70,9 +70,9 @@ cleanup() {
     if [ -n "${pg_dir:-}" ]; then "$root/scripts/pg.sh" stop "$pg_dir"; fi
 }
 trap cleanup EXIT
-# Let the EXIT trap run on Ctrl-C and kill as well.
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# Ctrl-C (or kill) is how `make dev` is meant to end: the EXIT trap stops what this script
+# started, and the exit is a success, so make reports no error.
+trap 'exit 0' INT TERM
 
 if [ -z "${DATABASE_URL:-}" ]; then
     pg_dir="$root/.local/pg-dev"
@@ -89,16 +89,16 @@ cargo run --quiet --bin migrate || {
 
 base="http://$address:$port"
 
-# Starts each function with a request without a key (answered 401, nothing stored; Meta's
-# handshake without its token, 403), so the banner only appears once every function
-# answers at once.
+# Starts each function with a request without a key or body (nothing stored: a partner's
+# answered 401; Google's 400, since its key would be in the body it lacks; Meta's handshake
+# without its token, 403), so the banner only appears once every function answers at once.
 announce() {
     local line method path name key code
     for _ in $(seq 1 600); do
         if (exec 3<>"/dev/tcp/$address/$port") 2>/dev/null; then break; fi
         sleep 0.2
     done
-    say "starting each function with a request without a key (answered 401; Meta's GET, 403)"
+    say "starting each function with a request without a key or body (nothing stored: 401; Google's, whose key goes in the body, 400; Meta's GET, 403)"
     for line in "${served[@]}"; do
         read -r method path name key <<<"$line"
         code=$(curl -s -o /dev/null -w '%{http_code} in %{time_total} s' -X "$method" "$base$path") || true

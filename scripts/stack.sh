@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Operations on the deployed stack (README.md, section Deploy):
+# Operations on the deployed stack (docs/operations.md, section Deploy):
 #   scripts/stack.sh migrate      apply pending migrations: invoke MigrateFunction with {}
 #   scripts/stack.sh replay-dlq   move every lead in the dead-letter queue back to the
 #                                 buffer queue, for the drain to store (after fixing the cause)

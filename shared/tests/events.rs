@@ -123,6 +123,10 @@ fn expectations() -> BTreeMap<&'static str, Expected> {
             })),
         ),
         (
+            "knowlarity/rest-v1-call-webhook",
+            stored("Knowlarity Lead +917330995416", "+917330995416"),
+        ),
+        (
             "knowlarity/rest-v1",
             stored("Knowlarity Lead 919812345678", "919812345678")
                 .car_model("Hector Plus")

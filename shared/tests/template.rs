@@ -1398,7 +1398,7 @@ fn every_function_has_its_own_log_group_and_an_errors_alarm() {
         assert_eq!(
             group["Properties"]["LogGroupName"],
             json!({ "Fn::Sub": format!("/aws/lambda/${{AWS::StackName}}-{binary}") }),
-            "{group_id}: LogGroupName, where the README sends operators"
+            "{group_id}: LogGroupName, where the operations guide sends operators"
         );
         assert_eq!(
             group["Properties"]["RetentionInDays"],

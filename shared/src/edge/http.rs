@@ -19,7 +19,7 @@ use crate::pipeline::request::{Handshake, Incoming};
 ///
 /// The database is connected by the first request, not here: a cold start's request is
 /// already waiting when the start ends, so connecting earlier answers it no sooner (see
-/// the README's Performance section), while a database that is down stays out of the
+/// docs/performance.md, Tuning), while a database that is down stays out of the
 /// start and an environment Lambda never invokes opens no connection.
 pub async fn serve(app: &App) -> Result<(), lambda_http::Error> {
     tracing::info!(source = app.source().slug, "function ready");

@@ -661,7 +661,7 @@ impl Store {
             let mut connection = options.connect().await?;
             // Set in the session, not as a startup `options` parameter, which RDS Proxy
             // refuses. (The proxy pins the session for it, as it does for the named
-            // prepared statements sqlx uses: see the README on RDS Proxy.)
+            // prepared statements sqlx uses: see docs/operations.md, RDS Proxy.)
             let statement_timeout = self.settings.statement_timeout.as_millis();
             connection
                 .execute(format!("SET statement_timeout = {statement_timeout}").as_str())

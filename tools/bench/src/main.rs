@@ -12,7 +12,9 @@
 //! `lambda_http`. Ratios are taken within a round, so a noisy machine shifts both sides of
 //! each.
 //!
-//! Prints a Markdown table and writes it, with a JSON copy, under `.local/bench/`.
+//! Prints a Markdown table and writes the whole performance document around it
+//! (`docs/performance.md`: every figure in it from this run), with a copy and the figures
+//! as JSON under `.local/bench/`.
 //! `tools/bench/run.sh` builds what it measures; run it through `make bench`.
 
 mod function;
@@ -46,12 +48,23 @@ const PRODUCTION_LOG_LEVEL: &str = "info";
 /// The target: warm p50 at most this many times the durable floor's p50.
 const TARGET_RATIO: f64 = 1.3;
 
+/// The other targets: cold start to ready, peak RSS, the arm64 bootstrap's size.
+const READY_TARGET_MS: f64 = 15.0;
+const PEAK_RSS_TARGET_MIB: f64 = 20.0;
+const ARM64_TARGET_MIB: f64 = 8.0;
+
+/// The event under `events/knowlarity/` every invocation is numbered from.
+const DEFAULT_EVENT: &str = "rest-v1-call-webhook.json";
+
+/// The document `make bench` writes, from the workspace root.
+const DEFAULT_DOC: &str = "docs/performance.md";
+
 const USAGE: &str = "\
 usage: bench [options]            (DATABASE_URL must name a migrated database that
                                    commits durably: fsync and synchronous_commit on)
   --bootstrap PATH          the release bootstrap to drive [target/release/knowlarity]
   --baseline PATH           the no-op bootstrap [target/release/bench-baseline]
-  --event PATH              the API Gateway event [events/knowlarity/call-webhook.json]
+  --event PATH              the API Gateway event [events/knowlarity/rest-v1-call-webhook.json]
   --arm64-bootstrap PATH    the `cargo lambda build --release --arm64` bootstrap, to size
   --arm64-unavailable WHY   or why there is none
   --cold-runs N             cold starts [15]
@@ -61,9 +74,9 @@ usage: bench [options]            (DATABASE_URL must name a migrated database th
                             lambda_http) [5]
   --warmup N                untimed invocations (and INSERTs) per run [200]
   --invocations N           timed invocations (and INSERTs) per run [5000]
-  --out DIR                 where results.json and README-performance.md go [.local/bench]
-  --readme PATH             whose Performance table to replace [README.md]
-  --no-readme               leave the README alone
+  --out DIR                 where results.json and a copy of the document go [.local/bench]
+  --doc PATH                the performance document to write whole [docs/performance.md]
+  --no-doc                  leave the document alone (a quick look)
   --function-log FILE       append the function's stdout/stderr to FILE (default: discarded)
   --keep-rows               keep the rows the bench inserted (default: deleted at the end)";
 
@@ -77,7 +90,7 @@ struct Args {
     warm_runs: usize,
     size: RunSize,
     out: PathBuf,
-    readme: Option<PathBuf>,
+    doc: Option<PathBuf>,
     function_log: Option<PathBuf>,
     keep_rows: bool,
 }
@@ -88,7 +101,8 @@ impl Args {
         let mut parsed = Self {
             bootstrap: root.join("target/release").join(FUNCTION),
             baseline: root.join("target/release/bench-baseline"),
-            event: root.join("events").join(FUNCTION).join("call-webhook.json"),
+            // What the deployed REST API hands the functions, with Knowlarity's call ids.
+            event: root.join("events").join(FUNCTION).join(DEFAULT_EVENT),
             arm64: Err("not built (pass --arm64-bootstrap; `make bench` does)".to_owned()),
             cold_runs: 15,
             warm_runs: 5,
@@ -97,7 +111,7 @@ impl Args {
                 measured: 5000,
             },
             out: root.join(".local/bench"),
-            readme: Some(root.join("README.md")),
+            doc: Some(root.join(DEFAULT_DOC)),
             function_log: None,
             keep_rows: false,
         };
@@ -106,8 +120,8 @@ impl Args {
                 parsed.keep_rows = true;
                 continue;
             }
-            if flag == "--no-readme" {
-                parsed.readme = None;
+            if flag == "--no-doc" {
+                parsed.doc = None;
                 continue;
             }
             let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
@@ -127,7 +141,7 @@ impl Args {
                 "--warmup" => parsed.size.warmup = count()?,
                 "--invocations" => parsed.size.measured = count()?,
                 "--out" => parsed.out = value.into(),
-                "--readme" => parsed.readme = Some(value.into()),
+                "--doc" => parsed.doc = Some(value.into()),
                 "--function-log" => parsed.function_log = Some(value.into()),
                 _ => return Err(format!("unknown option {flag}")),
             }
@@ -136,6 +150,51 @@ impl Args {
             return Err("--cold-runs, --warm-runs and --invocations must be at least 1".into());
         }
         Ok(parsed)
+    }
+}
+
+impl Args {
+    /// How this run was asked for: `make bench`, with the options that differ from the
+    /// defaults (those the document's figures depend on).
+    fn command(&self) -> String {
+        let defaults = Self::parse(std::iter::empty()).ok();
+        let mut options = Vec::new();
+        let mut differs = |flag: &str, value: String, default: Option<String>| {
+            if default.as_ref() != Some(&value) {
+                options.push(format!("{flag} {value}"));
+            }
+        };
+        let defaults = defaults.as_ref();
+        differs(
+            "--cold-runs",
+            self.cold_runs.to_string(),
+            defaults.map(|d| d.cold_runs.to_string()),
+        );
+        differs(
+            "--warm-runs",
+            self.warm_runs.to_string(),
+            defaults.map(|d| d.warm_runs.to_string()),
+        );
+        differs(
+            "--warmup",
+            self.size.warmup.to_string(),
+            defaults.map(|d| d.size.warmup.to_string()),
+        );
+        differs(
+            "--invocations",
+            self.size.measured.to_string(),
+            defaults.map(|d| d.size.measured.to_string()),
+        );
+        differs(
+            "--event",
+            display_relative(&self.event),
+            defaults.map(|d| display_relative(&d.event)),
+        );
+        if options.is_empty() {
+            "make bench".to_owned()
+        } else {
+            format!("make bench BENCH_ARGS='{}'", options.join(" "))
+        }
     }
 }
 
@@ -472,6 +531,7 @@ async fn run(args: Args) -> Result<(), Error> {
         &breakdown,
     );
     println!("\n{table}");
+    let findings = findings(&cold, &rounds, &sizes, machine.cores);
 
     let results = Results {
         machine: &machine,
@@ -495,37 +555,20 @@ async fn run(args: Args) -> Result<(), Error> {
     std::fs::create_dir_all(&args.out)
         .map_err(|error| format!("cannot create {}: {error}", args.out.display()))?;
     let json = serde_json::to_string_pretty(&results)?;
+    let doc = report::performance_doc(&args.command(), &table, &findings);
     for (name, text) in [
-        ("results.json", json),
-        ("README-performance.md", table.clone()),
+        ("results.json", json + "\n"),
+        ("performance.md", doc.clone()),
     ] {
         let path = args.out.join(name);
-        std::fs::write(&path, text + "\n")
+        std::fs::write(&path, text)
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
         eprintln!("bench: wrote {}", display_relative(&path));
     }
-    if let Some(path) = &args.readme {
-        update_readme(path, &table)?;
-    }
-    Ok(())
-}
-
-/// Replaces the table between the README's markers (nothing else in the file changes).
-fn update_readme(path: &Path, table: &str) -> Result<(), Error> {
-    let readme = std::fs::read_to_string(path)
-        .map_err(|error| format!("cannot read {}: {error}", path.display()))?;
-    match report::splice_readme(&readme, table) {
-        Some(updated) => {
-            std::fs::write(path, updated)
-                .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
-            eprintln!("bench: updated the table in {}", display_relative(path));
-        }
-        None => eprintln!(
-            "bench: {} has no `{}` … `{}` markers; its table is left as it is",
-            display_relative(path),
-            report::README_BEGIN,
-            report::README_END
-        ),
+    if let Some(path) = &args.doc {
+        std::fs::write(path, &doc)
+            .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
+        eprintln!("bench: wrote {}", display_relative(path));
     }
     Ok(())
 }
@@ -539,7 +582,7 @@ fn metrics(cold: &[ColdStart], rounds: &[Round], sizes: &Sizes) -> Vec<Metric> {
             "cold start: spawn → first `/next` (ready)",
             "ms",
             Spread::of(cold.iter().map(|start| start.ready_ms)),
-            15.0,
+            READY_TARGET_MS,
         ),
         Metric::info(
             "cold start: spawn → first response",
@@ -634,7 +677,7 @@ fn metrics(cold: &[ColdStart], rounds: &[Round], sizes: &Sizes) -> Vec<Metric> {
                     .filter_map(|round| round.function.peak_rss_bytes)
                     .map(mib),
             ),
-            20.0,
+            PEAK_RSS_TARGET_MIB,
         ),
         Metric::info(
             "peak RSS after the first request (VmHWM)",
@@ -649,7 +692,7 @@ fn metrics(cold: &[ColdStart], rounds: &[Round], sizes: &Sizes) -> Vec<Metric> {
                     .arm64_bytes
                     .map(mib)
                     .and_then(|size| Spread::of([size])),
-                8.0,
+                ARM64_TARGET_MIB,
             );
             match &sizes.arm64_unavailable {
                 Some(reason) => metric.with_note(reason.clone()),
@@ -727,6 +770,92 @@ fn breakdown(rounds: &[Round]) -> Vec<Metric> {
     ]
 }
 
+/// The run's figures in words: the targets, and where what the function adds goes. Every
+/// figure is a median over this run's rounds (or cold starts).
+fn findings(cold: &[ColdStart], rounds: &[Round], sizes: &Sizes, cores: usize) -> String {
+    const MIB: f64 = 1024.0 * 1024.0;
+    let median = |values: Vec<f64>| Spread::of(values).map(|spread| spread.median);
+    let over_rounds = |value: fn(&Round) -> f64| median(rounds.iter().map(value).collect());
+    let shown = |value: Option<f64>, unit: &str| {
+        value.map_or_else(
+            || "unavailable".to_owned(),
+            |value| report::with_unit(value, unit),
+        )
+    };
+    let against = |value: Option<f64>, limit: f64| match value {
+        Some(value) if value <= limit => "met",
+        Some(_) => "not met",
+        None => "unknown",
+    };
+    let ready = median(cold.iter().map(|start| start.ready_ms).collect());
+    let rss = median(
+        rounds
+            .iter()
+            .filter_map(|round| round.function.peak_rss_bytes)
+            .map(|bytes| bytes as f64 / MIB)
+            .collect(),
+    );
+    let arm64 = sizes.arm64_bytes.map(|bytes| bytes as f64 / MIB);
+    let ratio = over_rounds(Round::p50_ratio);
+    let ratio_verdict = match against(ratio, TARGET_RATIO) {
+        "met" => "is met",
+        "not met" => "is not met",
+        _ => "could not be judged",
+    };
+    let us = |value: fn(&Round) -> f64| shown(over_rounds(value), "µs");
+    // A flush longer than all the function adds can hide that work behind it, and then the
+    // durable ratio speaks of the disk more than of the code.
+    let flush = over_rounds(Round::commit_flush_p50_us);
+    let added_non_durable = over_rounds(Round::added_non_durable_p50_us);
+    let disk_hides = match (flush, added_non_durable) {
+        (Some(flush), Some(added)) if flush > added => format!(
+            " That wait was longer than all the function adds, so this run's durable ratio \
+             says more about the disk than about the code: for the code, read the \
+             non-durable ratio ({}).",
+            shown(over_rounds(Round::p50_ratio_non_durable), "×")
+        ),
+        _ => String::new(),
+    };
+    let mut text = format!(
+        "**Targets.** Cold start to ready (spawn → first `/next`, `DATABASE_URL` set, no \
+         secrets fetch): {ready} (≤ {READY_TARGET_MS} ms: {ready_verdict}). Peak RSS after a \
+         warm run: {rss} (≤ {PEAK_RSS_TARGET_MIB} MiB: {rss_verdict}). The arm64 bootstrap: \
+         {arm64} (≤ {ARM64_TARGET_MIB} MiB: {arm64_verdict}). **Warm p50 ≤ {TARGET_RATIO}× \
+         the durable floor {ratio_verdict}** in this run ({ratio}): the function adds \
+         {added} to a durable INSERT of {floor}, where the target allows {allowance}.\n\n\
+         Where that goes, measured where no wait for the disk hides it (both sessions at \
+         `synchronous_commit = off`), where the function adds {added_non_durable}: \
+         {runtime} is the Runtime API round trip every Lambda function pays (no code here \
+         can remove it), {http} is `lambda_http` turning the event into an `http::Request` \
+         and the answer into a response, {log} the request's log line, and {rest} the \
+         function's own steps, its sqlx driver and the loopback sockets of three processes \
+         sharing {cores} cores (the function, PostgreSQL and the bench itself). Each is a \
+         median over the rounds, so they need not add up exactly. The disk's flush took \
+         {flush} in this run (durable − non-durable floor p50).",
+        ready = shown(ready, "ms"),
+        ready_verdict = against(ready, READY_TARGET_MS),
+        rss = shown(rss, "MiB"),
+        rss_verdict = against(rss, PEAK_RSS_TARGET_MIB),
+        arm64 = shown(arm64, "MiB"),
+        arm64_verdict = against(arm64, ARM64_TARGET_MIB),
+        ratio = shown(ratio, "×"),
+        added = us(Round::added_p50_us),
+        floor = us(|round| round.durable_floor.p50_us),
+        allowance = shown(
+            over_rounds(|round| (TARGET_RATIO - 1.0) * round.durable_floor.p50_us),
+            "µs"
+        ),
+        added_non_durable = us(Round::added_non_durable_p50_us),
+        runtime = us(|round| round.runtime_noop.p50_us),
+        http = us(Round::lambda_http_p50_us),
+        log = us(Round::log_line_p50_us),
+        rest = us(Round::rest_p50_us),
+        flush = us(Round::commit_flush_p50_us),
+    );
+    text.push_str(&disk_hides);
+    text
+}
+
 fn file_size(path: &Path) -> Result<u64, Error> {
     Ok(std::fs::metadata(path)
         .map_err(|error| format!("{}: {error}", path.display()))?
@@ -798,6 +927,47 @@ mod tests {
     }
 
     #[test]
+    fn the_findings_take_every_figure_from_the_run() {
+        let rounds = [round()];
+        let sizes = Sizes {
+            arm64_bytes: None,
+            arm64_unavailable: Some("not built".into()),
+            x86_64_bytes: 1,
+        };
+        let text = findings(&[], &rounds, &sizes, 2);
+        assert!(
+            text.contains("**Warm p50 ≤ 1.3× the durable floor is not met** in this run (1.92×)")
+        );
+        assert!(text.contains("the function adds 240 µs to a durable INSERT of 260 µs, where the target allows 78.0 µs"));
+        assert!(text.contains("where the function adds 130 µs: 30.0 µs is the Runtime API"));
+        assert!(text.contains("15.0 µs is `lambda_http`"));
+        assert!(text.contains("20.0 µs the request's log line, and 65.0 µs the function's own"));
+        assert!(text.contains("The arm64 bootstrap: unavailable (≤ 8 MiB: unknown)"));
+        assert!(text.contains("flush took 140 µs"));
+        assert!(text.ends_with(
+            "That wait was longer than all the function adds, so this run's durable ratio \
+             says more about the disk than about the code: for the code, read the \
+             non-durable ratio (2.08×)."
+        ));
+        let quick_disk = Round {
+            durable_floor: run(150.0),
+            ..round()
+        };
+        assert!(!findings(&[], &[quick_disk], &sizes, 2).contains("That wait"));
+    }
+
+    #[test]
+    fn the_command_names_what_differs_from_the_defaults() {
+        assert_eq!(parse(&[]).unwrap().command(), "make bench");
+        assert_eq!(
+            parse(&["--warm-runs", "3", "--invocations", "2000", "--no-doc"])
+                .unwrap()
+                .command(),
+            "make bench BENCH_ARGS='--warm-runs 3 --invocations 2000'"
+        );
+    }
+
+    #[test]
     fn the_target_is_against_the_durable_floor() {
         let rounds = [round()];
         let ratio = metrics(
@@ -827,15 +997,17 @@ mod tests {
             "--arm64-unavailable",
             "zig missing",
             "--keep-rows",
-            "--no-readme",
+            "--no-doc",
         ])
         .unwrap();
         assert_eq!((args.cold_runs, args.warm_runs), (3, 5));
         assert_eq!((args.size.warmup, args.size.measured), (200, 10));
         assert_eq!(args.arm64, Err("zig missing".to_owned()));
         assert!(args.keep_rows);
-        assert_eq!(args.readme, None);
-        assert!(args.event.ends_with("events/knowlarity/call-webhook.json"));
+        assert_eq!(args.doc, None);
+        assert!(args
+            .event
+            .ends_with("events/knowlarity/rest-v1-call-webhook.json"));
 
         assert!(parse(&["--cold-runs"]).is_err());
         assert!(parse(&["--cold-runs", "many"]).is_err());

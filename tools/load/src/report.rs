@@ -167,7 +167,7 @@ pub fn failures(total: &Figures, rate_tolerance: f64) -> Vec<String> {
     failures
 }
 
-/// The table the README quotes.
+/// The table `make load` prints and writes under `.local/load/`.
 pub fn markdown(columns: &[Figures]) -> String {
     let mut out = String::new();
     let header: Vec<&str> = columns.iter().map(|f| f.name.as_str()).collect();
