@@ -67,7 +67,7 @@ load:
 
 .PHONY: sam-local sam-local-stop test-sam-local
 
-## What `sam local invoke` / `start-api` need (README, "Local invocation with SAM"): installs
+## What `sam local invoke` / `start-api` need (docs/engineering.md, "Local invocation with SAM"): installs
 ## Docker, qemu and the SAM CLI if missing, starts dockerd, registers qemu for arm64, pulls
 ## the base image (or builds its stand-in), runs `sam build`, starts PostgreSQL on
 ## 127.0.0.1:5432 and the docker bridge, and migrates it.

@@ -15,7 +15,7 @@
 # - qemu-aarch64 registered with binfmt_misc by hand, so the arm64 bootstraps run on x86_64.
 # - The functions' base image, public.ecr.aws/lambda/provided:al2023-arm64: pulled when the
 #   registry answers; otherwise a stand-in with that tag is built FROM scratch out of
-#   Debian's arm64 packages (README, "Local invocation with SAM", says what differs).
+#   Debian's arm64 packages (docs/engineering.md, "Local invocation with SAM", says what differs).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -179,7 +179,7 @@ ensure_image() {
     fi
     say "$image cannot be pulled here; building a stand-in with that tag from Debian's arm64 packages"
     build_stand_in
-    say "base image: $image is the Debian stand-in (README, \"Local invocation with SAM\")"
+    say "base image: $image is the Debian stand-in (docs/engineering.md, \"Local invocation with SAM\")"
 }
 
 engine() {
@@ -220,7 +220,7 @@ up() {
     say "ready in $(( $(date +%s) - started )) s"
     cat <<'EOF'
 
-Ready. In this directory (README, "Local invocation with SAM"):
+Ready. In this directory (docs/engineering.md, "Local invocation with SAM"):
 
   sam build
   sam local invoke KnowlarityFunction -e events/knowlarity/call-webhook.json \
