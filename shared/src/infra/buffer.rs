@@ -78,17 +78,7 @@ impl Buffer {
             .string_value(reason)
             .build()
             .map_err(|error| BufferError::Send(error.to_string()))?;
-        self.client
-            .send_message()
-            .queue_url(url)
-            .message_body(body)
-            .message_attributes(REASON_ATTRIBUTE, reason)
-            .send()
-            .await
-            .map_err(|error| {
-                BufferError::Send(aws_sdk_sqs::error::DisplayErrorContext(error).to_string())
-            })?;
-        Ok(())
+        self.send_to(url, body, Some(reason)).await
     }
 
     /// Keeps messages of the buffer queue out of sight, each for its own delay, by the
@@ -222,15 +212,23 @@ impl Buffer {
     }
 
     async fn send_body(&self, body: String) -> Result<(), BufferError> {
-        self.client
-            .send_message()
-            .queue_url(&self.queue_url)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(|error| {
-                BufferError::Send(aws_sdk_sqs::error::DisplayErrorContext(error).to_string())
-            })?;
+        self.send_to(&self.queue_url, body, None).await
+    }
+
+    /// Sends one message to the queue at `url`, with a reason attribute when given.
+    async fn send_to(
+        &self,
+        url: &str,
+        body: String,
+        reason: Option<aws_sdk_sqs::types::MessageAttributeValue>,
+    ) -> Result<(), BufferError> {
+        let mut send = self.client.send_message().queue_url(url).message_body(body);
+        if let Some(reason) = reason {
+            send = send.message_attributes(REASON_ATTRIBUTE, reason);
+        }
+        send.send().await.map_err(|error| {
+            BufferError::Send(aws_sdk_sqs::error::DisplayErrorContext(error).to_string())
+        })?;
         Ok(())
     }
 }
