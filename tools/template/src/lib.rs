@@ -185,23 +185,20 @@ fn method_settings(source: &Source) -> String {
 }
 
 fn resources(source: &Source) -> String {
-    let (secret, function, filters, alarms) = match source.auth {
+    let (secret, function, alarms) = match source.auth {
         Auth::Header => (
             KEY_SECRET.replace("<secret description>", HEADER_SECRET_DESCRIPTION),
             KEYED_FUNCTION.replace("<function description>", "<Product> lead webhook"),
-            KEYED_FILTERS,
             HEADER_ALARMS,
         ),
         Auth::Body(_) => (
             KEY_SECRET.replace("<secret description>", BODY_SECRET_DESCRIPTION),
             KEYED_FUNCTION.replace("<function description>", "<Product> lead form webhook"),
-            KEYED_FILTERS,
             BODY_ALARMS,
         ),
         Auth::Signature => (
             SIGNED_SECRET.to_owned(),
             SIGNED_FUNCTION.to_owned(),
-            SIGNED_FILTERS,
             SIGNED_ALARMS,
         ),
     };
@@ -218,7 +215,7 @@ fn resources(source: &Source) -> String {
         &secret,
         &function,
         LOG_GROUP,
-        filters,
+        &filters(source),
         alarms,
         ERRORS_ALARM,
     ]
@@ -418,100 +415,78 @@ const LOG_GROUP: &str = r#"<Stem>LogGroup:
     RetentionInDays: !Ref LogRetentionDays
 "#;
 
-const KEYED_FILTERS: &str = r#"<Stem>AcceptedLeadsMetric:
+/// One metric filter on a source's log group, counting the lines `<pattern>` matches.
+const METRIC_FILTER: &str = r#"<Stem><metric>Metric:
   Type: AWS::Logs::MetricFilter
   Properties:
     LogGroupName: !Ref <Stem>LogGroup
-    FilterPattern: '{ $.outcome = "stored" || $.outcome = "duplicate" || $.outcome = "queued" }'
+<comment>    FilterPattern: '<pattern>'
     MetricTransformations:
       - MetricNamespace: !Sub "MgDigitalLeads/${AWS::StackName}"
-        MetricName: AcceptedLeads
-        MetricValue: "1"
-        Dimensions:
-          - { Key: Source, Value: $.source }
-<Stem>RejectedLeadsMetric:
-  Type: AWS::Logs::MetricFilter
-  Properties:
-    LogGroupName: !Ref <Stem>LogGroup
-    FilterPattern: '{ $.status >= 400 && $.status < 500 && $.status != 401 && $.status != 403 }'
-    MetricTransformations:
-      - MetricNamespace: !Sub "MgDigitalLeads/${AWS::StackName}"
-        MetricName: RejectedLeads
-        MetricValue: "1"
-        Dimensions:
-          - { Key: Source, Value: $.source }
-<Stem>KeyRefusalsMetric:
-  Type: AWS::Logs::MetricFilter
-  Properties:
-    LogGroupName: !Ref <Stem>LogGroup
-    FilterPattern: '{ $.status = 401 || $.status = 403 }'
-    MetricTransformations:
-      - MetricNamespace: !Sub "MgDigitalLeads/${AWS::StackName}"
-        MetricName: KeyRefusals
-        MetricValue: "1"
-        Dimensions:
-          - { Key: Source, Value: $.source }
-<Stem>MisconfiguredMetric:
-  Type: AWS::Logs::MetricFilter
-  Properties:
-    LogGroupName: !Ref <Stem>LogGroup
-    FilterPattern: '{ $.outcome = "database_denied" || $.outcome = "secret_unavailable" || $.outcome = "no_keys_configured" }'
-    MetricTransformations:
-      - MetricNamespace: !Sub "MgDigitalLeads/${AWS::StackName}"
-        MetricName: Misconfigured
+        MetricName: <metric>
         MetricValue: "1"
         Dimensions:
           - { Key: Source, Value: $.source }
 "#;
 
-const SIGNED_FILTERS: &str = r#"<Stem>AcceptedLeadsMetric:
-  Type: AWS::Logs::MetricFilter
-  Properties:
-    LogGroupName: !Ref <Stem>LogGroup
-    # One line per notification, with the counts of its leads.
-    FilterPattern: '{ $.outcome = "notification" && ($.stored > 0 || $.duplicates > 0 || $.queued > 0) }'
-    MetricTransformations:
-      - MetricNamespace: !Sub "MgDigitalLeads/${AWS::StackName}"
-        MetricName: AcceptedLeads
-        MetricValue: "1"
-        Dimensions:
-          - { Key: Source, Value: $.source }
-<Stem>RejectedLeadsMetric:
-  Type: AWS::Logs::MetricFilter
-  Properties:
-    LogGroupName: !Ref <Stem>LogGroup
-    FilterPattern: '{ $.status >= 400 && $.status < 500 && $.status != 401 && $.status != 403 }'
-    MetricTransformations:
-      - MetricNamespace: !Sub "MgDigitalLeads/${AWS::StackName}"
-        MetricName: RejectedLeads
-        MetricValue: "1"
-        Dimensions:
-          - { Key: Source, Value: $.source }
-<Stem>KeyRefusalsMetric:
-  Type: AWS::Logs::MetricFilter
-  Properties:
-    LogGroupName: !Ref <Stem>LogGroup
-    # <Platform> proves itself with a signature, not a key.
-    FilterPattern: '{ $.outcome = "missing_signature" || $.outcome = "invalid_signature" }'
-    MetricTransformations:
-      - MetricNamespace: !Sub "MgDigitalLeads/${AWS::StackName}"
-        MetricName: KeyRefusals
-        MetricValue: "1"
-        Dimensions:
-          - { Key: Source, Value: $.source }
-<Stem>MisconfiguredMetric:
-  Type: AWS::Logs::MetricFilter
-  Properties:
-    LogGroupName: !Ref <Stem>LogGroup
-    # A handshake answered 500 is logged handshake_refused: <Stem>Secret unreadable or unfilled.
-    FilterPattern: '{ $.outcome = "database_denied" || $.outcome = "secret_unavailable" || $.outcome = "no_keys_configured" || ($.outcome = "handshake_refused" && $.status = 500) }'
-    MetricTransformations:
-      - MetricNamespace: !Sub "MgDigitalLeads/${AWS::StackName}"
-        MetricName: Misconfigured
-        MetricValue: "1"
-        Dimensions:
-          - { Key: Source, Value: $.source }
-"#;
+/// A source's four metric filters, from the labels its log lines carry: a keyed source
+/// logs one line per lead, a signed one a line per notification with its counts, and its
+/// refusals are of its signature rather than a key.
+fn filters(source: &Source) -> String {
+    let signed = matches!(source.auth, Auth::Signature);
+    let accepted = if signed {
+        (
+            "One line per notification, with the counts of its leads.",
+            r#"{ $.outcome = "notification" && ($.stored > 0 || $.duplicates > 0 || $.queued > 0) }"#,
+        )
+    } else {
+        (
+            "",
+            r#"{ $.outcome = "stored" || $.outcome = "duplicate" || $.outcome = "queued" || $.outcome = "dead_lettered" }"#,
+        )
+    };
+    let rejected = (
+        "",
+        "{ $.status >= 400 && $.status < 500 && $.status != 401 && $.status != 403 }",
+    );
+    let refusals = if signed {
+        (
+            "<Platform> proves itself with a signature, not a key.",
+            r#"{ $.outcome = "missing_signature" || $.outcome = "invalid_signature" }"#,
+        )
+    } else {
+        ("", "{ $.status = 401 || $.status = 403 }")
+    };
+    let misconfigured = if signed {
+        (
+            "A handshake answered 500 is logged handshake_refused: <Stem>Secret unreadable or unfilled.",
+            r#"{ $.outcome = "database_denied" || $.outcome = "secret_unavailable" || $.outcome = "no_keys_configured" || ($.outcome = "handshake_refused" && $.status = 500) }"#,
+        )
+    } else {
+        (
+            "",
+            r#"{ $.outcome = "database_denied" || $.outcome = "secret_unavailable" || $.outcome = "no_keys_configured" }"#,
+        )
+    };
+    [
+        ("AcceptedLeads", accepted),
+        ("RejectedLeads", rejected),
+        ("KeyRefusals", refusals),
+        ("Misconfigured", misconfigured),
+    ]
+    .into_iter()
+    .map(|(metric, (comment, pattern))| {
+        let comment = match comment {
+            "" => String::new(),
+            text => format!("    # {text}\n"),
+        };
+        METRIC_FILTER
+            .replace("<metric>", metric)
+            .replace("<comment>", &comment)
+            .replace("<pattern>", pattern)
+    })
+    .collect()
+}
 
 /// The four alarms on a source's metrics, each with its own description.
 macro_rules! alarms {
