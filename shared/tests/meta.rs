@@ -364,7 +364,7 @@ async fn the_pull_stores_exactly_what_the_webhook_missed(
     let deadline = std::time::SystemTime::now() + Duration::from_secs(600);
     let report = sync.run("sync-1", deadline).await.expect("a pull");
     assert_eq!(
-        (report.forms, report.leads, report.stored, report.duplicates),
+        (report.lists, report.leads, report.stored, report.duplicates),
         (2, 3, 2, 1)
     );
     let pool = common::pool(&options).await;

@@ -214,8 +214,8 @@ async fn each_leads_fate_is_its_own(_: PgPoolOptions, options: PgConnectOptions)
 
     assert_eq!(
         (
-            report.forms,
-            report.failed_forms,
+            report.lists,
+            report.failed_lists,
             report.leads,
             report.stored,
             report.duplicates,
@@ -281,7 +281,7 @@ async fn each_leads_fate_is_its_own(_: PgPoolOptions, options: PgConnectOptions)
     stop_refusing(&pool, "9700000000000015").await;
     let again = sync.run("sync-2", later()).await.expect("a whole run");
     assert_eq!(
-        (again.failed_forms, again.stored, again.duplicates),
+        (again.failed_lists, again.stored, again.duplicates),
         (0, 2, 3),
         "{again:?}"
     );
@@ -316,7 +316,7 @@ async fn a_lead_neither_stored_nor_kept_holds_its_forms_progress(
 
     // The rest of the form is stored all the same; the run fails for the one lead.
     assert_eq!(
-        (report.stored, report.unkept, report.failed_forms),
+        (report.stored, report.unkept, report.failed_lists),
         (4, 1, 0),
         "{report:?}"
     );
@@ -404,7 +404,7 @@ async fn a_backlog_completes_over_runs_short_of_time(_: PgPoolOptions, options: 
     // With time enough, a run lists every form whole, and stores nothing twice.
     let whole = sync.run("sync-whole", later()).await.expect("a whole run");
     assert_eq!(
-        (whole.stored, whole.duplicates, whole.unfinished_forms),
+        (whole.stored, whole.duplicates, whole.unfinished_lists),
         (0, 9, 0),
         "{whole:?}"
     );

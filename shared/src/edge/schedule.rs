@@ -7,7 +7,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use crate::domain::record;
-use crate::pipeline::pull::{MetaPull, PullError, Report};
+use crate::pipeline::pull::{Pull, PullError, Report};
 
 /// The invocation's deadline (Unix milliseconds, as Lambda gives it).
 fn deadline_of(deadline_ms: u64) -> SystemTime {
@@ -15,7 +15,7 @@ fn deadline_of(deadline_ms: u64) -> SystemTime {
 }
 
 /// Pulls once per invocation (the schedule's), one log line each.
-pub async fn serve(pull: &MetaPull) -> Result<(), lambda_runtime::Error> {
+pub async fn serve(pull: &impl Pull) -> Result<(), lambda_runtime::Error> {
     tracing::info!(source = pull.source().slug, "scheduled pull ready");
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         let deadline = deadline_of(event.context.deadline);
@@ -25,7 +25,7 @@ pub async fn serve(pull: &MetaPull) -> Result<(), lambda_runtime::Error> {
                 source = pull.source().slug,
                 outcome,
                 since = report.since,
-                forms = report.forms,
+                lists = report.lists,
                 pages = report.pages,
                 leads = report.leads,
                 stored = report.stored,
@@ -33,9 +33,9 @@ pub async fn serve(pull: &MetaPull) -> Result<(), lambda_runtime::Error> {
                 queued = report.queued,
                 dead_lettered = report.dead_lettered,
                 unkept = report.unkept,
-                failed_forms = report.failed_forms,
-                unfinished_forms = report.unfinished_forms,
-                "meta-sync run"
+                failed_lists = report.failed_lists,
+                unfinished_lists = report.unfinished_lists,
+                "scheduled pull run"
             )
         };
         match &result {
@@ -46,14 +46,14 @@ pub async fn serve(pull: &MetaPull) -> Result<(), lambda_runtime::Error> {
                     source = pull.source().slug,
                     outcome = "failed",
                     error = %PullError::Incomplete(report.clone()),
-                    "meta-sync run left leads or forms; the next run tries them again"
+                    "scheduled pull left leads or lists; the next run tries them again"
                 );
             }
             Err(error) => tracing::error!(
                 source = pull.source().slug,
                 outcome = "failed",
                 error = %error,
-                "meta-sync run failed; the next run covers it"
+                "scheduled pull failed; the next run covers it"
             ),
         }
         result.map_err(lambda_runtime::Error::from)

@@ -19,67 +19,23 @@
 
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::domain::meta::{self, PageToken, Reference};
 use crate::domain::record::{self, LeadRecord};
 use crate::domain::source::{Source, META};
-use crate::error::{ConfigError, SecretError, StoreError};
+use crate::error::{ConfigError, StoreError};
 use crate::infra::buffer::{self, Buffer, Unfetched};
 use crate::infra::config::Config;
 use crate::infra::container::Container;
 use crate::infra::graph::Meta;
-use crate::infra::graph::{GraphError, MAX_PAGES};
+use crate::infra::graph::MAX_PAGES;
 use crate::infra::store::{Checkpoint, Pass, Store, Stored};
+use crate::pipeline::pull::{Pull, PullError, Report};
 
 /// How much of the invocation's time a run keeps for the page it is on and its
 /// checkpoint: it starts no new page with less left.
 pub const DEFAULT_RESERVE: Duration = Duration::from_secs(60);
-
-/// Why a run did not cover everything it was due to.
-#[derive(Debug, thiserror::Error)]
-pub enum PullError {
-    #[error(transparent)]
-    Secret(#[from] SecretError),
-    #[error(transparent)]
-    Graph(#[from] GraphError),
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The run did all it could, but left leads neither stored nor kept, or forms it
-    /// could not list: their progress stays, and the next run tries them again.
-    #[error(
-        "{} leads neither stored nor kept, {} forms not listed",
-        .0.unkept,
-        .0.failed_forms
-    )]
-    Incomplete(Report),
-}
-
-/// What one run found and did.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct Report {
-    /// The earliest Unix time a form's listing looked back to.
-    pub since: i64,
-    pub forms: usize,
-    /// Pages of leads listed.
-    pub pages: usize,
-    pub leads: usize,
-    pub stored: usize,
-    pub duplicates: usize,
-    /// Queued on the buffer while the database was unavailable (the drain stores them).
-    pub queued: usize,
-    /// Sent to the dead-letter queue with their reason: the database refuses them as
-    /// they are, or they cannot become a row (no phone).
-    pub dead_lettered: usize,
-    /// Neither stored nor kept: their form's progress stays before them.
-    pub unkept: usize,
-    /// Forms whose leads the Graph API would not list, or whose progress could not be
-    /// recorded.
-    pub failed_forms: usize,
-    /// Forms whose listing is left for a later run, short of time.
-    pub unfinished_forms: usize,
-}
 
 /// What became of one lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -136,11 +92,6 @@ struct Run<'a> {
 }
 
 impl MetaPull {
-    /// The source whose leads it pulls.
-    pub fn source(&self) -> &'static Source {
-        self.source
-    }
-
     pub fn new(source: &'static Source, meta: Meta, store: Store, overlap: Duration) -> Self {
         Self {
             source,
@@ -216,7 +167,7 @@ impl MetaPull {
             deadline,
         };
         let mut report = Report {
-            forms: forms.len(),
+            lists: forms.len(),
             since: now - self.overlap.as_secs() as i64,
             ..Report::default()
         };
@@ -235,11 +186,11 @@ impl MetaPull {
             report.since = report.since.min(since);
             match self.form(&run, form, checkpoint, &mut report).await {
                 Listed::Done => {}
-                Listed::Unfinished => report.unfinished_forms += 1,
-                Listed::Failed => report.failed_forms += 1,
+                Listed::Unfinished => report.unfinished_lists += 1,
+                Listed::Failed => report.failed_lists += 1,
             }
         }
-        if report.unkept > 0 || report.failed_forms > 0 {
+        if report.unkept > 0 || report.failed_lists > 0 {
             return Err(PullError::Incomplete(report));
         }
         Ok(report)
@@ -471,4 +422,18 @@ impl MetaPull {
 /// A form's checkpoint key: the page's, and the form.
 fn form_key(page_key: &str, form: &str) -> String {
     format!("{page_key}:{form}")
+}
+
+impl Pull for MetaPull {
+    fn source(&self) -> &'static Source {
+        self.source
+    }
+
+    fn run(
+        &self,
+        request_id: &str,
+        deadline: SystemTime,
+    ) -> impl std::future::Future<Output = Result<Report, PullError>> + Send {
+        MetaPull::run(self, request_id, deadline)
+    }
 }
