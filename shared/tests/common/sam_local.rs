@@ -45,24 +45,27 @@ pub fn container_database_url(options: &PgConnectOptions) -> String {
     )
 }
 
-/// Each source function's `--env-vars`: the test database and the development keys, and
-/// for Meta its development secrets and the Graph API stand-in at `graph_url`.
+/// Each source function's `--env-vars`: those of `local/env.example.json`, the file the
+/// engineers' commands use (so the test runs what they run), pointed at the test database
+/// and, for a signed source, at the Graph API stand-in at `graph_url`.
 pub fn env_vars(options: &PgConnectOptions, graph_url: &str) -> Value {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let example = root.join("local/env.example.json");
+    let text = std::fs::read_to_string(&example).expect("read local/env.example.json");
+    let example: Value = serde_json::from_str(&text).expect("local/env.example.json is JSON");
     let database_url = container_database_url(options);
     let mut env = serde_json::Map::new();
     for source in shared::domain::source::ALL {
-        let mut vars = json!({ "DATABASE_URL": database_url, "BUFFER_QUEUE_URL": "" });
-        match source.auth {
-            shared::domain::source::Auth::Signature => {
-                vars["META_APP_SECRETS"] = json!(super::META_APP_SECRET);
-                vars["META_VERIFY_TOKEN"] = json!(super::META_VERIFY_TOKEN);
-                vars["META_PAGE_ACCESS_TOKEN"] = json!(super::META_PAGE_TOKEN);
-                vars["META_PAGE_ID"] = json!(super::META_PAGE_ID);
-                vars["GRAPH_API_URL"] = json!(graph_url);
-            }
-            _ => vars["API_KEYS"] = json!(super::dev_key(source)),
+        let id = function_id(source.slug);
+        let mut vars = example
+            .get(&id)
+            .cloned()
+            .unwrap_or_else(|| panic!("{id} missing from local/env.example.json"));
+        vars["DATABASE_URL"] = json!(database_url);
+        if source.auth == shared::domain::source::Auth::Signature {
+            vars["GRAPH_API_URL"] = json!(graph_url);
         }
-        env.insert(function_id(source.slug), vars);
+        env.insert(id, vars);
     }
     Value::Object(env)
 }
