@@ -295,6 +295,7 @@ fn record_at(source: &'static Source, body: &str, received_at: SystemTime) -> Le
         content_type: Some("application/json"),
         idempotency_key: None,
         body: body.as_bytes(),
+        query: None,
         request_id: "late-drain",
         received_at,
     };

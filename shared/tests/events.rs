@@ -140,6 +140,22 @@ fn expectations() -> BTreeMap<&'static str, Expected> {
             "knowlarity/missing-phone",
             Expected::Rejected(400, "Missing required fields: phone_number"),
         ),
+        (
+            // Knowlarity's URL push as a GET: the call in the query string, the key as its
+            // api_key parameter (the push sets no headers), never archived.
+            "knowlarity/get-push",
+            stored("Knowlarity Lead +917330995418", "+917330995418").payload(json!({
+                "uuid": "8c1d2e3f-0000-4000-8000-000000000125",
+                "customer_number": "+917330995418",
+                "knowlarity_number": "+918047112233",
+                "agent_number": "NA",
+                "business_call_type": "Missed Call",
+                "call_duration": "0",
+                "start_time": "2026-12-02 10:00:00+05:30"
+            })),
+        ),
+        ("knowlarity/get-push-missing-api-key", MISSING_KEY),
+        ("knowlarity/get-push-wrong-api-key", INVALID_KEY),
         ("knowlarity/missing-api-key", MISSING_KEY),
         ("knowlarity/blank-api-key", MISSING_KEY),
         ("knowlarity/missing-api-key-before-bad-body", MISSING_KEY),

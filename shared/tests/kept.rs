@@ -190,6 +190,7 @@ async fn a_request_out_of_time_is_no_outage(_: PgPoolOptions, options: PgConnect
         content_type: Some("application/json"),
         idempotency_key: None,
         body,
+        query: None,
         request_id: "r-1",
         received_at: std::time::SystemTime::now(),
     };

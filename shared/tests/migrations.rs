@@ -203,6 +203,7 @@ fn knowlarity_record(
             content_type: None,
             idempotency_key,
             body,
+            query: None,
             request_id: "r",
             received_at,
         },

@@ -146,6 +146,7 @@ proptest! {
             content_type: content_type.as_deref(),
             idempotency_key: idempotency_key.as_deref(),
             body: &body,
+            query: None,
             request_id: "property",
             received_at: SystemTime::now(),
         };

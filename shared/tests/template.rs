@@ -200,9 +200,10 @@ fn keyed(source: &Source) -> bool {
 }
 
 /// The methods of a source's route: a signed source (Meta) also answers its platform's
-/// subscription handshake, a `GET` on the same path.
+/// subscription handshake, a `GET` on the same path, and a source whose push may come as
+/// a query string (Knowlarity) that `GET`.
 fn methods(source: &Source) -> &'static [&'static str] {
-    if keyed(source) {
+    if keyed(source) && !source.query_push {
         &["POST"]
     } else {
         &["GET", "POST"]
@@ -1766,7 +1767,18 @@ fn the_gateway_logs_no_header_or_body() {
         .as_str()
         .expect("AccessLogSetting.Format")
         .to_lowercase();
-    for forbidden in ["header", "$input", "apikey", "requestoverride"] {
+    // A push that cannot set headers sends its key in the query string (`api_key`): no
+    // variable that holds the query may be logged.
+    for forbidden in [
+        "header",
+        "$input",
+        "apikey",
+        "api_key",
+        "requestoverride",
+        "querystring",
+        "$method.request",
+        "$request",
+    ] {
         assert!(
             !format.contains(forbidden),
             "{API_ID}: the access log format mentions {forbidden}"

@@ -54,8 +54,9 @@ fn is_true(value: Option<&Value>) -> bool {
     }
 }
 
-/// A platform's creation time: Unix seconds (Meta's notifications), or ISO 8601 with an
-/// offset with or without a colon (the Graph API's `2015-02-28T08:49:14+0000`). Anything
+/// A platform's creation time: Unix seconds (Meta's notifications), ISO 8601 with an
+/// offset with or without a colon (the Graph API's `2015-02-28T08:49:14+0000`), or the
+/// same with a space for the `T` (Knowlarity's `2026-12-02 10:00:00+05:30`). Anything
 /// else is no time at all, never a refused lead.
 pub fn unix_seconds(text: &str) -> Option<i64> {
     let text = text.trim();
@@ -63,6 +64,7 @@ pub fn unix_seconds(text: &str) -> Option<i64> {
         return Some(seconds);
     }
     chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z")
+        .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%z"))
         .or_else(|_| chrono::DateTime::parse_from_rfc3339(text))
         .ok()
         .map(|time| time.timestamp())
@@ -210,5 +212,19 @@ mod tests {
     fn knowlarity_explicit_name_wins_over_default() {
         let body = object(json!({"caller_name": "Meera", "customer_number": "5"}));
         assert_eq!(map(&KNOWLARITY, &body).unwrap().name, "Meera");
+    }
+
+    #[test]
+    fn knowlarity_start_time_with_its_offset_is_the_submitted_time() {
+        let body = object(json!({
+            "customer_number": "+917330995416",
+            "start_time": "2026-12-02 10:00:00+05:30"
+        }));
+        // 04:30 UTC on 2 December 2026.
+        assert_eq!(
+            map(&KNOWLARITY, &body).unwrap().submitted_at,
+            Some(1_796_185_800)
+        );
+        assert_eq!(unix_seconds("2026-12-02 10:00:00"), None);
     }
 }

@@ -41,6 +41,13 @@ pub struct Source {
     pub test_flag: Option<&'static str>,
     /// When the platform says the lead was created (stored in `meta_created_at`).
     pub submitted_at: &'static [&'static str],
+    /// Whether a lead may also come as a `GET` whose query string holds its fields (a
+    /// push that can only call a URL), answered like a `POST`.
+    pub query_push: bool,
+    /// Names under which the key may also come as a parameter, in the query string or the
+    /// body, when the `X-API-Key` header is absent: for a push that cannot set headers.
+    /// The key is taken out of the fields before anything is archived.
+    pub key_params: &'static [&'static str],
 }
 
 /// How a request proves it comes from its source.
@@ -128,6 +135,8 @@ const KEYED: Source = Source {
     default_name_prefix: None,
     test_flag: None,
     submitted_at: &[],
+    query_push: false,
+    key_params: &[],
 };
 
 pub const KNOWLARITY: Source = Source {
@@ -154,6 +163,12 @@ pub const KNOWLARITY: Source = Source {
     campaign: &["campaign", "campaign_name"],
     partner_lead_id: &["uuid", "callid", "call_uuid"],
     default_name_prefix: Some("Knowlarity Lead "),
+    // The call's start, with its offset (`2026-12-02 10:00:00+05:30`).
+    submitted_at: &["start_time"],
+    // Knowlarity's URL push calls the configured URL with GET and the call in the query,
+    // or POST with a form body, and sets no headers of its own.
+    query_push: true,
+    key_params: &["api_key"],
     ..KEYED
 };
 
@@ -227,6 +242,8 @@ pub const META: Source = Source {
     default_name_prefix: Some("Meta Lead "),
     test_flag: None,
     submitted_at: &["created_time"],
+    query_push: false,
+    key_params: &[],
 };
 
 /// Google Ads lead forms: the form's key inside the body, answers in `user_column_data`
@@ -266,6 +283,8 @@ pub const GOOGLE: Source = Source {
     default_name_prefix: Some("Google Lead "),
     test_flag: Some("is_test"),
     submitted_at: &[],
+    query_push: false,
+    key_params: &[],
 };
 
 /// Every source this build serves, for tools and tests that walk them all.

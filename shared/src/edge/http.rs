@@ -43,18 +43,33 @@ async fn answer(app: &App, answers: &Answers, request: Request) -> Response<Body
         .lambda_context_ref()
         .map(|context| context.request_id.as_str())
         .unwrap_or_default();
-    if request.method() == Method::GET {
+    let query = request.uri().query().filter(|query| !query.is_empty());
+    let query_push = request.method() == Method::GET && app.source().query_push;
+    if request.method() == Method::GET && !query_push {
         return handshake(app, answers, &request, request_id, started).await;
     }
     let headers = request.headers();
+    let (body, content_type) = if query_push {
+        // A GET push's fields are its query string, read as the form it is.
+        (
+            query.unwrap_or_default().as_bytes(),
+            Some("application/x-www-form-urlencoded"),
+        )
+    } else {
+        (
+            request.body().as_ref(),
+            headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        )
+    };
     let incoming = Incoming {
         api_key: headers.get("x-api-key").map(HeaderValue::as_bytes),
         signature: headers
             .get("x-hub-signature-256")
             .map(HeaderValue::as_bytes),
-        content_type: headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()),
+        content_type,
         idempotency_key: headers.get("idempotency-key").map(HeaderValue::as_bytes),
-        body: request.body().as_ref(),
+        body,
+        query,
         request_id,
         received_at: SystemTime::now(),
     };

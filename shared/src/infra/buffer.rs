@@ -573,6 +573,7 @@ mod tests {
                     content_type: Some(content_type),
                     idempotency_key: None,
                     body: &body,
+                    query: None,
                     request_id: "r",
                     received_at: UNIX_EPOCH + Duration::from_millis(1),
                 };

@@ -1,7 +1,9 @@
 //! The keyed path: a source that proves itself with a key, in the `X-API-Key` header
-//! (partners) or in its body (Google). The contract's checks in its order — the key, the
+//! (partners; Knowlarity's push, which cannot set headers, also as a parameter) or in its
+//! body (Google). The contract's checks in its order — the key, the
 //! body, the required fields — then one lead stored or kept.
 
+use std::borrow::Cow;
 use std::time::Instant;
 
 use serde_json::Value;
@@ -61,9 +63,10 @@ async fn admit(
             Ok((keys.get().await?.check(key)?, payload))
         }
         Auth::Header | Auth::Signature => {
-            auth::require_present(incoming.api_key)?;
-            let key = keys.get().await?.check(incoming.api_key)?;
-            Ok((key, decode(source, incoming)?))
+            let (key, read) = header_key(source, incoming);
+            auth::require_present(key.as_deref())?;
+            let key = keys.get().await?.check(key.as_deref())?;
+            Ok((key, keyless(source, incoming, read)?))
         }
     }
 }
@@ -83,11 +86,62 @@ pub fn prepare(
             payload
         }
         Auth::Header | Auth::Signature => {
-            api_keys.check(incoming.api_key)?;
-            decode(source, incoming)?
+            let (key, read) = header_key(source, incoming);
+            api_keys.check(key.as_deref())?;
+            keyless(source, incoming, read)?
         }
     };
     Ok(map(source, payload, incoming)?)
+}
+
+/// The key of a source keyed by the `X-API-Key` header: the header's when it has one.
+/// Otherwise, for a source whose push cannot set headers (its `key_params`), the query
+/// string's parameter, else the body's field, the body then read to find it (and handed
+/// back, so it is read once). A body that cannot be read has no key: the key is still
+/// the first thing refused.
+fn header_key<'a>(
+    source: &Source,
+    incoming: &Incoming<'a>,
+) -> (Option<Cow<'a, [u8]>>, Option<Payload>) {
+    if let Some(header) = incoming.api_key.filter(|key| !key.trim_ascii().is_empty()) {
+        return (Some(Cow::Borrowed(header)), None);
+    }
+    if source.key_params.is_empty() {
+        return (incoming.api_key.map(Cow::Borrowed), None);
+    }
+    let in_query = incoming.query.and_then(|query| {
+        let params = form_urlencoded::parse(query.as_bytes());
+        source.key_params.iter().find_map(|name| {
+            params.clone().find_map(|(param, value)| {
+                (param == *name && !value.trim().is_empty()).then(|| value.into_owned())
+            })
+        })
+    });
+    if let Some(key) = in_query {
+        return (Some(Cow::Owned(key.into_bytes())), None);
+    }
+    match decode(source, incoming) {
+        Ok(payload) => {
+            let key = lead::first_value(&payload.fields, source.key_params);
+            (key.map(|key| Cow::Owned(key.into_bytes())), Some(payload))
+        }
+        Err(_) => (None, None),
+    }
+}
+
+/// The payload once the key has passed (decoded now unless [`header_key`] already read
+/// it), without the source's key parameters, so that a key sent as one is never stored
+/// or queued with the lead.
+fn keyless(
+    source: &Source,
+    incoming: &Incoming<'_>,
+    read: Option<Payload>,
+) -> Result<Payload, Refusal> {
+    let payload = match read {
+        Some(payload) => payload,
+        None => decode(source, incoming)?,
+    };
+    Ok(without(payload, source.key_params))
 }
 
 pub(super) fn decode(source: &Source, incoming: &Incoming<'_>) -> Result<Payload, Refusal> {
@@ -101,8 +155,13 @@ fn take_key(
     incoming: &Incoming<'_>,
     names: &[&str],
 ) -> Result<(Option<String>, Payload), Refusal> {
-    let mut payload = decode(source, incoming)?;
+    let payload = decode(source, incoming)?;
     let key = lead::first_value(&payload.fields, names);
+    Ok((key, without(payload, names)))
+}
+
+/// `payload` without the fields `names`, archived again only if one was there.
+fn without(mut payload: Payload, names: &[&str]) -> Payload {
     let mut dropped = false;
     for name in names {
         dropped |= payload.fields.remove(*name).is_some();
@@ -110,7 +169,7 @@ fn take_key(
     if dropped {
         payload.archived = Value::Object(payload.fields.clone()).to_string();
     }
-    Ok((key, payload))
+    payload
 }
 
 /// Checks 2 and 3, once the proof has passed: the body's fields and the required ones.

@@ -12,7 +12,12 @@ pub struct Incoming<'a> {
     pub content_type: Option<&'a str>,
     /// The `Idempotency-Key` header.
     pub idempotency_key: Option<&'a [u8]>,
+    /// The body; for a `GET` push (a source's `query_push`), the query string, whose
+    /// fields are the lead's as a form body's would be.
     pub body: &'a [u8],
+    /// The query string as it came, form-encoded (where a `key_params` source's key may
+    /// be).
+    pub query: Option<&'a str>,
     /// The Lambda request id, kept with the lead.
     pub request_id: &'a str,
     pub received_at: SystemTime,
@@ -40,6 +45,7 @@ impl std::fmt::Debug for Incoming<'_> {
                 &self.idempotency_key.map(|_| "<redacted>"),
             )
             .field("body_bytes", &self.body.len())
+            .field("query_bytes", &self.query.map(str::len))
             .field("request_id", &self.request_id)
             .field("received_at", &self.received_at)
             .finish()
@@ -68,6 +74,7 @@ mod tests {
             content_type: Some("application/json"),
             idempotency_key: Some(b"the-idempotency-key"),
             body: br#"{"name":"Asha Rao","phone":"9876543210"}"#,
+            query: Some("api_key=the-query-key&customer_number=98765"),
             request_id: "r-1",
             received_at: SystemTime::UNIX_EPOCH,
         };
@@ -76,6 +83,7 @@ mod tests {
             "the-partner-key",
             "the-signature",
             "the-idempotency-key",
+            "the-query-key",
             "Asha",
             "98765",
         ] {

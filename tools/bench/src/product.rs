@@ -54,6 +54,7 @@ impl Leads {
             content_type: self.content_type.as_deref(),
             idempotency_key: None,
             body: body.as_bytes(),
+            query: None,
             request_id,
             received_at: SystemTime::now(),
         };

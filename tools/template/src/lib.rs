@@ -163,9 +163,13 @@ fn fill(text: &str, source: &Source) -> String {
 }
 
 /// The `(event name, method)` of each route of a source: a signed source also answers
-/// its platform's subscription handshake, a `GET` on the same path.
+/// its platform's subscription handshake, a `GET` on the same path, and a source whose
+/// push may come as a query string (`query_push`) its `GET` push.
 fn events(source: &Source) -> &'static [(&'static str, &'static str)] {
     match source.auth {
+        Auth::Header | Auth::Body(_) if source.query_push => {
+            &[("Lead", "POST"), ("QueryLead", "GET")]
+        }
         Auth::Header | Auth::Body(_) => &[("Lead", "POST")],
         Auth::Signature => &[("Notification", "POST"), ("Handshake", "GET")],
     }
@@ -177,6 +181,8 @@ fn method_settings(source: &Source) -> String {
         text.push_str(
             "# <Platform>: signed notifications (POST) and the subscription handshake (GET).\n",
         );
+    } else if source.query_push {
+        text.push_str("# <Platform>: its push as a form body (POST) or a query string (GET).\n");
     }
     for (_, method) in events(source) {
         text.push_str(&METHOD_SETTING.replace("<method>", method));
