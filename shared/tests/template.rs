@@ -68,6 +68,10 @@ const DEAD_LETTER_QUEUE_ID: &str = "LeadBufferDeadLetterQueue";
 const DRAIN: &str = "drain";
 /// Meta's scheduled pull. Not a source: no route, no API key.
 const META_SYNC: &str = "meta-sync";
+/// Knowlarity's scheduled pull. Not a source: no route, no API key of ours.
+const KNOWLARITY_SYNC: &str = "knowlarity-sync";
+/// The secret holding Knowlarity's call-log keys, which only its pull reads.
+const KNOWLARITY_SECRET: &str = "KnowlaritySecret";
 /// The functions that read a signed source's leads from the Graph API besides its own: the
 /// drain (leads queued unread) and the scheduled pull.
 const GRAPH_READERS: [&str; 2] = [DRAIN, META_SYNC];
@@ -881,11 +885,138 @@ fn other_functions_have_no_route_and_no_api_key() {
             assert!(
                 grant == db_secret
                     || (binary == "migrate" && grant == master_secret())
-                    || (reader && signed_secrets.contains(&grant)),
+                    || (reader && signed_secrets.contains(&grant))
+                    || (binary == KNOWLARITY_SYNC && grant == reference(KNOWLARITY_SECRET)),
                 "{id} may read {grant}, which is not a secret it needs"
             );
         }
     }
+}
+
+/// Knowlarity's pull: its schedule (every minute by default, switched on by a parameter),
+/// one run at a time and never retried, its overlap, Knowlarity's keys in a secret only it
+/// may read, and its two alarms: failing for longer than a parameter, and a refused key
+/// at once, on the label the code logs.
+#[test]
+fn knowlarity_sync_pulls_on_a_schedule_with_its_own_secret_and_alarms() {
+    let template = Template::load();
+    let (id, function) = template.function(KNOWLARITY_SYNC);
+    let events = template.events(id);
+    assert_eq!(events.len(), 1, "{id}: one event, its schedule");
+    let (kind, props) = events.values().next().expect("event");
+    assert_eq!(
+        kind, "ScheduleV2",
+        "{id}: an EventBridge Scheduler schedule"
+    );
+    assert_eq!(
+        props["ScheduleExpression"],
+        reference("KnowlaritySyncSchedule")
+    );
+    assert_eq!(props["State"], reference("KnowlaritySyncState"));
+    assert!(props.get("Name").is_none(), "{id}: a fixed schedule name");
+    assert_eq!(
+        template.parameters["KnowlaritySyncSchedule"]["Default"],
+        "rate(1 minute)"
+    );
+    assert_eq!(
+        template.env(function, "KNOWLARITY_SYNC_OVERLAP_SECONDS"),
+        Some(reference("KnowlaritySyncOverlapSeconds"))
+    );
+    assert_eq!(
+        number(
+            &template.parameters["KnowlaritySyncOverlapSeconds"]["Default"],
+            "KnowlaritySyncOverlapSeconds.Default"
+        ),
+        900
+    );
+    assert_eq!(
+        number(
+            &function["Properties"]["ReservedConcurrentExecutions"],
+            "ReservedConcurrentExecutions"
+        ),
+        1,
+        "{id}: never two pulls at once"
+    );
+    assert_eq!(
+        number(
+            &function["Properties"]["EventInvokeConfig"]["MaximumRetryAttempts"],
+            "MaximumRetryAttempts"
+        ),
+        0,
+        "{id}: the next run retries, not Lambda"
+    );
+    let timeout = number(&template.property(function, "Timeout"), "Timeout");
+    assert!(
+        (30..60).contains(&timeout),
+        "{id}: Timeout {timeout} s: ends inside the minute between two runs"
+    );
+    assert!(template.routes(id).is_empty(), "{id}: no route");
+    assert_sends_to_both_queues(&template, id, function);
+    assert_eq!(
+        template.env(function, "KNOWLARITY_SECRET_ARN"),
+        Some(reference(KNOWLARITY_SECRET))
+    );
+    for name in [
+        "KNOWLARITY_APP_KEY",
+        "KNOWLARITY_SR_KEY",
+        "KNOWLARITY_API_URL",
+    ] {
+        template.assert_local_only(id, name, template.env(function, name).as_ref());
+    }
+    // Only this function may read Knowlarity's keys.
+    for (binary, other) in &template.functions {
+        let reads = template
+            .grants(other, "secretsmanager:get")
+            .contains(&reference(KNOWLARITY_SECRET));
+        assert_eq!(
+            reads,
+            binary == KNOWLARITY_SYNC,
+            "{other}: reading {KNOWLARITY_SECRET}"
+        );
+    }
+
+    let alarms: Vec<&Value> = template
+        .of_type("AWS::CloudWatch::Alarm")
+        .map(|(_, alarm)| &alarm["Properties"])
+        .collect();
+    let failing = alarms.iter().any(|props| {
+        props["Namespace"] == "AWS/Lambda"
+            && props["MetricName"] == "Errors"
+            && mentions(&props["Dimensions"], id)
+            && number(&props["Period"], "Period") == 60
+            && props["EvaluationPeriods"] == reference("KnowlaritySyncFailingMinutes")
+            && !as_list(&props["AlarmActions"]).is_empty()
+    });
+    assert!(
+        failing,
+        "{id}: no alarm on failing for KnowlaritySyncFailingMinutes"
+    );
+    assert_eq!(
+        number(
+            &template.parameters["KnowlaritySyncFailingMinutes"]["Default"],
+            "KnowlaritySyncFailingMinutes.Default"
+        ),
+        15
+    );
+    let label = shared::pipeline::pull::knowlarity::KEY_REFUSED;
+    let metric = template
+        .of_type("AWS::Logs::MetricFilter")
+        .map(|(_, filter)| &filter["Properties"])
+        .find(|props| {
+            mentions(&props["LogGroupName"], "KnowlaritySyncLogGroup")
+                && props["FilterPattern"]
+                    .as_str()
+                    .is_some_and(|pattern| pattern.contains(&format!("\"{label}\"")))
+        })
+        .unwrap_or_else(|| panic!("{id}: no metric filter on the {label} label"));
+    let metric_name = metric["MetricTransformations"][0]["MetricName"].clone();
+    let refused = alarms.iter().any(|props| {
+        props["MetricName"] == metric_name
+            && number(&props["Threshold"], "Threshold") == 1
+            && number(&props["EvaluationPeriods"], "EvaluationPeriods") == 1
+            && !as_list(&props["AlarmActions"]).is_empty()
+    });
+    assert!(refused, "{id}: no alarm at once on a refused key");
 }
 
 /// The drain (leads queued unread) and meta-sync read a signed source's leads from the
@@ -1305,6 +1436,7 @@ fn the_drain_is_fed_by_the_buffer_queue() {
     for (binary, other_id) in &template.functions {
         let takes_leads_in = ALL.iter().any(|source| source.slug == binary)
             || binary == META_SYNC
+            || binary == KNOWLARITY_SYNC
             || binary == DRAIN;
         if !takes_leads_in {
             assert!(

@@ -13,6 +13,7 @@ use crate::domain::auth::ApiKeys;
 use crate::domain::meta::MetaSecrets;
 pub use crate::error::ConfigError;
 use crate::infra::graph::GraphSettings;
+use crate::infra::knowlarity::{KnowlarityKeys, KnowlaritySettings};
 use crate::infra::store::StoreSettings;
 
 /// `REQUEST_BUDGET_MS` by default: inside the deployed functions' 8 s timeout, which is
@@ -22,6 +23,10 @@ pub const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(7);
 /// `META_SYNC_OVERLAP_SECONDS` by default: how far before a form's last whole listing
 /// Meta's scheduled pull looks again (and how far back a form's first listing looks).
 pub const DEFAULT_PULL_OVERLAP: Duration = Duration::from_secs(3600);
+
+/// `KNOWLARITY_SYNC_OVERLAP_SECONDS` by default: how far before its watermark Knowlarity's
+/// scheduled pull asks for calls again (a call enters the log once it has ended).
+pub const DEFAULT_KNOWLARITY_OVERLAP: Duration = Duration::from_secs(900);
 
 /// A value given in the environment, or the ARN of the secret that holds it.
 #[derive(Debug, Clone)]
@@ -66,6 +71,14 @@ pub struct Config {
     /// `REQUEST_BUDGET_MS`: the most one request may take, secret reads, insert and
     /// queueing together; below the function's timeout and the partners' 10 s.
     pub request_budget: Duration,
+    /// `KNOWLARITY_APP_KEY` and `KNOWLARITY_SR_KEY`, or `KNOWLARITY_SECRET_ARN`:
+    /// Knowlarity's scheduled pull only.
+    pub knowlarity: Option<Provided<KnowlarityKeys>>,
+    /// `KNOWLARITY_API_URL` and `KNOWLARITY_CHANNEL`: where the call log is.
+    pub knowlarity_api: KnowlaritySettings,
+    /// `KNOWLARITY_SYNC_OVERLAP_SECONDS`: how far before its watermark Knowlarity's
+    /// scheduled pull looks again.
+    pub knowlarity_overlap: Duration,
 }
 
 /// Where the database is and how it is used.
@@ -129,7 +142,28 @@ impl Config {
         if let Some(version) = get("GRAPH_API_VERSION") {
             graph.version = version.trim().to_owned();
         }
+        let knowlarity_keys = match (get("KNOWLARITY_APP_KEY"), get("KNOWLARITY_SR_KEY")) {
+            (Some(app_key), Some(sr_key)) => Some(KnowlarityKeys::new(app_key, sr_key)),
+            (None, None) => None,
+            _ => {
+                return Err(ConfigError::Invalid {
+                    name: "KNOWLARITY_APP_KEY",
+                    reason: "set KNOWLARITY_SR_KEY with it (or neither)".into(),
+                })
+            }
+        };
+        let mut knowlarity_api = KnowlaritySettings::default();
+        if let Some(url) = get("KNOWLARITY_API_URL") {
+            knowlarity_api.base_url = url.trim().to_owned();
+        }
+        if let Some(channel) = get("KNOWLARITY_CHANNEL") {
+            knowlarity_api.channel = channel.trim().to_owned();
+        }
         Ok(Self {
+            knowlarity: Provided::either(knowlarity_keys, get("KNOWLARITY_SECRET_ARN")),
+            knowlarity_api,
+            knowlarity_overlap: parse(&get, "KNOWLARITY_SYNC_OVERLAP_SECONDS")?
+                .map_or(DEFAULT_KNOWLARITY_OVERLAP, Duration::from_secs),
             api_keys,
             meta,
             graph,
@@ -148,6 +182,7 @@ impl Config {
     pub fn needs_aws(&self) -> bool {
         matches!(self.api_keys, Some(Provided::Secret { .. }))
             || matches!(self.meta, Some(Provided::Secret { .. }))
+            || matches!(self.knowlarity, Some(Provided::Secret { .. }))
             || self.database.credentials_arn.is_some()
             || self.database.writer_arn.is_some()
             || self.buffer_queue_url.is_some()

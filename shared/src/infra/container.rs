@@ -12,6 +12,7 @@ use crate::infra::buffer::Buffer;
 use crate::infra::config::{Config, Provided};
 use crate::infra::graph::Graph;
 use crate::infra::graph::Meta;
+use crate::infra::knowlarity::{CallLog, Knowlarity, KnowlarityKeys};
 use crate::infra::secrets::{DbCredentials, Refreshing, SecretsClient, Setting};
 use crate::infra::store::Store;
 
@@ -27,6 +28,8 @@ pub struct Container {
     pub request_budget: Duration,
     /// `migrate` only: the functions' role, whose password it sets from this secret.
     pub writer: Option<Refreshing<DbCredentials>>,
+    /// Only when configured: Knowlarity's keys and its call log (its scheduled pull).
+    pub knowlarity: Option<Knowlarity>,
 }
 
 impl Container {
@@ -89,6 +92,10 @@ impl Container {
             secret("META_SECRET_ARN")
         })?
         .map(|secrets| Meta::new(secrets, Graph::new(config.graph)));
+        let knowlarity = setting(config.knowlarity, ttl, KnowlarityKeys::from_secret, || {
+            secret("KNOWLARITY_SECRET_ARN")
+        })?
+        .map(|keys| Knowlarity::new(keys, CallLog::new(config.knowlarity_api)));
         let buffer = match (config.buffer_queue_url, aws) {
             (Some(url), Some(aws)) => Some(Buffer::new(aws, url)),
             (Some(_), None) => {
@@ -116,6 +123,7 @@ impl Container {
             buffer,
             request_budget: config.request_budget,
             writer,
+            knowlarity,
         })
     }
 }

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses its own subset
 
 pub mod graph;
+pub mod knowlarity;
 pub mod local_aws;
 pub mod proxy;
 pub mod queue;

@@ -4,6 +4,7 @@
 //! Every pull has the same shape to its edge ([`Pull`]): one run per scheduled
 //! invocation, until the invocation's deadline, and a [`Report`] of what it did.
 
+pub mod knowlarity;
 pub mod meta;
 
 use std::future::Future;
@@ -14,7 +15,9 @@ use serde::Serialize;
 use crate::domain::source::Source;
 use crate::error::{SecretError, StoreError};
 use crate::infra::graph::GraphError;
+use crate::infra::knowlarity::KnowlarityError;
 
+pub use knowlarity::KnowlarityPull;
 pub use meta::MetaPull;
 
 /// What a scheduled pull is to the schedule's edge.
@@ -40,6 +43,8 @@ pub enum PullError {
     Graph(#[from] GraphError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Knowlarity(#[from] KnowlarityError),
     /// The run did all it could, but left leads neither stored nor kept, or lists it
     /// could not read: their progress stays, and the next run tries them again.
     #[error(

@@ -1,0 +1,292 @@
+//! Knowlarity's scheduled pull: every run reads the account's call log from its watermark
+//! less an overlap up to when the run began, page by page to the end, and keeps every
+//! call as a lead through the same declaration and dedup as the push (the call's `uuid`),
+//! so a call no push reported lands within one period and a call that came both ways is
+//! stored once.
+//!
+//! Each call's fate is its own (stored or found stored, queued while the database is
+//! unavailable, or dead-lettered when it can never be a row as it is, by the source
+//! functions' [`Keeper`]). The watermark, one row in the database, moves to the run's
+//! start only when the whole window was listed and every call in it kept: a run that
+//! fails, runs short of time or leaves a call unkept leaves it where it was, and the next
+//! run reads the same window again (what it stored comes back as duplicates).
+
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{Map, Value};
+
+use crate::domain::dedup::Identity;
+use crate::domain::lead;
+use crate::domain::mask;
+use crate::domain::record::{self, LeadRecord};
+use crate::domain::source::{Source, KNOWLARITY};
+use crate::error::ConfigError;
+use crate::infra::buffer::Buffer;
+use crate::infra::config::{Config, DEFAULT_REQUEST_BUDGET};
+use crate::infra::container::Container;
+use crate::infra::knowlarity::{Knowlarity, KnowlarityError, MAX_PAGES};
+use crate::infra::store::{Store, Stored};
+use crate::pipeline::keep::Keeper;
+use crate::pipeline::outcome::{Accepted, Outcome, Postponed};
+use crate::pipeline::pull::{Pull, PullError, Report};
+
+/// How much of the invocation's time a run keeps for the page it is on: it starts no new
+/// page with less left.
+pub const DEFAULT_RESERVE: Duration = Duration::from_secs(15);
+
+/// The log label of a run whose keys Knowlarity refused (401/403): a revoked or wrong
+/// key, which no retry mends, so its metric filter alarms at once.
+pub const KEY_REFUSED: &str = "key_refused";
+
+/// What became of one call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fate {
+    Stored,
+    Duplicate,
+    Queued,
+    DeadLettered,
+    /// Not a lead: no customer number.
+    Skipped,
+    Unkept,
+}
+
+fn count(report: &mut Report, fate: Fate) {
+    report.leads += 1;
+    match fate {
+        Fate::Stored => report.stored += 1,
+        Fate::Duplicate => report.duplicates += 1,
+        Fate::Queued => report.queued += 1,
+        Fate::DeadLettered => report.dead_lettered += 1,
+        Fate::Skipped => {}
+        Fate::Unkept => report.unkept += 1,
+    }
+}
+
+/// The pull's state, built once per container.
+#[derive(Debug)]
+pub struct KnowlarityPull {
+    knowlarity: Knowlarity,
+    keeper: Keeper,
+    overlap: Duration,
+    reserve: Duration,
+}
+
+impl KnowlarityPull {
+    pub fn new(
+        source: &'static Source,
+        knowlarity: Knowlarity,
+        store: Store,
+        overlap: Duration,
+    ) -> Self {
+        Self {
+            knowlarity,
+            keeper: Keeper {
+                source,
+                store,
+                buffer: None,
+                budget: DEFAULT_REQUEST_BUDGET,
+            },
+            overlap,
+            reserve: DEFAULT_RESERVE,
+        }
+    }
+
+    /// Queues a call on `buffer` while the database is unavailable, and sends one that
+    /// can never be stored as it is to its dead-letter queue.
+    pub fn with_buffer(mut self, buffer: Buffer) -> Self {
+        self.keeper.buffer = Some(buffer);
+        self
+    }
+
+    /// Starts no new page with less than `reserve` left before the deadline.
+    pub fn with_reserve(mut self, reserve: Duration) -> Self {
+        self.reserve = reserve;
+        self
+    }
+
+    /// The pull the environment configures: Knowlarity's keys and call log, the
+    /// database, the buffer and its dead-letter queue, `KNOWLARITY_SYNC_OVERLAP_SECONDS`.
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = Config::from_env()?;
+        let overlap = config.knowlarity_overlap;
+        let container = Container::from_config(config).await?;
+        let knowlarity = container.knowlarity.ok_or(ConfigError::Missing(
+            "KNOWLARITY_SECRET_ARN or KNOWLARITY_APP_KEY and KNOWLARITY_SR_KEY",
+        ))?;
+        let pull = Self::new(&KNOWLARITY, knowlarity, container.store, overlap)
+            .with_budget(container.request_budget);
+        Ok(match container.buffer {
+            Some(buffer) => pull.with_buffer(buffer),
+            None => pull,
+        })
+    }
+
+    /// Bounds the keeping of each call to `budget` (insert and queueing together).
+    pub fn with_budget(mut self, budget: Duration) -> Self {
+        self.keeper.budget = budget;
+        self
+    }
+
+    /// The watermark's key in the database.
+    fn watermark_key(&self) -> &'static str {
+        self.keeper.source.platform
+    }
+
+    /// One pull of the window from the watermark less the overlap (or, the first time,
+    /// from the overlap before now) to the run's start, until `deadline` less the reserve.
+    ///
+    /// Fails with [`PullError::Incomplete`] when a call was neither stored nor kept or the
+    /// listing ran short of time, and with the call log's error when it gave no page; in
+    /// both cases after keeping what it could, and with the watermark where it was.
+    pub async fn run(&self, request_id: &str, deadline: SystemTime) -> Result<Report, PullError> {
+        let slug = self.keeper.source.slug;
+        let started = SystemTime::now();
+        let now = (record::unix_ms(started) / 1000) as i64;
+        let keys = self.knowlarity.keys().await?;
+        let watermark = self.keeper.store.watermark(self.watermark_key()).await?;
+        let since = watermark.unwrap_or(now) - self.overlap.as_secs() as i64;
+        let mut report = Report {
+            since,
+            lists: 1,
+            ..Report::default()
+        };
+        let call_log = self.knowlarity.call_log();
+        let mut offset = 0;
+        loop {
+            if report.pages > 0 && !self.time_left(deadline) {
+                tracing::warn!(
+                    source = slug,
+                    offset,
+                    "out of time; the next run reads the window again"
+                );
+                report.unfinished_lists += 1;
+                report.failed_lists += 1;
+                return Err(PullError::Incomplete(report));
+            }
+            if report.pages >= MAX_PAGES {
+                tracing::error!(
+                    source = slug,
+                    "still more calls after {MAX_PAGES} pages; the watermark stays"
+                );
+                report.failed_lists += 1;
+                return Err(PullError::Incomplete(report));
+            }
+            let page = match call_log.page(&keys, since, now, offset).await {
+                Ok(page) => page,
+                Err(error) => {
+                    self.log_failure(&error, &report);
+                    return Err(error.into());
+                }
+            };
+            report.pages += 1;
+            let listed = page.calls.len();
+            for call in page.calls {
+                let fate = self.keep(request_id, started, call).await;
+                count(&mut report, fate);
+            }
+            offset += listed;
+            if listed == 0 || offset >= page.total_count {
+                break;
+            }
+        }
+        if report.unkept > 0 {
+            return Err(PullError::Incomplete(report));
+        }
+        self.keeper
+            .store
+            .set_watermark(self.watermark_key(), now)
+            .await?;
+        Ok(report)
+    }
+
+    /// Whether more than the reserve is left before the deadline.
+    fn time_left(&self, deadline: SystemTime) -> bool {
+        deadline
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO)
+            > self.reserve
+    }
+
+    /// A call log that gave no page: refused keys under their own label (an alarm at
+    /// once), anything else as the run's failure (the schedule's edge logs it).
+    fn log_failure(&self, error: &KnowlarityError, report: &Report) {
+        let slug = self.keeper.source.slug;
+        if error.is_refused() {
+            tracing::error!(
+                source = slug,
+                outcome = KEY_REFUSED,
+                error = %error,
+                "Knowlarity refused the call log's keys; replace them in the secret"
+            );
+        } else {
+            tracing::warn!(
+                source = slug,
+                pages = report.pages,
+                error = %error,
+                "the call log could not be read; the watermark stays"
+            );
+        }
+    }
+
+    /// One call mapped through the source's declaration, then stored or kept. Logged by
+    /// its uuid and masked phone only.
+    async fn keep(&self, request_id: &str, started: SystemTime, call: Map<String, Value>) -> Fate {
+        let source = self.keeper.source;
+        let uuid = lead::first_value(&call, source.partner_lead_id).unwrap_or_default();
+        let payload = Value::Object(call.clone()).to_string();
+        let lead = match lead::map(source, &call) {
+            Ok(lead) => lead,
+            Err(refusal) => {
+                tracing::warn!(
+                    source = source.slug,
+                    uuid,
+                    reason = %refusal,
+                    "a call without a customer number is not a lead; skipped"
+                );
+                return Fate::Skipped;
+            }
+        };
+        let phone = mask::phone(&lead.phone_number);
+        let record = LeadRecord {
+            source,
+            identity: Identity::of(source, &call, None, payload.as_bytes()),
+            lead,
+            payload,
+            request_id: request_id.to_owned(),
+            received_at: started,
+        };
+        match self.keeper.keep(record, Instant::now()).await {
+            Ok(Accepted::Lead { outcome, .. }) => match outcome {
+                Outcome::Stored(Stored::Created(_)) => Fate::Stored,
+                Outcome::Stored(Stored::Duplicate(_)) => Fate::Duplicate,
+                Outcome::Queued(Postponed::Refused(error)) => {
+                    tracing::error!(source = source.slug, uuid, phone, error = %error, "call from Knowlarity sent to the dead-letter queue");
+                    Fate::DeadLettered
+                }
+                Outcome::Queued(cause) => {
+                    tracing::warn!(source = source.slug, uuid, phone, cause = %cause, "call from Knowlarity queued");
+                    Fate::Queued
+                }
+            },
+            Ok(Accepted::Batch(_)) => Fate::Unkept,
+            Err(error) => {
+                tracing::error!(source = source.slug, uuid, phone, error = %error, "call from Knowlarity neither stored nor kept; the watermark stays");
+                Fate::Unkept
+            }
+        }
+    }
+}
+
+impl Pull for KnowlarityPull {
+    fn source(&self) -> &'static Source {
+        self.keeper.source
+    }
+
+    fn run(
+        &self,
+        request_id: &str,
+        deadline: SystemTime,
+    ) -> impl std::future::Future<Output = Result<Report, PullError>> + Send {
+        KnowlarityPull::run(self, request_id, deadline)
+    }
+}
