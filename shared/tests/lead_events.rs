@@ -266,6 +266,14 @@ async fn with_eventbridge_down_the_lead_is_answered_and_the_relay_publishes_it_o
     assert_eq!(outbox_rows(&pool).await, 1, "the event is kept");
     assert!(bus.take().await.is_empty());
 
+    // The next lead does not wait for EventBridge again: its event goes to the relay.
+    let started = Instant::now();
+    let next = common::call(&app, call_lead("+917330995417")).await;
+    let took = started.elapsed();
+    assert_eq!(next.status, 201, "{}", next.body);
+    assert!(took < PUBLISH_WAIT, "the next lead waited {took:?}");
+    assert_eq!(outbox_rows(&pool).await, 2, "its event is kept");
+
     // A relay while EventBridge is still down publishes nothing and keeps the row.
     let down = Relay::new(store(&writer, Some(Events::new(&cut, bus.name.clone()))))
         .with_min_age(Duration::ZERO);
@@ -273,8 +281,8 @@ async fn with_eventbridge_down_the_lead_is_answered_and_the_relay_publishes_it_o
         .run(Instant::now() + Duration::from_secs(1))
         .await
         .expect("relay ran");
-    assert_eq!((relayed.published, relayed.failed), (0, 1), "{relayed:?}");
-    assert_eq!(outbox_rows(&pool).await, 1);
+    assert_eq!((relayed.published, relayed.failed), (0, 2), "{relayed:?}");
+    assert_eq!(outbox_rows(&pool).await, 2);
 
     // EventBridge is back: the relay publishes it, once.
     let relay = Relay::new(store(&writer, Some(bus.events()))).with_min_age(Duration::ZERO);
@@ -282,18 +290,177 @@ async fn with_eventbridge_down_the_lead_is_answered_and_the_relay_publishes_it_o
         .run(Instant::now() + Duration::from_secs(5))
         .await
         .expect("relay ran");
-    assert_eq!((relayed.published, relayed.failed), (1, 0), "{relayed:?}");
-    assert_eq!(relayed.backlog, 1);
+    assert_eq!((relayed.published, relayed.failed), (2, 0), "{relayed:?}");
+    assert_eq!(relayed.backlog, 2);
     let again = relay
         .run(Instant::now() + Duration::from_secs(5))
         .await
         .expect("relay ran again");
     assert_eq!((again.published, again.backlog), (0, 0), "{again:?}");
-    let events = bus.take_at_least(2, Duration::from_secs(1)).await;
+    let events = bus.take_at_least(3, Duration::from_secs(1)).await;
     let details = details(&events);
-    assert_eq!(details.len(), 1, "exactly once: {events:?}");
-    assert_eq!(details[0].0, answer.id());
+    let ids: Vec<i64> = details.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids,
+        [answer.id(), next.id()],
+        "exactly once each: {events:?}"
+    );
     assert_eq!(outbox_rows(&pool).await, 0);
+}
+
+/// A `PutEvents` that EventBridge answers with some entries failed (`FailedEntryCount`):
+/// only the entries it took are deleted; the others stay for the next run.
+#[sqlx::test(migrations = "../migrations")]
+async fn the_relay_deletes_only_what_eventbridge_took(_: PgPoolOptions, options: PgConnectOptions) {
+    let bus = Bus::start().await;
+    let writer = as_writer(&options).await;
+    let pool = common::pool(&options).await;
+    let (_listener, dead) = black_hole();
+    let cut = bus.config.to_builder().endpoint_url(dead).build();
+    let app = webhook(&writer, Some(Events::new(&cut, bus.name.clone())));
+    for phone in ["+917330995416", "+917330995499"] {
+        let answer = common::call(&app, call_lead(phone)).await;
+        assert_eq!(answer.status, 201, "{}", answer.body);
+    }
+    assert_eq!(outbox_rows(&pool).await, 2);
+
+    // EventBridge takes the first lead's event and refuses the second's.
+    let partial = PartialEventBridge::start("+917330995499").await;
+    let refusing = bus.config.to_builder().endpoint_url(partial.url()).build();
+    let relay = Relay::new(store(
+        &writer,
+        Some(Events::new(&refusing, bus.name.clone())),
+    ))
+    .with_min_age(Duration::ZERO);
+    let relayed = relay
+        .run(Instant::now() + Duration::from_secs(5))
+        .await
+        .expect("relay ran");
+    assert_eq!((relayed.published, relayed.failed), (1, 1), "{relayed:?}");
+    let left: Vec<String> =
+        sqlx::query_scalar("SELECT detail->>'phone_number' FROM public.lead_outbox")
+            .fetch_all(&pool)
+            .await
+            .expect("the outbox");
+    assert_eq!(left, ["+917330995499"], "only the refused event stays");
+    assert_eq!(partial.calls(), 1, "both events in one PutEvents");
+}
+
+/// EventBridge's `PutEvents` on 127.0.0.1, answering as EventBridge does when some
+/// entries fail: each entry whose detail holds `refused` gets an error code, the others
+/// an event id.
+struct PartialEventBridge {
+    address: std::net::SocketAddr,
+    calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl PartialEventBridge {
+    async fn start(refused: &'static str) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let address = listener.local_addr().expect("address");
+        let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let counted = calls.clone();
+        let server = tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let counted = counted.clone();
+                tokio::spawn(async move {
+                    let mut buffer = Vec::new();
+                    loop {
+                        // One request: its headers, then Content-Length bytes of body.
+                        let mut chunk = [0u8; 8192];
+                        let head_end = loop {
+                            if let Some(end) =
+                                buffer.windows(4).position(|window| window == b"\r\n\r\n")
+                            {
+                                break end + 4;
+                            }
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                            }
+                        };
+                        let head = String::from_utf8_lossy(&buffer[..head_end]).to_lowercase();
+                        let length: usize = head
+                            .lines()
+                            .find_map(|line| line.strip_prefix("content-length:"))
+                            .and_then(|value| value.trim().parse().ok())
+                            .unwrap_or(0);
+                        while buffer.len() < head_end + length {
+                            match socket.read(&mut chunk).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
+                            }
+                        }
+                        let body: Value =
+                            serde_json::from_slice(&buffer[head_end..head_end + length])
+                                .expect("a PutEvents request");
+                        buffer.drain(..head_end + length);
+                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                        let entries: Vec<Value> = body["Entries"]
+                            .as_array()
+                            .expect("Entries")
+                            .iter()
+                            .enumerate()
+                            .map(|(index, entry)| {
+                                if entry["Detail"]
+                                    .as_str()
+                                    .unwrap_or_default()
+                                    .contains(refused)
+                                {
+                                    serde_json::json!({
+                                        "ErrorCode": "InternalFailure",
+                                        "ErrorMessage": "refused by the stand-in",
+                                    })
+                                } else {
+                                    serde_json::json!({ "EventId": format!("event-{index}") })
+                                }
+                            })
+                            .collect();
+                        let failed = entries
+                            .iter()
+                            .filter(|e| e.get("ErrorCode").is_some())
+                            .count();
+                        let answer = serde_json::json!({
+                            "FailedEntryCount": failed,
+                            "Entries": entries,
+                        })
+                        .to_string();
+                        let response = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n\
+                             content-length: {}\r\n\r\n{answer}",
+                            answer.len()
+                        );
+                        if socket.write_all(response.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        Self {
+            address,
+            calls,
+            server,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("http://{}", self.address)
+    }
+
+    fn calls(&self) -> usize {
+        self.calls.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+impl Drop for PartialEventBridge {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
 }
 
 /// A row younger than the relay's minimum age is a function's own, still being

@@ -9,7 +9,8 @@
 //! The endpoint comes from the SDK configuration: `AWS_ENDPOINT_URL_EVENTBRIDGE` (or
 //! `AWS_ENDPOINT_URL`) points it elsewhere, for local runs and tests.
 
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
@@ -24,6 +25,10 @@ pub const DETAIL_TYPE: &str = "Lead stored";
 /// anyway (the relay publishes what it did not); the outbox row's delete after a publish
 /// has as long again.
 pub const PUBLISH_WAIT: Duration = Duration::from_millis(400);
+/// How long a function leaves its events to the relay after EventBridge failed or was
+/// slow, instead of each lead waiting out [`PUBLISH_WAIT`] again (a notification of many
+/// leads would otherwise spend its whole budget on them).
+pub const REST_AFTER_FAILURE: Duration = Duration::from_secs(30);
 /// The most entries one PutEvents call takes.
 pub const MAX_ENTRIES: usize = 10;
 
@@ -42,6 +47,9 @@ pub struct Events {
     client: aws_sdk_eventbridge::Client,
     bus: String,
     wait: Duration,
+    /// Set after a publish right after a commit failed: until then, such publishes are
+    /// not tried (a circuit breaker; the relay is not affected).
+    resting_until: Arc<Mutex<Option<Instant>>>,
 }
 
 impl Events {
@@ -50,7 +58,34 @@ impl Events {
             client: aws_sdk_eventbridge::Client::new(config),
             bus,
             wait: PUBLISH_WAIT,
+            resting_until: Arc::default(),
         }
+    }
+
+    /// Whether a publish right after a commit should be skipped: one failed less than
+    /// [`REST_AFTER_FAILURE`] ago.
+    pub fn resting(&self) -> bool {
+        let mut until = self
+            .resting_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match *until {
+            Some(at) if Instant::now() < at => true,
+            Some(_) => {
+                *until = None;
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Rests for [`REST_AFTER_FAILURE`] after a publish right after a commit failed.
+    pub fn rest(&self) {
+        *self
+            .resting_until
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
+            Some(Instant::now() + REST_AFTER_FAILURE);
     }
 
     /// Waits `wait` rather than [`PUBLISH_WAIT`] after storing a lead (a local stand-in

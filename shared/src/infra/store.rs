@@ -467,13 +467,16 @@ impl Store {
     ///
     /// With events configured, a new lead's `Lead stored` event is recorded by the same
     /// statement, then published within [`PUBLISH_WAIT`](crate::infra::events::PUBLISH_WAIT) more and its outbox row
-    /// deleted; an event EventBridge did not take only waits for the relay, and never
-    /// fails the lead.
+    /// deleted, when `limit` leaves time for that; an event EventBridge did not take
+    /// (and, for a while after, every event: see
+    /// [`REST_AFTER_FAILURE`](crate::infra::events::REST_AFTER_FAILURE)) only waits for
+    /// the relay, and never fails the lead.
     pub async fn insert_within(
         &self,
         record: &LeadRecord,
         limit: Duration,
     ) -> Result<Stored, StoreError> {
+        let started = Instant::now();
         let limit = limit.min(self.settings.operation_timeout);
         let mut slot = self.slot.lock().await;
         slot.awake()?;
@@ -483,7 +486,12 @@ impl Store {
         slot.rest_after(&result, self.settings.breaker);
         let (stored, recorded) = result?;
         if let (Some(events), Some(recorded)) = (&self.events, recorded) {
-            publish_now(&mut slot.open, events, recorded).await;
+            // The publish and the delete after it must fit in what the caller has left;
+            // otherwise, or while EventBridge is failing, the relay publishes the event.
+            let left = limit.saturating_sub(started.elapsed());
+            if left >= events.wait() * 2 && !events.resting() {
+                publish_now(&mut slot.open, events, recorded).await;
+            }
         }
         Ok(stored)
     }
@@ -880,7 +888,8 @@ async fn publish_now(slot: &mut Option<Open>, events: &Events, recorded: Recorde
         .publish(std::slice::from_ref(&recorded), events.wait(), &mut taken)
         .await
     {
-        tracing::warn!(error = %error, outbox = recorded.id, "lead event not published; the relay publishes it");
+        events.rest();
+        tracing::warn!(error = %error, outbox = recorded.id, "lead event not published; the relay publishes it, and the next ones");
         return;
     }
     if taken.is_empty() {

@@ -12,7 +12,7 @@ use shared::infra::events::{Events, DETAIL_TYPE, SOURCE};
 use super::local_aws::LocalAws;
 
 /// How long a function waits for the local API after storing a lead.
-pub const STAND_IN_WAIT: Duration = Duration::from_secs(3);
+pub const STAND_IN_WAIT: Duration = Duration::from_secs(2);
 
 pub struct Bus {
     _aws: LocalAws,
