@@ -1,5 +1,5 @@
 # Lead ingestion: the everyday commands. See README.md and docs/.
-.PHONY: dev test lint unit check-fmt clippy clean-db bench
+.PHONY: dev test lint unit check-fmt clippy clean-db bench bench-events
 
 ## Build (progress shown), then serve every source function on http://127.0.0.1:9000 with a
 ## local database; the routes and development keys are listed once all answer.
@@ -32,6 +32,13 @@ clean-db:
 ## make bench BENCH_ARGS='--cold-runs 3 --warm-runs 3 --warmup 50 --invocations 500 --no-doc'
 bench:
 	tools/bench/run.sh $(BENCH_ARGS)
+
+## From a lead's arrival to its Lead stored event at a subscriber (local stand-ins for
+## EventBridge and SQS): prints the figures and writes their block of docs/performance.md
+## (the block alone; `make bench` keeps it).
+bench-events:
+	LEAD_EVENTS_PERFORMANCE_DOC=$(CURDIR)/docs/performance.md scripts/with-db.sh \
+		cargo test --locked -p shared --test lead_events a_lead_reaches_the_subscriber -- --nocapture
 
 .PHONY: validate migrate replay-dlq template
 

@@ -160,3 +160,12 @@ impl From<SecretError> for Error {
         Self::Failed(Failure::Secret(error))
     }
 }
+
+/// Why EventBridge did not take a lead's events (they stay in the outbox for the relay).
+#[derive(Debug, thiserror::Error)]
+pub enum EventsError {
+    #[error("cannot publish to EventBridge: {0}")]
+    Put(String),
+    #[error("EventBridge did not answer within {0:?}")]
+    Timeout(Duration),
+}

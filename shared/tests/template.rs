@@ -2430,3 +2430,182 @@ fn every_alarm_reaches_someone() {
         "no alarm on the gateway's overloads ({metric})"
     );
 }
+
+/// Lead events: every function that stores leads names the stack's bus
+/// (`EVENT_BUS_NAME`) and may put events on that bus only; the relay runs every minute;
+/// the sales desk's rule sends every non-test `Lead stored` event's summary, as plain
+/// text, to the new-leads topic, which only that rule may publish to and whose
+/// subscriptions come from parameters; and a growing outbox is alarmed, from the line
+/// the relay logs.
+#[test]
+fn lead_events_reach_the_sales_desk_from_every_storing_function() {
+    let template = Template::load();
+    let code = names_in_code();
+    let bus = "LeadEventBus";
+    assert_eq!(template.resource(bus)["Type"], "AWS::Events::EventBus");
+
+    // Every function that stores leads: the sources, the drain, the pulls and the relay.
+    let storing: Vec<String> = sources()
+        .into_iter()
+        .chain([DRAIN, META_SYNC, KNOWLARITY_SYNC, "relay"].map(String::from))
+        .collect();
+    for binary in &storing {
+        let (id, function) = template.function(binary);
+        assert_eq!(
+            template.env(function, "EVENT_BUS_NAME"),
+            Some(reference(bus)),
+            "{id}: EVENT_BUS_NAME"
+        );
+        assert!(
+            as_list(&function["Properties"]["Policies"])
+                .contains(&&reference("PublishLeadEventsPolicy")),
+            "{id}: PublishLeadEventsPolicy"
+        );
+        assert_eq!(
+            template.grants(id, "events:putevents"),
+            vec![get_att(bus, "Arn")],
+            "{id}: PutEvents on the stack's bus only"
+        );
+    }
+    for (binary, id) in &template.functions {
+        if !storing.contains(binary) {
+            assert!(
+                template.grants(id, "events:").is_empty(),
+                "{id} stores no lead and may not publish events"
+            );
+        }
+    }
+
+    // The relay: every minute, one at a time, no retry of its own.
+    let (id, function) = template.function("relay");
+    let events = template.events(id);
+    assert_eq!(events.len(), 1, "{id}: one event, its schedule");
+    let (kind, props) = events.values().next().expect("event");
+    assert_eq!(kind, "ScheduleV2", "{id}");
+    assert_eq!(props["ScheduleExpression"], "rate(1 minute)", "{id}");
+    assert!(props.get("Name").is_none(), "{id}: no fixed schedule name");
+    assert_eq!(
+        number(
+            &function["Properties"]["ReservedConcurrentExecutions"],
+            "ReservedConcurrentExecutions"
+        ),
+        1,
+        "{id}: never two relays at once"
+    );
+    let timeout = number(&template.property(function, "Timeout"), "Timeout");
+    assert!(
+        timeout < 60,
+        "{id}: Timeout {timeout} s ends before the next run"
+    );
+    assert!(template.routes(id).is_empty(), "{id}: no route");
+
+    // The sales desk's rule: non-test Lead stored events, as their summary, to the topic.
+    let (rule_id, rule) = template
+        .of_type("AWS::Events::Rule")
+        .find(|(_, rule)| rule["Properties"]["EventBusName"] == reference(bus))
+        .expect("a rule on the lead event bus");
+    let props = &rule["Properties"];
+    assert_eq!(
+        props["EventPattern"],
+        json!({
+            "source": ["mg-digital-leads"],
+            "detail-type": ["Lead stored"],
+            "detail": { "status": [{ "anything-but": "test" }] },
+        }),
+        "{rule_id}: EventPattern"
+    );
+    for literal in [
+        "\"mg-digital-leads\"",
+        "\"Lead stored\"",
+        "'summary'",
+        "'status'",
+    ] {
+        assert!(code.contains(literal), "shared/src no longer has {literal}");
+    }
+    let targets = as_list(&props["Targets"]);
+    assert_eq!(targets.len(), 1, "{rule_id}: one target");
+    let target = targets[0];
+    assert_eq!(target["Arn"], reference("NewLeadsTopic"), "{rule_id}");
+    assert_eq!(
+        target["InputTransformer"],
+        json!({
+            "InputPathsMap": { "summary": "$.detail.summary" },
+            "InputTemplate": "\"<summary>\"",
+        }),
+        "{rule_id}: the summary as plain text"
+    );
+    let (policy_id, policy) = template
+        .of_type("AWS::SNS::TopicPolicy")
+        .find(|(_, policy)| {
+            as_list(&policy["Properties"]["Topics"]).contains(&&reference("NewLeadsTopic"))
+        })
+        .expect("a policy on NewLeadsTopic");
+    let statements = as_list(&policy["Properties"]["PolicyDocument"]["Statement"]);
+    assert_eq!(statements.len(), 1, "{policy_id}");
+    assert_eq!(
+        *statements[0],
+        json!({
+            "Sid": statements[0]["Sid"],
+            "Effect": "Allow",
+            "Principal": { "Service": "events.amazonaws.com" },
+            "Action": "sns:Publish",
+            "Resource": reference("NewLeadsTopic"),
+            "Condition": { "ArnEquals": { "aws:SourceArn": get_att(rule_id, "Arn") } },
+        }),
+        "{policy_id}: only the sales desk's rule publishes"
+    );
+
+    // The subscriptions: each from its parameter, only when set.
+    let mut protocols = BTreeSet::new();
+    for (id, subscription) in template
+        .of_type("AWS::SNS::Subscription")
+        .filter(|(_, s)| s["Properties"]["TopicArn"] == reference("NewLeadsTopic"))
+    {
+        let props = &subscription["Properties"];
+        let parameter = props["Endpoint"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: Endpoint is a parameter"));
+        assert_eq!(
+            template.parameters[parameter]["Default"], "",
+            "{id}: {parameter}"
+        );
+        let condition = subscription["Condition"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: subscribed only when {parameter} is set"));
+        assert_eq!(
+            template.conditions[condition],
+            json!({ "Fn::Not": [{ "Fn::Equals": [reference(parameter), ""] }] }),
+            "{id}: {condition}"
+        );
+        protocols.insert(props["Protocol"].as_str().unwrap_or_default().to_owned());
+    }
+    assert_eq!(
+        protocols,
+        BTreeSet::from(["email".to_owned(), "sms".to_owned()]),
+        "the sales desk by e-mail and SMS"
+    );
+
+    // A growing outbox: the relay's line, a metric of its oldest row's age, an alarm.
+    let relay_group = function["Properties"]["LoggingConfig"]["LogGroup"].clone();
+    let (filter_id, filter) = template
+        .of_type("AWS::Logs::MetricFilter")
+        .find(|(_, filter)| {
+            filter["Properties"]["LogGroupName"] == relay_group
+                && filter["Properties"]["MetricTransformations"][0]["MetricValue"]
+                    == "$.oldest_age_s"
+        })
+        .expect("a metric of the outbox's oldest row's age, from the relay's log");
+    assert!(
+        code.contains("oldest_age_s") && code.contains("\"outbox relay run\""),
+        "the relay logs oldest_age_s on its \"outbox relay run\" line"
+    );
+    let (_, namespace, metric) = metric_filter(filter);
+    let alarmed = template
+        .of_type("AWS::CloudWatch::Alarm")
+        .any(|(_, alarm)| {
+            alarm["Properties"]["Namespace"] == namespace
+                && alarm["Properties"]["MetricName"] == metric
+                && alarm["Properties"]["Threshold"] == reference("OutboxAgeAlarmSeconds")
+        });
+    assert!(alarmed, "{filter_id}: no alarm on {metric}");
+}

@@ -8,6 +8,7 @@ pub mod answer;
 pub mod http;
 pub mod invoke;
 pub mod queue;
+pub mod relay;
 pub mod runtime;
 pub mod schedule;
 pub mod telemetry;

@@ -79,6 +79,9 @@ pub struct Config {
     /// `KNOWLARITY_SYNC_OVERLAP_SECONDS`: how far before its watermark Knowlarity's
     /// scheduled pull looks again.
     pub knowlarity_overlap: Duration,
+    /// `EVENT_BUS_NAME`: the EventBridge bus every stored lead's `Lead stored` event goes
+    /// to. Unset, no event is recorded or published.
+    pub event_bus_name: Option<String>,
 }
 
 /// Where the database is and how it is used.
@@ -175,6 +178,7 @@ impl Config {
                 .map_or(DEFAULT_PULL_OVERLAP, Duration::from_secs),
             request_budget: parse(&get, "REQUEST_BUDGET_MS")?
                 .map_or(DEFAULT_REQUEST_BUDGET, Duration::from_millis),
+            event_bus_name: get("EVENT_BUS_NAME").map(|name| name.trim().to_owned()),
         })
     }
 
@@ -187,6 +191,7 @@ impl Config {
             || self.database.writer_arn.is_some()
             || self.buffer_queue_url.is_some()
             || self.dead_letter_queue_url.is_some()
+            || self.event_bus_name.is_some()
     }
 }
 
@@ -377,5 +382,19 @@ mod tests {
         assert_eq!(settings.dedup_window, Duration::from_secs(60));
         assert_eq!(config.secrets_ttl, Duration::from_secs(30));
         assert_eq!(config.buffer_queue_url, None);
+    }
+
+    #[test]
+    fn events_need_the_sdk_only_when_a_bus_is_named() {
+        let without = config(&[("DATABASE_URL", "postgres://h/db"), ("EVENT_BUS_NAME", " ")]);
+        assert_eq!(without.as_ref().unwrap().event_bus_name, None);
+        assert!(!without.unwrap().needs_aws());
+        let with = config(&[
+            ("DATABASE_URL", "postgres://h/db"),
+            ("EVENT_BUS_NAME", "leads-events"),
+        ])
+        .unwrap();
+        assert_eq!(with.event_bus_name.as_deref(), Some("leads-events"));
+        assert!(with.needs_aws());
     }
 }

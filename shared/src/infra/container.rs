@@ -10,6 +10,7 @@ use crate::domain::meta::MetaSecrets;
 use crate::error::ConfigError;
 use crate::infra::buffer::Buffer;
 use crate::infra::config::{Config, Provided};
+use crate::infra::events::Events;
 use crate::infra::graph::Graph;
 use crate::infra::graph::Meta;
 use crate::infra::knowlarity::{CallLog, Knowlarity, KnowlarityKeys};
@@ -84,6 +85,16 @@ impl Container {
                 DbCredentials::from_secret,
             ));
         }
+        store = match (config.event_bus_name, aws) {
+            (Some(bus), Some(aws)) => store.with_events(Events::new(aws, bus)),
+            (Some(_), None) => {
+                return Err(ConfigError::Invalid {
+                    name: "EVENT_BUS_NAME",
+                    reason: "no AWS SDK configuration".into(),
+                })
+            }
+            (None, _) => store,
+        };
         let ttl = config.secrets_ttl;
         let api_keys = setting(config.api_keys, ttl, ApiKeys::from_secret, || {
             secret("API_KEYS_SECRET_ARN")

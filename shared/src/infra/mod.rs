@@ -7,6 +7,7 @@ pub mod aws;
 pub mod buffer;
 pub mod config;
 pub mod container;
+pub mod events;
 pub mod graph;
 pub mod knowlarity;
 pub mod scram;

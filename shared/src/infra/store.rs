@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 
 use crate::domain::record::LeadRecord;
 use crate::error::StoreError;
+use crate::infra::events::{Events, Recorded, MAX_ENTRIES};
 use crate::infra::secrets::{DbCredentials, Refreshing};
 
 /// The migrations in `migrations/`, embedded so a binary can apply them anywhere.
@@ -89,6 +90,43 @@ VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb,
 ON CONFLICT DO NOTHING
 RETURNING id::text"#;
 
+/// [`INSERT_LEAD`] that also records the lead's `Lead stored` event in the outbox, in the
+/// same statement (so in the same transaction): a lead is stored with its event or not
+/// at all, and a repeat, which inserts no lead, records none. The detail is built from
+/// the values being inserted, not read back: the functions' role may not read a lead's
+/// personal columns. `now()` is the transaction's time, the row's `stored_at`.
+const INSERT_LEAD_RECORDING_EVENT: &str = r#"
+WITH stored AS (
+    INSERT INTO public."mg-digital-leads"
+        (platform, name, phone_number, car_model, lead_url, campaign, payload,
+         created_at, request_id, partner_lead_id, idempotency_key, body_sha256, body_hash,
+         phone_e164, meta_created_at, status)
+    VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb,
+            to_timestamp($8::float8 / 1000), $9, $10, $11, $12, $13,
+            $14, to_timestamp($15::float8), coalesce($16, 'new'))
+    ON CONFLICT DO NOTHING
+    RETURNING id
+), event AS (
+    INSERT INTO public.lead_outbox (lead_id, detail)
+    SELECT stored.id::text,
+           jsonb_build_object(
+               'id', to_jsonb(stored.id),
+               'platform', $1::text,
+               'name', $2::text,
+               'phone_number', $3::text,
+               'phone_e164', $14::text,
+               'car_model', $4::text,
+               'lead_url', $5::text,
+               'campaign', $6::text,
+               'status', coalesce($16, 'new'),
+               'created_at', to_jsonb(to_timestamp($8::float8 / 1000)),
+               'stored_at', to_jsonb(now()),
+               'summary', $17::text)
+    FROM stored
+    RETURNING id, detail::text
+)
+SELECT stored.id::text, event.id, event.detail FROM stored CROSS JOIN event"#;
+
 /// [`INSERT_LEAD`] bound to a record, claiming its body only when `body_claim` says so.
 /// The one place its parameters are bound (the store runs it; `tools` hands it to the
 /// benchmark's floor).
@@ -115,6 +153,50 @@ pub(crate) fn insert_query<'q>(
         .bind(lead.submitted_at.map(|seconds| seconds as f64))
         .bind(lead.test.then_some("test"))
 }
+
+/// [`INSERT_LEAD_RECORDING_EVENT`] bound to a record: the lead's row id, and its event's
+/// outbox row.
+fn insert_recording_event_query<'q>(
+    record: &'q LeadRecord,
+    body_claim: Option<&'q str>,
+    summary: &'q str,
+) -> sqlx::query::QueryAs<'q, Postgres, (String, i64, String), PgArguments> {
+    let lead = &record.lead;
+    sqlx::query_as(INSERT_LEAD_RECORDING_EVENT)
+        .bind(record.source.platform)
+        .bind(&lead.name)
+        .bind(&lead.phone_number)
+        .bind(&lead.car_model)
+        .bind(&lead.lead_url)
+        .bind(&lead.campaign)
+        .bind(&record.payload)
+        .bind(record.received_at_ms() as f64)
+        .bind(&record.request_id)
+        .bind(&record.identity.partner_lead_id)
+        .bind(&record.identity.idempotency_key)
+        .bind(body_claim)
+        .bind(&record.identity.body_hash)
+        .bind(crate::domain::phone::e164(&lead.phone_number))
+        .bind(lead.submitted_at.map(|seconds| seconds as f64))
+        .bind(lead.test.then_some("test"))
+        .bind(summary)
+}
+
+/// The outbox rows a relay takes: recorded at least `$1` seconds ago (so not a
+/// function's own, still being published), oldest first, none another relay holds.
+const TAKE_OUTBOX: &str = r#"
+SELECT id, detail::text FROM public.lead_outbox
+WHERE recorded_at < now() - make_interval(secs => $1::float8)
+ORDER BY recorded_at, id
+LIMIT $2
+FOR UPDATE SKIP LOCKED"#;
+
+const DELETE_OUTBOX: &str = "DELETE FROM public.lead_outbox WHERE id = ANY($1)";
+
+/// How many rows the outbox holds, and the oldest one's age in seconds.
+const OUTBOX_BACKLOG: &str = r#"
+SELECT count(*), extract(epoch FROM now() - min(recorded_at))::float8
+FROM public.lead_outbox"#;
 
 /// The row a repeat collided with. An id match is always a duplicate, and so is the same
 /// body with the same arrival (the same request, stored or drained before); a claimed
@@ -242,6 +324,8 @@ pub struct Store {
     /// The RDS-managed credentials secret, which RDS rotates.
     credentials: Option<Refreshing<DbCredentials>>,
     settings: StoreSettings,
+    /// Where `Lead stored` events go; none: the outbox is not written.
+    events: Option<Events>,
     slot: Mutex<Slot>,
 }
 
@@ -254,6 +338,7 @@ impl std::fmt::Debug for Store {
             .field("database", &self.options.get_database())
             .field("credentials", &self.credentials.is_some())
             .field("settings", &self.settings)
+            .field("events", &self.events.as_ref().map(Events::bus))
             .finish_non_exhaustive()
     }
 }
@@ -307,6 +392,7 @@ impl Store {
             options,
             credentials: None,
             settings,
+            events: None,
             slot: Mutex::new(Slot::default()),
         }
     }
@@ -315,6 +401,17 @@ impl Store {
     pub fn with_credentials(mut self, credentials: Refreshing<DbCredentials>) -> Self {
         self.credentials = Some(credentials);
         self
+    }
+
+    /// Records every stored lead's `Lead stored` event in the outbox with its row, and
+    /// publishes it to `events` right after (see [`Store::insert_within`]).
+    pub fn with_events(mut self, events: Events) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    pub fn events(&self) -> Option<&Events> {
+        self.events.as_ref()
     }
 
     /// Reads the credentials secret now (cold start), so a request need not.
@@ -367,11 +464,19 @@ impl Store {
     /// failover) is only noticed when used: the lead is tried once more on a new one.
     /// That is safe because a lead is stored once per id: a repeat of an insert that did
     /// commit finds its row.
+    ///
+    /// With events configured, a new lead's `Lead stored` event is recorded by the same
+    /// statement, then published within [`PUBLISH_WAIT`](crate::infra::events::PUBLISH_WAIT) more and its outbox row
+    /// deleted, when `limit` leaves time for that; an event EventBridge did not take
+    /// (and, for a while after, every event: see
+    /// [`REST_AFTER_FAILURE`](crate::infra::events::REST_AFTER_FAILURE)) only waits for
+    /// the relay, and never fails the lead.
     pub async fn insert_within(
         &self,
         record: &LeadRecord,
         limit: Duration,
     ) -> Result<Stored, StoreError> {
+        let started = Instant::now();
         let limit = limit.min(self.settings.operation_timeout);
         let mut slot = self.slot.lock().await;
         slot.awake()?;
@@ -379,7 +484,78 @@ impl Store {
             .await
             .unwrap_or_else(|_| Err(self.timed_out(limit)));
         slot.rest_after(&result, self.settings.breaker);
-        result
+        let (stored, recorded) = result?;
+        if let (Some(events), Some(recorded)) = (&self.events, recorded) {
+            // The publish and the delete after it must fit in what the caller has left;
+            // otherwise, or while EventBridge is failing, the relay publishes the event.
+            let left = limit.saturating_sub(started.elapsed());
+            if left >= events.wait() * 2 && !events.resting() {
+                publish_now(&mut slot.open, events, recorded).await;
+            }
+        }
+        Ok(stored)
+    }
+
+    /// Publishes the outbox rows recorded at least `min_age` ago (a function's own are
+    /// younger while it publishes them), [`MAX_ENTRIES`] at a time, each batch held
+    /// (`FOR UPDATE SKIP LOCKED`, so relays beside each other take different rows) until
+    /// the rows EventBridge took are deleted. Stops at `deadline`, when the outbox holds
+    /// no more such rows, or at the first batch EventBridge did not take whole.
+    pub async fn relay(&self, min_age: Duration, deadline: Instant) -> Result<Relayed, StoreError> {
+        let Some(events) = &self.events else {
+            return Ok(Relayed::default());
+        };
+        let mut slot = self.slot.lock().await;
+        let connection = self.connection(&mut slot.open).await?;
+        let (rows, oldest): (i64, Option<f64>) = sqlx::query_as(OUTBOX_BACKLOG)
+            .fetch_one(&mut *connection)
+            .await
+            .map_err(classify)?;
+        let mut relayed = Relayed {
+            backlog: rows,
+            oldest_age: oldest.map(|seconds| Duration::from_secs_f64(seconds.max(0.0))),
+            ..Relayed::default()
+        };
+        while Instant::now() < deadline {
+            let mut transaction = sqlx::Connection::begin(&mut *connection)
+                .await
+                .map_err(classify)?;
+            let batch: Vec<(i64, String)> = sqlx::query_as(TAKE_OUTBOX)
+                .bind(min_age.as_secs_f64())
+                .bind(MAX_ENTRIES as i64)
+                .fetch_all(&mut *transaction)
+                .await
+                .map_err(classify)?;
+            if batch.is_empty() {
+                transaction.commit().await.map_err(classify)?;
+                break;
+            }
+            let batch: Vec<Recorded> = batch
+                .into_iter()
+                .map(|(id, detail)| Recorded { id, detail })
+                .collect();
+            let limit = deadline.saturating_duration_since(Instant::now());
+            let mut taken = Vec::with_capacity(batch.len());
+            let published = events.publish(&batch, limit, &mut taken).await;
+            if !taken.is_empty() {
+                sqlx::query(DELETE_OUTBOX)
+                    .bind(&taken)
+                    .execute(&mut *transaction)
+                    .await
+                    .map_err(classify)?;
+            }
+            transaction.commit().await.map_err(classify)?;
+            relayed.published += taken.len();
+            relayed.failed += batch.len() - taken.len();
+            if let Err(error) = published {
+                relayed.error = Some(error.to_string());
+                break;
+            }
+            if taken.len() < batch.len() {
+                break;
+            }
+        }
+        Ok(relayed)
     }
 
     /// The rows a source's own lead ids are stored in, by id, within `limit` (at most
@@ -423,10 +599,11 @@ impl Store {
         &self,
         slot: &mut Option<Open>,
         record: &LeadRecord,
-    ) -> Result<Stored, StoreError> {
+    ) -> Result<(Stored, Option<Recorded>), StoreError> {
         let insert = Operation::Insert {
             record,
             window: self.settings.dedup_window,
+            record_event: self.events.is_some(),
         };
         match self.on_connection(slot, &insert).await? {
             Done::Stored(stored) => stored.ok_or(StoreError::Unsettled),
@@ -687,12 +864,67 @@ impl Store {
     }
 }
 
+/// What one relay run did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Relayed {
+    /// Events EventBridge took (and whose rows are deleted).
+    pub published: usize,
+    /// Events offered that EventBridge did not take (their rows stay).
+    pub failed: usize,
+    /// Rows in the outbox when the run began, and the oldest one's age then.
+    pub backlog: i64,
+    pub oldest_age: Option<Duration>,
+    /// Why the run stopped early, when EventBridge failed.
+    pub error: Option<String>,
+}
+
+/// Publishes a lead's event right after its commit, within the events' wait
+/// ([`PUBLISH_WAIT`](crate::infra::events::PUBLISH_WAIT) unless a test sets another), and
+/// deletes its outbox row once EventBridge took it, within as long again. Anything short of that only
+/// logs: the row stays, and the relay publishes it.
+async fn publish_now(slot: &mut Option<Open>, events: &Events, recorded: Recorded) {
+    let mut taken = Vec::with_capacity(1);
+    if let Err(error) = events
+        .publish(std::slice::from_ref(&recorded), events.wait(), &mut taken)
+        .await
+    {
+        events.rest();
+        tracing::warn!(error = %error, outbox = recorded.id, "lead event not published; the relay publishes it, and the next ones");
+        return;
+    }
+    if taken.is_empty() {
+        return;
+    }
+    // The connection goes with a delete that runs out of time, as with an insert.
+    let Some(mut open) = slot.take() else {
+        return;
+    };
+    let delete = sqlx::query(DELETE_OUTBOX)
+        .bind(&taken)
+        .execute(&mut open.connection);
+    match tokio::time::timeout(events.wait(), delete).await {
+        Ok(Ok(_)) => *slot = Some(open),
+        Ok(Err(error)) => {
+            if !is_connection_lost(&error) {
+                *slot = Some(open);
+            }
+            tracing::warn!(error = %error, outbox = recorded.id, "published lead event not deleted; the relay publishes it again");
+        }
+        Err(_) => tracing::warn!(
+            outbox = recorded.id,
+            "published lead event not deleted in time; the relay publishes it again"
+        ),
+    }
+}
+
 /// What the store does on its connection (see [`Store::on_connection`]).
 enum Operation<'a> {
     /// Stores a lead once, within the retry window of its body.
     Insert {
         record: &'a LeadRecord,
         window: Duration,
+        /// Whether a new lead's event is recorded in the outbox.
+        record_event: bool,
     },
     /// The rows of a source's own lead ids.
     Find {
@@ -703,7 +935,8 @@ enum Operation<'a> {
 
 /// What an [`Operation`] gave.
 enum Done {
-    Stored(Option<Stored>),
+    /// The lead, and its event's outbox row when it was new and events are recorded.
+    Stored(Option<(Stored, Option<Recorded>)>),
     /// Pairs of a source's own lead id and the row's id.
     Found(Vec<(String, String)>),
 }
@@ -711,7 +944,11 @@ enum Done {
 impl Operation<'_> {
     async fn run(&self, connection: &mut PgConnection) -> Result<Done, sqlx::Error> {
         match *self {
-            Self::Insert { record, window } => insert_fitting(connection, record, window)
+            Self::Insert {
+                record,
+                window,
+                record_event,
+            } => insert_fitting(connection, record, window, record_event)
                 .await
                 .map(Done::Stored),
             Self::Find {
@@ -733,8 +970,9 @@ async fn insert_fitting(
     connection: &mut PgConnection,
     record: &LeadRecord,
     window: Duration,
-) -> Result<Option<Stored>, sqlx::Error> {
-    let error = match insert_once(connection, record, window).await {
+    record_event: bool,
+) -> Result<Option<(Stored, Option<Recorded>)>, sqlx::Error> {
+    let error = match insert_once(connection, record, window, record_event).await {
         Err(error) => error,
         stored => return stored,
     };
@@ -744,7 +982,7 @@ async fn insert_fitting(
         _ => None,
     };
     match fitted {
-        Some(fitted) => insert_once(connection, &fitted, window).await,
+        Some(fitted) => insert_once(connection, &fitted, window, record_event).await,
         None => Err(error),
     }
 }
@@ -915,19 +1153,28 @@ async fn insert_once(
     connection: &mut PgConnection,
     record: &LeadRecord,
     window: Duration,
-) -> Result<Option<Stored>, sqlx::Error> {
+    record_event: bool,
+) -> Result<Option<(Stored, Option<Recorded>)>, sqlx::Error> {
     let received_ms = record.received_at_ms() as f64;
     let window_ms = window.as_millis() as f64;
     let platform = record.source.platform;
     let mut body_claim = record.identity.body_hash.as_deref();
+    let summary = record_event.then(|| crate::domain::event::summary(record));
     // A conflict is settled in at most two more rounds: an expired claim released (or
     // a newer one stepped around), then the insert again.
     for _ in 0..3 {
-        if let Some(id) = insert_query(record, body_claim)
-            .fetch_optional(&mut *connection)
-            .await?
-        {
-            return Ok(Some(Stored::Created(RowId::from_text(id))));
+        let inserted = match &summary {
+            Some(summary) => insert_recording_event_query(record, body_claim, summary)
+                .fetch_optional(&mut *connection)
+                .await?
+                .map(|(id, event, detail)| (id, Some(Recorded { id: event, detail }))),
+            None => insert_query(record, body_claim)
+                .fetch_optional(&mut *connection)
+                .await?
+                .map(|id| (id, None)),
+        };
+        if let Some((id, recorded)) = inserted {
+            return Ok(Some((Stored::Created(RowId::from_text(id)), recorded)));
         }
         let existing: Option<(String, bool, f64)> = sqlx::query_as(FIND_EXISTING)
             .bind(platform)
@@ -942,7 +1189,7 @@ async fn insert_once(
             // Deleted since the conflict: try again.
             None => {}
             Some((id, same, age_ms)) if same || age_ms.abs() < window_ms => {
-                return Ok(Some(Stored::Duplicate(RowId::from_text(id))));
+                return Ok(Some((Stored::Duplicate(RowId::from_text(id)), None)));
             }
             // The same body, accepted longer ago than the window: a new lead. It takes
             // the claim over, so its own retries are recognised.

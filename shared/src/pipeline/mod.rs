@@ -11,4 +11,5 @@ pub mod migrate;
 pub mod notification;
 pub mod outcome;
 pub mod pull;
+pub mod relay;
 pub mod request;

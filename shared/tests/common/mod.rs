@@ -3,6 +3,7 @@
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+pub mod bus;
 pub mod graph;
 pub mod knowlarity;
 pub mod local_aws;

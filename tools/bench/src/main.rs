@@ -566,11 +566,30 @@ async fn run(args: Args) -> Result<(), Error> {
         eprintln!("bench: wrote {}", display_relative(&path));
     }
     if let Some(path) = &args.doc {
+        let doc = keep_lead_events_block(std::fs::read_to_string(path).ok().as_deref(), doc);
         std::fs::write(path, &doc)
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
         eprintln!("bench: wrote {}", display_relative(path));
     }
     Ok(())
+}
+
+/// Where the lead events' figures begin and end in the performance document: written by
+/// `make bench-events` (shared/tests/lead_events.rs), not by this run, so kept as found.
+const LEAD_EVENTS_BEGIN: &str = "<!-- lead-events: begin -->";
+const LEAD_EVENTS_END: &str = "<!-- lead-events: end -->";
+
+/// `doc` with the lead events' block of the document it replaces, if that had one.
+fn keep_lead_events_block(old: Option<&str>, doc: String) -> String {
+    let block = old.and_then(|old| {
+        let start = old.find(LEAD_EVENTS_BEGIN)?;
+        let end = old[start..].find(LEAD_EVENTS_END)? + start + LEAD_EVENTS_END.len();
+        Some(&old[start..end])
+    });
+    match block {
+        Some(block) => format!("{}\n\n{block}\n", doc.trim_end()),
+        None => doc,
+    }
 }
 
 fn metrics(cold: &[ColdStart], rounds: &[Round], sizes: &Sizes) -> Vec<Metric> {
@@ -877,6 +896,20 @@ fn display_relative(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rewrite_keeps_the_lead_events_block() {
+        let old = "# Performance\n\nold figures\n\n<!-- lead-events: begin -->\nevents\n<!-- lead-events: end -->\n";
+        assert_eq!(
+            keep_lead_events_block(Some(old), "# Performance\n\nnew figures\n".into()),
+            "# Performance\n\nnew figures\n\n<!-- lead-events: begin -->\nevents\n<!-- lead-events: end -->\n"
+        );
+        assert_eq!(
+            keep_lead_events_block(Some("# Performance\n"), "new\n".into()),
+            "new\n"
+        );
+        assert_eq!(keep_lead_events_block(None, "new\n".into()), "new\n");
+    }
 
     fn parse(args: &[&str]) -> Result<Args, String> {
         Args::parse(args.iter().map(|arg| (*arg).to_owned()))

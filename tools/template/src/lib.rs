@@ -365,6 +365,7 @@ const KEYED_FUNCTION: &str = r#"<Stem>Function:
       - !Ref ReadWriterCredentialsPolicy
       - !Ref QueueLeadsPolicy
       - !Ref DeadLetterLeadsPolicy
+      - !Ref PublishLeadEventsPolicy
       - Statement:
           - Sid: ReadOwnApiKeys
             Effect: Allow
@@ -399,6 +400,7 @@ const SIGNED_FUNCTION: &str = r#"<Stem>Function:
       - !Ref ReadWriterCredentialsPolicy
       - !Ref QueueLeadsPolicy
       - !Ref DeadLetterLeadsPolicy
+      - !Ref PublishLeadEventsPolicy
       - !Ref Read<Stem>SecretPolicy
     Events:
 "#;
