@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod dedup;
+pub mod feed;
 pub mod lead;
 pub mod mask;
 pub mod meta;

@@ -27,6 +27,12 @@ pub struct Container {
     pub request_budget: Duration,
     /// `migrate` only: the functions' role, whose password it sets from this secret.
     pub writer: Option<Refreshing<DbCredentials>>,
+    /// `migrate` only: the feed's role, whose password it sets from this secret.
+    pub reader: Option<Refreshing<DbCredentials>>,
+    /// The leads feed only: its reader keys.
+    pub feed_api_keys: Option<Setting<ApiKeys>>,
+    /// The leads feed only: the dashboard's origins.
+    pub feed_allowed_origins: Vec<String>,
 }
 
 impl Container {
@@ -66,6 +72,15 @@ impl Container {
             )),
             None => None,
         };
+        let reader = match config.database.reader_arn {
+            Some(arn) => Some(Refreshing::new(
+                secret("DB_READER_SECRET_ARN")?,
+                arn,
+                config.secrets_ttl,
+                DbCredentials::from_secret,
+            )),
+            None => None,
+        };
         let mut settings = config.database.settings;
         // Resting sends leads to the buffer queue without trying the database; with no
         // queue to send them to, it would only refuse leads that might have stored.
@@ -84,6 +99,9 @@ impl Container {
         let ttl = config.secrets_ttl;
         let api_keys = setting(config.api_keys, ttl, ApiKeys::from_secret, || {
             secret("API_KEYS_SECRET_ARN")
+        })?;
+        let feed_api_keys = setting(config.feed.api_keys, ttl, ApiKeys::from_secret, || {
+            secret("FEED_API_KEYS_SECRET_ARN")
         })?;
         let meta = setting(config.meta, ttl, MetaSecrets::from_secret, || {
             secret("META_SECRET_ARN")
@@ -116,6 +134,9 @@ impl Container {
             buffer,
             request_budget: config.request_budget,
             writer,
+            reader,
+            feed_api_keys,
+            feed_allowed_origins: config.feed.allowed_origins,
         })
     }
 }

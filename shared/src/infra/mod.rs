@@ -8,6 +8,7 @@ pub mod buffer;
 pub mod config;
 pub mod container;
 pub mod graph;
+pub mod reader;
 pub mod scram;
 pub mod secrets;
 pub mod store;

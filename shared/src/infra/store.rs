@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection};
@@ -494,6 +495,56 @@ impl Store {
         } else {
             StoreError::OutOfTime(limit)
         }
+    }
+
+    /// Runs `read` on the open connection (opened now if there is none) within
+    /// `operation_timeout`: the leads feed's reads, over the reader role's connection. A
+    /// connection the server closed while idle is replaced and the read tried once more,
+    /// which a read may be.
+    pub(crate) async fn read<T>(
+        &self,
+        read: impl for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.settings.operation_timeout;
+        let mut slot = self.slot.lock().await;
+        let slot = &mut slot.open;
+        let work = async {
+            let credentials = self.current_credentials().await?;
+            if slot
+                .as_ref()
+                .is_some_and(|open| open.credentials != credentials)
+            {
+                *slot = None;
+            }
+            let reused = slot.is_some();
+            for retry in [reused, false] {
+                let mut open = match slot.take() {
+                    Some(open) => open,
+                    None => self.connect(credentials.clone()).await?,
+                };
+                match read(&mut open.connection).await {
+                    Ok(value) => {
+                        *slot = Some(open);
+                        return Ok(value);
+                    }
+                    Err(error) if is_connection_lost(&error) => {
+                        if !retry {
+                            return Err(classify(error));
+                        }
+                        tracing::info!(error = %error, "database connection closed while idle; reconnecting");
+                    }
+                    Err(error @ sqlx::Error::Database(_)) => {
+                        *slot = Some(open);
+                        return Err(classify(error));
+                    }
+                    Err(error) => return Err(classify(error)),
+                }
+            }
+            Err(StoreError::Unsettled)
+        };
+        tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out(limit)))
     }
 
     /// Lets the role `credentials` names log in with its password (`migrate` does this for
