@@ -1,5 +1,5 @@
 # Lead ingestion: the everyday commands. See README.md and docs/.
-.PHONY: dev test lint unit check-fmt clippy clean-db bench
+.PHONY: dev test lint unit check-fmt clippy clean-db bench bench-feed
 
 ## Build (progress shown), then serve every source function on http://127.0.0.1:9000 with a
 ## local database; the routes and development keys are listed once all answer.
@@ -32,6 +32,14 @@ clean-db:
 ## make bench BENCH_ARGS='--cold-runs 3 --warm-runs 3 --warmup 50 --invocations 500 --no-doc'
 bench:
 	tools/bench/run.sh $(BENCH_ARGS)
+
+## The leads feed's queries on 100,000 leads (not part of `test`): p50 of the first page,
+## a page deep in the walk, a phone lookup and searches, on a database it creates and drops
+## (a throwaway cluster when DATABASE_URL is unset). Writes its section of
+## docs/performance.md; `make bench` keeps that section. BENCH_FEED_ARGS='--no-doc' leaves
+## the document alone.
+bench-feed:
+	PG_CLUSTER=pg-bench-feed scripts/with-db.sh cargo run --release --locked -p feed-bench -- $(BENCH_FEED_ARGS)
 
 .PHONY: validate migrate replay-dlq template
 
