@@ -1,5 +1,5 @@
 # Lead ingestion: the everyday commands. See README.md and docs/.
-.PHONY: dev test lint unit check-fmt clippy clean-db bench bench-events
+.PHONY: dev test lint unit check-fmt clippy clean-db bench bench-events bench-feed
 
 ## Build (progress shown), then serve every source function on http://127.0.0.1:9000 with a
 ## local database; the routes and development keys are listed once all answer.
@@ -39,6 +39,13 @@ bench:
 bench-events:
 	LEAD_EVENTS_PERFORMANCE_DOC=$(CURDIR)/docs/performance.md scripts/with-db.sh \
 		cargo test --locked -p shared --test lead_events a_lead_reaches_the_subscriber -- --nocapture
+## The leads feed's queries on 100,000 leads (not part of `test`): p50 of the first page,
+## a page deep in the walk, a phone lookup and searches, on a database it creates and drops
+## (a throwaway cluster when DATABASE_URL is unset). Writes its section of
+## docs/performance.md; `make bench` keeps that section. BENCH_FEED_ARGS='--no-doc' leaves
+## the document alone.
+bench-feed:
+	PG_CLUSTER=pg-bench-feed scripts/with-db.sh cargo run --release --locked -p feed-bench -- $(BENCH_FEED_ARGS)
 
 .PHONY: validate migrate replay-dlq template
 

@@ -37,6 +37,8 @@ for path, routes in config["watch"]["router"].items():
             proof = "key=" + env["API_KEYS"]
         elif "META_APP_SECRETS" in env:
             proof = "app-secret=" + env["META_APP_SECRETS"]
+        elif "FEED_API_KEYS" in env:
+            proof = "key=" + env["FEED_API_KEYS"]
         else:
             proof = "-"
         print(route["method"], path, name, proof)
@@ -98,7 +100,7 @@ announce() {
         if (exec 3<>"/dev/tcp/$address/$port") 2>/dev/null; then break; fi
         sleep 0.2
     done
-    say "starting each function with a request without a key or body (nothing stored: 401; Google's, whose key goes in the body, 400; Meta's GET, 403)"
+    say "starting each function with a request without a key or body (nothing stored: 401; Google's, whose key goes in the body, 400; Meta's GET, 403; the feed's preflight, 204)"
     for line in "${served[@]}"; do
         read -r method path name key <<<"$line"
         code=$(curl -s -o /dev/null -w '%{http_code} in %{time_total} s' -X "$method" "$base$path") || true
@@ -127,6 +129,7 @@ announce() {
         cargo lambda invoke --invoke-address $address google --data-file events/google/lead.json
         curl -s '$base/admin/mg-digital-leads/source/meta?hub.mode=subscribe&hub.verify_token=local-dev-meta-verify-token&hub.challenge=42'
         psql "$DATABASE_URL" -c 'select id, platform, name, phone_number, status from "mg-digital-leads"'
+        curl -s '$base/admin/mg-digital-leads?limit=5' -H 'X-API-Key: local-dev-feed-key'
 
   Ready. A change to the code rebuilds and restarts the functions. Ctrl-C stops them and
   the database.

@@ -169,3 +169,37 @@ pub enum EventsError {
     #[error("EventBridge did not answer within {0:?}")]
     Timeout(Duration),
 }
+
+/// Why the leads feed did not answer with a page.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// No reader key, or not one (a partner's key included).
+    #[error(transparent)]
+    Refused(Refusal),
+    /// A parameter the feed cannot use, named as the request names it.
+    #[error("{parameter} {reason}")]
+    Parameter { parameter: String, reason: String },
+    #[error(transparent)]
+    Failed(Failure),
+}
+
+impl From<Error> for FeedError {
+    fn from(error: Error) -> Self {
+        match error {
+            Error::Refused(refusal) => Self::Refused(refusal),
+            Error::Failed(failure) => Self::Failed(failure),
+        }
+    }
+}
+
+impl From<StoreError> for FeedError {
+    fn from(error: StoreError) -> Self {
+        Self::Failed(Failure::Store(error))
+    }
+}
+
+impl From<SecretError> for FeedError {
+    fn from(error: SecretError) -> Self {
+        Self::Failed(Failure::Secret(error))
+    }
+}

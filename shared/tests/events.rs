@@ -339,11 +339,31 @@ fn event_files() -> Vec<String> {
     cases
 }
 
+/// The leads feed's requests (`events/feed/`), judged by their own table below.
+const FEED: &str = "feed/";
+
+/// The event files of the sources.
+fn source_event_files() -> Vec<String> {
+    event_files()
+        .into_iter()
+        .filter(|file| !file.starts_with(FEED))
+        .collect()
+}
+
 #[test]
 fn every_event_file_has_an_expectation_and_every_source_a_folder() {
-    let files = event_files();
+    let files = source_event_files();
     let expected: Vec<String> = expectations().keys().map(|k| k.to_string()).collect();
     assert_eq!(files, expected, "events/ and the expectation table differ");
+    let feed_files: Vec<String> = event_files()
+        .into_iter()
+        .filter(|file| file.starts_with(FEED))
+        .collect();
+    let feed_expected: Vec<String> = feed_expectations().keys().map(|k| k.to_string()).collect();
+    assert_eq!(
+        feed_files, feed_expected,
+        "events/feed and the feed's table differ"
+    );
     for source in source::ALL {
         assert!(
             files
@@ -609,4 +629,188 @@ async fn every_route_answers_through_sam_local_start_api(
     }
     // Five POST routes and Meta's GET.
     assert_eq!(routes, source::ALL.len() + 1);
+}
+
+/// What the feed answers an event file of `events/feed/`.
+enum FeedExpected {
+    /// 200 JSON: these leads' names, in this order.
+    Names(&'static [&'static str]),
+    /// 200 CSV: a header and this many rows, and a `Link` to the next page.
+    Csv(usize),
+    /// A refusal: the status and the error.
+    Refused(u16, &'static str),
+    /// An `OPTIONS` preflight from the development origin.
+    Preflight,
+}
+
+fn feed_expectations() -> BTreeMap<&'static str, FeedExpected> {
+    BTreeMap::from([
+        (
+            "feed/newest-first",
+            FeedExpected::Names(&["Ravi Kumar", "Meera Shah", "Ravi K", "Old Lead"]),
+        ),
+        (
+            "feed/filters",
+            FeedExpected::Names(&["Meera Shah", "Ravi K"]),
+        ),
+        (
+            "feed/person-by-phone",
+            FeedExpected::Names(&["Ravi Kumar", "Ravi K"]),
+        ),
+        ("feed/csv", FeedExpected::Csv(1)),
+        (
+            "feed/missing-api-key",
+            FeedExpected::Refused(401, "Missing API key"),
+        ),
+        (
+            "feed/partner-key",
+            FeedExpected::Refused(403, "Invalid API key"),
+        ),
+        (
+            "feed/bad-limit",
+            FeedExpected::Refused(400, "limit must be a whole number from 1 to 500"),
+        ),
+        ("feed/preflight", FeedExpected::Preflight),
+    ])
+}
+
+/// Every file of `events/feed/` through the feed's handler, read as `lead_reader`, over
+/// the same few rows.
+#[sqlx::test(migrations = "../migrations")]
+async fn every_feed_event_file_gets_its_answer(_: PgPoolOptions, options: PgConnectOptions) {
+    use shared::infra::secrets::DbCredentials;
+    use shared::infra::store::{Store, StoreSettings};
+
+    let admin = Store::new(options.clone(), StoreSettings::default());
+    let reader = DbCredentials::from_secret(r#"{"username":"lead_reader","password":"pw"}"#)
+        .expect("credentials");
+    admin.grant_login(&reader).await.expect("grant login");
+    let feed = shared::pipeline::feed::Feed::new(
+        shared::domain::auth::ApiKeys::new(["local-dev-feed-key"]),
+        Store::new(
+            options.clone().username("lead_reader").password("pw"),
+            StoreSettings::default(),
+        ),
+    )
+    .with_allowed_origins(vec!["http://localhost:3000".to_owned()]);
+    let pool = common::pool(&options).await;
+    for (platform, name, phone, e164, model, stored_at) in [
+        (
+            "CarWale",
+            "Old Lead",
+            "9000000001",
+            "+919000000001",
+            "ZS EV",
+            "2026-01-09T10:00:00Z",
+        ),
+        (
+            "CarDekho",
+            "Ravi K",
+            "09876543210",
+            "+919876543210",
+            "Hector",
+            "2026-01-10T10:00:00Z",
+        ),
+        (
+            "Meta",
+            "Meera Shah",
+            "9000000002",
+            "+919000000002",
+            "Hector Plus",
+            "2026-01-11T10:00:00Z",
+        ),
+        (
+            "Google",
+            "Ravi Kumar",
+            "+91 98765 43210",
+            "+919876543210",
+            "Hector",
+            "2026-01-12T10:00:00Z",
+        ),
+    ] {
+        sqlx::query(
+            r#"INSERT INTO public."mg-digital-leads"
+                 (platform, name, phone_number, phone_e164, car_model, created_at, stored_at)
+               VALUES ($1, $2, $3, $4, $5, $6::timestamptz, $6::timestamptz)"#,
+        )
+        .bind(platform)
+        .bind(name)
+        .bind(phone)
+        .bind(e164)
+        .bind(model)
+        .bind(stored_at)
+        .execute(&pool)
+        .await
+        .expect("a seed row");
+    }
+    for (case, expected) in feed_expectations() {
+        let request = common::event_request(&common::events_dir().join(format!("{case}.json")));
+        let response = shared::edge::feed::handle(&feed, request).await;
+        let status = response.status().as_u16();
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|value| value.to_str().ok())
+                .map(str::to_owned)
+        };
+        let body = match response.body() {
+            lambda_http::Body::Text(text) => text.clone(),
+            _ => String::new(),
+        };
+        match expected {
+            FeedExpected::Names(names) => {
+                assert_eq!(status, 200, "{case}: {body}");
+                assert_eq!(
+                    header("content-type").as_deref(),
+                    Some("application/json; charset=utf-8"),
+                    "{case}"
+                );
+                assert_eq!(
+                    header("access-control-allow-origin").as_deref(),
+                    Some("http://localhost:3000"),
+                    "{case}"
+                );
+                let page: Value = serde_json::from_str(&body).expect("JSON");
+                let listed: Vec<&str> = page["leads"]
+                    .as_array()
+                    .expect("leads")
+                    .iter()
+                    .map(|lead| lead["name"].as_str().unwrap_or_default())
+                    .collect();
+                assert_eq!(listed, names, "{case}");
+                assert_eq!(page["next"], Value::Null, "{case}");
+            }
+            FeedExpected::Csv(rows) => {
+                assert_eq!(status, 200, "{case}: {body}");
+                assert_eq!(
+                    header("content-type").as_deref(),
+                    Some("text/csv; charset=utf-8"),
+                    "{case}"
+                );
+                assert_eq!(body.matches("\r\n").count(), rows + 1, "{case}: {body}");
+                assert!(
+                    header("link").is_some_and(|link| link.starts_with("<?limit=1&cursor=")),
+                    "{case}"
+                );
+            }
+            FeedExpected::Refused(refused, error) => {
+                assert_eq!(status, refused, "{case}: {body}");
+                assert_eq!(body, json!({ "error": error }).to_string(), "{case}");
+            }
+            FeedExpected::Preflight => {
+                assert_eq!(status, 204, "{case}");
+                assert_eq!(
+                    header("access-control-allow-origin").as_deref(),
+                    Some("http://localhost:3000"),
+                    "{case}"
+                );
+                assert_eq!(
+                    header("access-control-allow-methods").as_deref(),
+                    Some("GET, OPTIONS"),
+                    "{case}"
+                );
+            }
+        }
+    }
 }

@@ -553,3 +553,43 @@ async fn an_interrupted_index_build_is_built_again(_: PgPoolOptions, options: Pg
     store.migrate().await.expect("migrate again");
     assert!(valid(pool).await, "built anew");
 }
+
+/// Roles belong to the whole server: two migrations setting the same role's password at
+/// once (two operators, or a deploy beside a manual run) both end with the role able to
+/// log in, neither failing on the other's catalog update.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_role_given_its_login_twice_at_once_gets_it(_: PgPoolOptions, options: PgConnectOptions) {
+    let pool = common::pool(&options).await;
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_nanos();
+    let role = format!("concurrent_login_{nonce}");
+    sqlx::query(&format!("CREATE ROLE {role} NOLOGIN"))
+        .execute(&pool)
+        .await
+        .expect("create the role");
+    let credentials = DbCredentials::from_secret(
+        &serde_json::json!({ "username": role, "password": "pw" }).to_string(),
+    )
+    .expect("credentials");
+    let admins: Vec<Store> = (0..8)
+        .map(|_| Store::new(options.clone(), StoreSettings::default()))
+        .collect();
+    for round in 0..10 {
+        let grants = admins.iter().map(|admin| admin.grant_login(&credentials));
+        for result in futures_util::future::join_all(grants).await {
+            result.unwrap_or_else(|error| panic!("round {round}: {error}"));
+        }
+    }
+    let login: bool = sqlx::query_scalar("SELECT rolcanlogin FROM pg_roles WHERE rolname = $1")
+        .bind(&role)
+        .fetch_one(&pool)
+        .await
+        .expect("the role");
+    sqlx::query(&format!("DROP ROLE {role}"))
+        .execute(&pool)
+        .await
+        .expect("drop the role");
+    assert!(login, "{role} may log in");
+}

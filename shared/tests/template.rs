@@ -26,7 +26,9 @@
 //!   given, on its own route;
 //! - the functions log in to the database as `lead_writer` (its generated secret), and only
 //!   `migrate` may read the master credentials;
-//! - every other function (migrate, drain, meta-sync) has no route and no API key;
+//! - every other function (migrate, drain, meta-sync) has no route and no API key, but the
+//!   leads feed: its route (GET, OPTIONS), its own reader keys, and it logs in as
+//!   `lead_reader` with its own secret, reading nothing else;
 //! - the drain is fed by the buffer queue, with partial batch failures and a bounded
 //!   concurrency; it may change the visibility of the buffer queue's messages (its backoff)
 //!   and send to the dead-letter queue, nothing else of SQS; the buffer queue's
@@ -85,6 +87,17 @@ const SIGNED_DEV_VALUES: [(&str, &str); 4] = [
     ("META_PAGE_ACCESS_TOKEN", "local-dev-meta-page-token"),
     ("META_PAGE_ID", "102030405060708"),
 ];
+/// The leads feed: not a source; its own route, reader keys and database role.
+const FEED: &str = "feed";
+/// The feed's route (GET, and OPTIONS for the browser's preflight).
+const FEED_ROUTES: [&str; 2] = [
+    "GET /admin/mg-digital-leads",
+    "OPTIONS /admin/mg-digital-leads",
+];
+/// The database credentials the feed logs in with (role `lead_reader`).
+const READER_SECRET_ID: &str = "DatabaseReaderSecret";
+/// The feed's reader keys.
+const FEED_KEYS_SECRET_ID: &str = "FeedApiKeysSecret";
 /// The pseudo account id `sam local` uses; see the `IsSamLocal` condition.
 const SAM_LOCAL_ACCOUNT: &str = "123456789012";
 
@@ -618,10 +631,11 @@ fn the_sources_are_the_codes_own_list() {
         non_sources.contains(DRAIN) && non_sources.contains("migrate"),
         "{non_sources:?}"
     );
-    // Sample events exist for the sources, and only for them.
+    // Sample events exist for the sources and the feed, and only for them.
+    let mut folders = subdirs(&root().join("events"));
+    assert!(folders.remove(FEED), "events/{FEED}: the feed's requests");
     assert_eq!(
-        subdirs(&root().join("events")),
-        sources,
+        folders, sources,
         "folders under events/ vs shared::domain::source::ALL"
     );
 }
@@ -758,10 +772,11 @@ fn every_source_has_its_routes_its_own_secret_the_buffer_and_events() {
         }
     }
 
-    // No route without a source.
+    // No route without a source, but the feed's.
     let expected: BTreeSet<String> = ALL
         .iter()
         .flat_map(|source| source_routes(source))
+        .chain(FEED_ROUTES.map(str::to_owned))
         .collect();
     let actual: BTreeSet<String> = route_owners.keys().cloned().collect();
     assert_eq!(actual, expected, "routes in the template");
@@ -854,10 +869,11 @@ fn other_functions_have_no_route_and_no_api_key() {
                 .unwrap_or_else(|| panic!("{id}: no {}", secret_variable(source)))
         })
         .collect();
+    // The feed has a route and keys of its own (the_feed_reads_as_lead_reader_...).
     let others: Vec<&String> = template
         .functions
         .keys()
-        .filter(|binary| !sources().contains(*binary))
+        .filter(|binary| !sources().contains(*binary) && *binary != FEED)
         .collect();
     for binary in ["migrate", DRAIN, META_SYNC] {
         assert!(
@@ -877,14 +893,15 @@ fn other_functions_have_no_route_and_no_api_key() {
                 "{id}: no {name}"
             );
         }
-        // The database secrets (migrate's two are checked in
+        // The database secrets (migrate's three are checked in
         // the_functions_log_in_as_lead_writer_and_only_migrate_as_master), and a signed
         // source's secret for the Graph readers.
         let reader = GRAPH_READERS.contains(&binary.as_str());
         for grant in template.grants(id, "secretsmanager:get") {
             assert!(
                 grant == db_secret
-                    || (binary == "migrate" && grant == master_secret())
+                    || (binary == "migrate"
+                        && (grant == master_secret() || grant == reference(READER_SECRET_ID)))
                     || (reader && signed_secrets.contains(&grant))
                     || (binary == KNOWLARITY_SYNC && grant == reference(KNOWLARITY_SECRET)),
                 "{id} may read {grant}, which is not a secret it needs"
@@ -1199,6 +1216,14 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
     for (binary, id) in &template.functions {
         let function = template.resource(id);
         let grants = template.grants(id, "secretsmanager:get");
+        if binary == FEED {
+            // It logs in as lead_reader instead (the_feed_reads_as_lead_reader_...).
+            assert!(
+                !grants.contains(&writer) && !grants.contains(&master),
+                "{id} may read {WRITER_SECRET_ID} or the master credentials"
+            );
+            continue;
+        }
         assert!(
             grants.contains(&writer),
             "{id}: no secretsmanager:GetSecretValue on {WRITER_SECRET_ID}"
@@ -1217,6 +1242,16 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
             assert!(
                 grants.contains(&master),
                 "{id}: no secretsmanager:GetSecretValue on the master secret"
+            );
+            let reader = reference(READER_SECRET_ID);
+            assert_eq!(
+                template.env(function, "DB_READER_SECRET_ARN"),
+                Some(reader.clone()),
+                "{id}: DB_READER_SECRET_ARN, whose password it sets"
+            );
+            assert!(
+                grants.contains(&reader),
+                "{id}: no secretsmanager:GetSecretValue on {READER_SECRET_ID}"
             );
         } else {
             assert_eq!(
@@ -1243,6 +1278,10 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
         assert!(
             secrets.contains(&&writer),
             "{id}: Auth lacks {WRITER_SECRET_ID}; lead_writer could not log in through it"
+        );
+        assert!(
+            secrets.contains(&&reference(READER_SECRET_ID)),
+            "{id}: Auth lacks {READER_SECRET_ID}; the feed could not log in through it"
         );
         let role = proxy["Properties"]["RoleArn"]["Fn::GetAtt"][0]
             .as_str()
@@ -1608,10 +1647,23 @@ fn make_dev_serves_every_source_on_its_route_with_its_dev_key() {
         }
     }
     let routes: BTreeSet<String> = router.keys().cloned().collect();
-    let expected: BTreeSet<String> = ALL.iter().map(|source| source.route()).collect();
+    let expected: BTreeSet<String> = ALL
+        .iter()
+        .map(|source| source.route())
+        .chain(FEED_ROUTES.map(|route| {
+            let (_, path) = route.split_once(' ').expect("METHOD /path");
+            path.to_owned()
+        }))
+        .collect();
     assert_eq!(
         routes, expected,
-        "Cargo.toml, [workspace.metadata.lambda.watch.router] vs shared::domain::source::ALL"
+        "Cargo.toml, [workspace.metadata.lambda.watch.router] vs shared::domain::source::ALL \
+         and the feed"
+    );
+    assert_eq!(
+        bins.get(FEED).map(|bin| &bin["env"]["FEED_API_KEYS"]),
+        Some(&json!(dev_key(FEED))),
+        "Cargo.toml, [workspace.metadata.lambda.bin.{FEED}.env]: FEED_API_KEYS"
     );
     let with_keys: BTreeSet<String> = bins
         .iter()
@@ -1713,19 +1765,22 @@ fn sam_local_env_file_covers_every_function_and_source_key() {
             }
         }
     }
-    // No lead_writer password to set under sam local (no Secrets Manager there).
+    // No lead_writer or lead_reader password to set under sam local (no Secrets Manager
+    // there).
     for id in template.functions.values() {
-        if template
-            .env(template.resource(id), "DB_WRITER_SECRET_ARN")
-            .is_some()
-        {
-            assert_eq!(
-                env[id]["DB_WRITER_SECRET_ARN"],
-                json!(""),
-                "{path:?}: {id}.DB_WRITER_SECRET_ARN"
-            );
+        for name in ["DB_WRITER_SECRET_ARN", "DB_READER_SECRET_ARN"] {
+            if template.env(template.resource(id), name).is_some() {
+                assert_eq!(env[id][name], json!(""), "{path:?}: {id}.{name}");
+            }
         }
     }
+    // The feed, with its development reader key.
+    let (feed, _) = template.function(FEED);
+    assert_eq!(
+        env[feed]["FEED_API_KEYS"],
+        json!(dev_key(FEED)),
+        "{path:?}: {feed}.FEED_API_KEYS"
+    );
 }
 
 /// The code bounds one request to `REQUEST_BUDGET_MS` (secret reads, insert, queueing); the
@@ -2608,4 +2663,147 @@ fn lead_events_reach_the_sales_desk_from_every_storing_function() {
                 && alarm["Properties"]["Threshold"] == reference("OutboxAgeAlarmSeconds")
         });
     assert!(alarmed, "{filter_id}: no alarm on {metric}");
+}
+
+/// The leads feed: GET (and the preflight's OPTIONS) on its route, its own generated
+/// reader keys, logging in as `lead_reader` with its own generated secret, reading those
+/// two secrets and nothing else (no partner's key, not lead_writer's credentials, no
+/// queue), the dashboard's origins a parameter that refuses a wildcard, its key refusals
+/// alarmed; and no other function refers to its secrets but migrate (which sets
+/// lead_reader's password) and the RDS Proxy.
+#[test]
+fn the_feed_reads_as_lead_reader_with_its_own_keys_on_its_route() {
+    let template = Template::load();
+    let (id, function) = template.function(FEED);
+    let routes: BTreeSet<String> = template.routes(id).into_iter().collect();
+    assert_eq!(
+        routes,
+        FEED_ROUTES
+            .map(str::to_owned)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        "{id}: its routes"
+    );
+
+    let keys = reference(FEED_KEYS_SECRET_ID);
+    let reader = reference(READER_SECRET_ID);
+    assert_eq!(
+        template.env(function, "DB_SECRET_ARN"),
+        Some(reader.clone()),
+        "{id}: logs in as lead_reader"
+    );
+    assert_eq!(
+        template.env(function, "FEED_API_KEYS_SECRET_ARN"),
+        Some(keys.clone()),
+        "{id}"
+    );
+    assert_eq!(
+        template.env(function, "FEED_ALLOWED_ORIGINS"),
+        Some(reference("FeedAllowedOrigins")),
+        "{id}: the dashboard's origins are a parameter"
+    );
+    template.assert_local_only(
+        id,
+        "FEED_API_KEYS",
+        template.env(function, "FEED_API_KEYS").as_ref(),
+    );
+    for name in [
+        "API_KEYS",
+        "API_KEYS_SECRET_ARN",
+        "BUFFER_QUEUE_URL",
+        "DEAD_LETTER_QUEUE_URL",
+        "META_SECRET_ARN",
+    ] {
+        assert!(template.env(function, name).is_none(), "{id}: no {name}");
+    }
+    let grants: BTreeSet<String> = template
+        .grants(id, "secretsmanager:get")
+        .iter()
+        .map(Value::to_string)
+        .collect();
+    assert_eq!(
+        grants,
+        [&keys, &reader]
+            .map(Value::to_string)
+            .into_iter()
+            .collect::<BTreeSet<_>>(),
+        "{id}: reads its keys and lead_reader's credentials, nothing else"
+    );
+    assert!(template.sqs_permissions(id).is_empty(), "{id}: no queue");
+
+    for secret_id in [FEED_KEYS_SECRET_ID, READER_SECRET_ID] {
+        let secret = template.resource(secret_id);
+        assert_eq!(secret["Type"], "AWS::SecretsManager::Secret", "{secret_id}");
+        assert!(
+            secret["Properties"].get("SecretString").is_none()
+                && secret["Properties"].get("GenerateSecretString").is_some(),
+            "{secret_id}: generated, never written in the template"
+        );
+        for (other_id, other) in &template.resources {
+            let allowed = other_id == secret_id
+                || other_id == id
+                || other_id == "DatabaseProxy"
+                || other_id == "DatabaseProxyRole"
+                || template.outputs.values().any(|output| output == other)
+                || (secret_id == READER_SECRET_ID && other_id == "MigrateFunction");
+            assert!(
+                allowed || !mentions(other, secret_id),
+                "{other_id} refers to {secret_id}"
+            );
+        }
+    }
+    let generate = &template.resource(READER_SECRET_ID)["Properties"]["GenerateSecretString"];
+    let shape: Value = serde_json::from_str(
+        generate["SecretStringTemplate"]
+            .as_str()
+            .unwrap_or_default(),
+    )
+    .expect("SecretStringTemplate is JSON");
+    assert_eq!(
+        shape,
+        json!({ "username": "lead_reader" }),
+        "{READER_SECRET_ID}: the role the migration creates"
+    );
+    assert_eq!(generate["GenerateStringKey"], "password");
+    let excluded = generate["ExcludeCharacters"].as_str().unwrap_or_default();
+    for c in ['"', '\'', '\\', '@', '/', ' '] {
+        assert!(
+            excluded.contains(c),
+            "{READER_SECRET_ID}: ExcludeCharacters lacks {c:?}"
+        );
+    }
+
+    let origins = &template.parameters["FeedAllowedOrigins"];
+    assert_eq!(origins["Type"], "String");
+    assert_eq!(
+        origins["AllowedPattern"], "^[^*]*$",
+        "FeedAllowedOrigins refuses a wildcard"
+    );
+
+    // Its key refusals are counted from its log and alarmed.
+    let (filter_id, _) = template
+        .of_type("AWS::Logs::MetricFilter")
+        .find(|(_, filter)| {
+            filter["Properties"]["LogGroupName"] == reference("FeedLogGroup")
+                && filter["Properties"]["MetricTransformations"][0]["MetricName"] == "KeyRefusals"
+        })
+        .expect("a KeyRefusals metric filter on the feed's log group");
+    let pattern = template.resource(filter_id)["Properties"]["FilterPattern"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(
+        pattern.contains("401") && pattern.contains("403"),
+        "{filter_id}: {pattern}"
+    );
+    let alarmed = template
+        .of_type("AWS::CloudWatch::Alarm")
+        .any(|(_, alarm)| {
+            let props = &alarm["Properties"];
+            props["MetricName"] == "KeyRefusals"
+                && as_list(&props["Dimensions"])
+                    .contains(&&json!({ "Name": "Source", "Value": FEED }))
+                && !as_list(&props["AlarmActions"]).is_empty()
+        });
+    assert!(alarmed, "no alarm on the feed's key refusals");
 }

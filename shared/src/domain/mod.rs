@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod dedup;
 pub mod event;
+pub mod feed;
 pub mod lead;
 pub mod mask;
 pub mod meta;

@@ -4,7 +4,7 @@
 use serde::Serialize;
 
 use crate::domain::source::{Reply, Source};
-use crate::error::{Error, Failure, Refusal, StoreError};
+use crate::error::{Error, Failure, FeedError, Refusal, StoreError};
 use crate::infra::store::{RowId, Stored};
 use crate::pipeline::outcome::{Accepted, Outcome, Postponed};
 
@@ -155,6 +155,31 @@ fn answer(status: u16, body: &impl Serialize) -> Answer {
         status,
         body,
         content_type: JSON,
+    }
+}
+
+/// The feed's refusals and failures: the key's as the partners' (401, 403), a parameter's
+/// as a 400 naming it, anything of this side's as a 500 with no internals.
+pub fn feed_failed(error: &FeedError) -> Answer {
+    let (status, text) = match error {
+        FeedError::Refused(refusal) => failed(&Error::Refused(refusal.clone())),
+        FeedError::Parameter { .. } => (400, error.to_string()),
+        FeedError::Failed(_) => (500, INTERNAL.into()),
+    };
+    answer(status, &Body::Failure { error: &text })
+}
+
+/// The feed's log line `outcome`.
+pub fn feed_label(error: Option<&FeedError>) -> &'static str {
+    match error {
+        None => "listed",
+        Some(FeedError::Refused(Refusal::MissingApiKey)) => "missing_api_key",
+        Some(FeedError::Refused(_)) => "invalid_api_key",
+        Some(FeedError::Parameter { .. }) => "invalid_parameter",
+        Some(FeedError::Failed(Failure::NoApiKeys)) => "no_keys_configured",
+        Some(FeedError::Failed(Failure::Secret(_))) => "secret_unavailable",
+        Some(FeedError::Failed(Failure::Store(store))) => store_label(store),
+        Some(FeedError::Failed(_)) => "failed",
     }
 }
 

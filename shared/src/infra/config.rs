@@ -82,6 +82,72 @@ pub struct Config {
     /// `EVENT_BUS_NAME`: the EventBridge bus every stored lead's `Lead stored` event goes
     /// to. Unset, no event is recorded or published.
     pub event_bus_name: Option<String>,
+    /// The leads feed's part (`FEED_API_KEYS`, `FEED_ALLOWED_ORIGINS`); see [`FeedConfig`].
+    pub feed: FeedConfig,
+}
+
+/// What the leads feed reads beside the database (which it reads as `lead_reader`: its
+/// `DATABASE_URL`, or `DB_SECRET_ARN` holding that role's credentials).
+#[derive(Debug, Clone, Default)]
+pub struct FeedConfig {
+    /// `FEED_API_KEYS` (comma-separated) or `FEED_API_KEYS_SECRET_ARN`: the reader keys,
+    /// a set of their own, so a partner's key never reads.
+    pub api_keys: Option<Provided<ApiKeys>>,
+    /// `FEED_ALLOWED_ORIGINS` (comma-separated): the dashboard's origins, echoed in CORS
+    /// answers; never a wildcard.
+    pub allowed_origins: Vec<String>,
+}
+
+impl FeedConfig {
+    fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let keys = match get("FEED_API_KEYS") {
+            Some(list) => {
+                let keys = ApiKeys::from_csv(&list);
+                if keys.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        name: "FEED_API_KEYS",
+                        reason: "holds no key".into(),
+                    });
+                }
+                Some(keys)
+            }
+            None => None,
+        };
+        let mut allowed_origins = Vec::new();
+        for origin in get("FEED_ALLOWED_ORIGINS")
+            .unwrap_or_default()
+            .split(',')
+            .map(str::trim)
+            .filter(|origin| !origin.is_empty())
+        {
+            allowed_origins.push(origin_of(origin)?);
+        }
+        Ok(Self {
+            api_keys: Provided::either(keys, get("FEED_API_KEYS_SECRET_ARN")),
+            allowed_origins,
+        })
+    }
+}
+
+/// An origin as a browser sends it (`https://dashboard.example.com`, a port allowed), or
+/// why it is not one: a wildcard, a path, another scheme.
+fn origin_of(origin: &str) -> Result<String, ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: "FEED_ALLOWED_ORIGINS",
+        reason: format!("{origin:?} {reason}"),
+    };
+    let origin = origin.trim_end_matches('/');
+    let host = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))
+        .ok_or_else(|| invalid("is not an http(s) origin"))?;
+    if host.is_empty() || host.contains('*') {
+        return Err(invalid("is a wildcard or empty: list each origin"));
+    }
+    if host.contains(['/', '?', '#', '@', ' ']) {
+        return Err(invalid("is not an origin (scheme and host only)"));
+    }
+    Ok(origin.to_ascii_lowercase())
 }
 
 /// Where the database is and how it is used.
@@ -95,6 +161,9 @@ pub struct DatabaseConfig {
     pub credentials_arn: Option<String>,
     /// `DB_WRITER_SECRET_ARN`, `migrate` only: the functions' role, whose password it sets.
     pub writer_arn: Option<String>,
+    /// `DB_READER_SECRET_ARN`, `migrate` only: the feed's role (`lead_reader`), whose
+    /// password it sets.
+    pub reader_arn: Option<String>,
     pub settings: StoreSettings,
 }
 
@@ -107,6 +176,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("database", &self.options.get_database())
             .field("credentials_arn", &self.credentials_arn)
             .field("writer_arn", &self.writer_arn)
+            .field("reader_arn", &self.reader_arn)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -179,6 +249,7 @@ impl Config {
             request_budget: parse(&get, "REQUEST_BUDGET_MS")?
                 .map_or(DEFAULT_REQUEST_BUDGET, Duration::from_millis),
             event_bus_name: get("EVENT_BUS_NAME").map(|name| name.trim().to_owned()),
+            feed: FeedConfig::from_lookup(&get)?,
         })
     }
 
@@ -189,6 +260,8 @@ impl Config {
             || matches!(self.knowlarity, Some(Provided::Secret { .. }))
             || self.database.credentials_arn.is_some()
             || self.database.writer_arn.is_some()
+            || self.database.reader_arn.is_some()
+            || matches!(self.feed.api_keys, Some(Provided::Secret { .. }))
             || self.buffer_queue_url.is_some()
             || self.dead_letter_queue_url.is_some()
             || self.event_bus_name.is_some()
@@ -238,6 +311,7 @@ impl DatabaseConfig {
             options,
             credentials_arn,
             writer_arn: get("DB_WRITER_SECRET_ARN"),
+            reader_arn: get("DB_READER_SECRET_ARN"),
             settings,
         })
     }
@@ -365,6 +439,52 @@ mod tests {
                 ..
             }
         ));
+    }
+
+    #[test]
+    fn the_feed_has_its_own_keys_and_listed_origins() {
+        let config = config(&[
+            ("API_KEYS", "partner"),
+            ("FEED_API_KEYS", "reader-one, reader-two"),
+            (
+                "FEED_ALLOWED_ORIGINS",
+                "https://Dashboard.example.com/, http://localhost:3000",
+            ),
+            ("DATABASE_URL", "postgres://h/db"),
+            ("DB_READER_SECRET_ARN", "arn:reader"),
+        ])
+        .unwrap();
+        assert!(matches!(config.feed.api_keys, Some(Provided::Value(ref keys)) if keys.len() == 2));
+        assert_eq!(
+            config.feed.allowed_origins,
+            ["https://dashboard.example.com", "http://localhost:3000"]
+        );
+        assert_eq!(config.database.reader_arn.as_deref(), Some("arn:reader"));
+        assert!(config.needs_aws());
+        for origins in [
+            "*",
+            "https://*.example.com",
+            "dashboard.example.com",
+            "https://a.example.com/leads",
+        ] {
+            assert!(
+                matches!(
+                    config_error(&[
+                        ("DATABASE_URL", "postgres://h/db"),
+                        ("FEED_ALLOWED_ORIGINS", origins)
+                    ]),
+                    ConfigError::Invalid {
+                        name: "FEED_ALLOWED_ORIGINS",
+                        ..
+                    }
+                ),
+                "{origins}"
+            );
+        }
+    }
+
+    fn config_error(vars: &[(&str, &str)]) -> ConfigError {
+        config(vars).expect_err("an invalid configuration")
     }
 
     #[test]

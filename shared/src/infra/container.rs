@@ -31,6 +31,12 @@ pub struct Container {
     pub writer: Option<Refreshing<DbCredentials>>,
     /// Only when configured: Knowlarity's keys and its call log (its scheduled pull).
     pub knowlarity: Option<Knowlarity>,
+    /// `migrate` only: the feed's role, whose password it sets from this secret.
+    pub reader: Option<Refreshing<DbCredentials>>,
+    /// The leads feed only: its reader keys.
+    pub feed_api_keys: Option<Setting<ApiKeys>>,
+    /// The leads feed only: the dashboard's origins.
+    pub feed_allowed_origins: Vec<String>,
 }
 
 impl Container {
@@ -70,6 +76,15 @@ impl Container {
             )),
             None => None,
         };
+        let reader = match config.database.reader_arn {
+            Some(arn) => Some(Refreshing::new(
+                secret("DB_READER_SECRET_ARN")?,
+                arn,
+                config.secrets_ttl,
+                DbCredentials::from_secret,
+            )),
+            None => None,
+        };
         let mut settings = config.database.settings;
         // Resting sends leads to the buffer queue without trying the database; with no
         // queue to send them to, it would only refuse leads that might have stored.
@@ -98,6 +113,9 @@ impl Container {
         let ttl = config.secrets_ttl;
         let api_keys = setting(config.api_keys, ttl, ApiKeys::from_secret, || {
             secret("API_KEYS_SECRET_ARN")
+        })?;
+        let feed_api_keys = setting(config.feed.api_keys, ttl, ApiKeys::from_secret, || {
+            secret("FEED_API_KEYS_SECRET_ARN")
         })?;
         let meta = setting(config.meta, ttl, MetaSecrets::from_secret, || {
             secret("META_SECRET_ARN")
@@ -135,6 +153,9 @@ impl Container {
             request_budget: config.request_budget,
             writer,
             knowlarity,
+            reader,
+            feed_api_keys,
+            feed_allowed_origins: config.feed.allowed_origins,
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod container;
 pub mod events;
 pub mod graph;
 pub mod knowlarity;
+pub mod reader;
 pub mod scram;
 pub mod secrets;
 pub mod store;

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use serde::Serialize;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection};
@@ -673,6 +674,56 @@ impl Store {
         }
     }
 
+    /// Runs `read` on the open connection (opened now if there is none) within
+    /// `operation_timeout`: the leads feed's reads, over the reader role's connection. A
+    /// connection the server closed while idle is replaced and the read tried once more,
+    /// which a read may be.
+    pub(crate) async fn read<T>(
+        &self,
+        read: impl for<'c> Fn(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.settings.operation_timeout;
+        let mut slot = self.slot.lock().await;
+        let slot = &mut slot.open;
+        let work = async {
+            let credentials = self.current_credentials().await?;
+            if slot
+                .as_ref()
+                .is_some_and(|open| open.credentials != credentials)
+            {
+                *slot = None;
+            }
+            let reused = slot.is_some();
+            for retry in [reused, false] {
+                let mut open = match slot.take() {
+                    Some(open) => open,
+                    None => self.connect(credentials.clone()).await?,
+                };
+                match read(&mut open.connection).await {
+                    Ok(value) => {
+                        *slot = Some(open);
+                        return Ok(value);
+                    }
+                    Err(error) if is_connection_lost(&error) => {
+                        if !retry {
+                            return Err(classify(error));
+                        }
+                        tracing::info!(error = %error, "database connection closed while idle; reconnecting");
+                    }
+                    Err(error @ sqlx::Error::Database(_)) => {
+                        *slot = Some(open);
+                        return Err(classify(error));
+                    }
+                    Err(error) => return Err(classify(error)),
+                }
+            }
+            Err(StoreError::Unsettled)
+        };
+        tokio::time::timeout(limit, work)
+            .await
+            .unwrap_or_else(|_| Err(self.timed_out(limit)))
+    }
+
     /// Lets the role `credentials` names log in with its password (`migrate` does this for
     /// the functions' own role, from that role's secret, after every run).
     pub async fn grant_login(
@@ -692,11 +743,20 @@ impl Store {
                 .fetch_one(&mut *connection)
                 .await
                 .map_err(classify)?;
-        connection
-            .execute(statement.as_str())
-            .await
-            .map_err(classify)?;
-        Ok(())
+        // Roles belong to the whole server: another session changing the same role at the
+        // same moment (a second migrate) makes the server refuse one of the two with
+        // "tuple concurrently updated"; that one is simply tried again.
+        let mut attempt = 0;
+        loop {
+            match connection.execute(statement.as_str()).await {
+                Ok(_) => return Ok(()),
+                Err(error) if attempt < GRANT_ATTEMPTS && concurrently_updated(&error) => {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(20 * attempt)).await;
+                }
+                Err(error) => return Err(classify(error).into()),
+            }
+        }
     }
 
     /// The Unix time a scheduled pull named `key` last covered, if it ever ran.
@@ -985,6 +1045,17 @@ async fn insert_fitting(
         Some(fitted) => insert_once(connection, &fitted, window, record_event).await,
         None => Err(error),
     }
+}
+
+/// How often a role change the server refused as concurrently updated is tried again.
+const GRANT_ATTEMPTS: u64 = 10;
+
+/// The server's refusal of a catalog row another session was changing at the same time
+/// (internal error XX000).
+fn concurrently_updated(error: &sqlx::Error) -> bool {
+    error.as_database_error().is_some_and(|error| {
+        error.code().as_deref() == Some("XX000") && error.message().contains("concurrently updated")
+    })
 }
 
 /// What a database error means for the lead:

@@ -4,7 +4,7 @@
 //! does both and answers with the applied versions; run by hand it does the same once
 //! and exits. Configuration is the functions' database part — `DATABASE_URL`, or
 //! `DB_SECRET_ARN` (the master user) with `DB_HOST`/`DB_PORT`/`DB_NAME` — and
-//! `DB_WRITER_SECRET_ARN` for the functions' role.
+//! `DB_WRITER_SECRET_ARN` for the functions' role, `DB_READER_SECRET_ARN` for the feed's.
 
 use std::time::Duration;
 
@@ -19,6 +19,8 @@ use crate::infra::store::Store;
 pub struct Migration {
     store: Store,
     writer: Option<Refreshing<DbCredentials>>,
+    /// The feed's role (`lead_reader`), from `DB_READER_SECRET_ARN`.
+    reader: Option<Refreshing<DbCredentials>>,
 }
 
 impl Migration {
@@ -31,6 +33,7 @@ impl Migration {
         Ok(Self {
             store: container.store,
             writer: container.writer,
+            reader: container.reader,
         })
     }
 
@@ -45,6 +48,11 @@ impl Migration {
                 role = credentials.username,
                 "the functions' role may log in"
             );
+        }
+        if let Some(reader) = &self.reader {
+            let credentials = reader.get().await?;
+            self.store.grant_login(&credentials).await?;
+            tracing::info!(role = credentials.username, "the feed's role may log in");
         }
         Ok(versions)
     }

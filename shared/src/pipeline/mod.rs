@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod drain;
+pub mod feed;
 pub mod keep;
 pub mod keyed;
 pub mod migrate;

@@ -556,6 +556,13 @@ async fn run(args: Args) -> Result<(), Error> {
         .map_err(|error| format!("cannot create {}: {error}", args.out.display()))?;
     let json = serde_json::to_string_pretty(&results)?;
     let doc = report::performance_doc(&args.command(), &table, &findings);
+    // `make bench-feed`'s section of the document is its own: kept as it is.
+    let doc = match &args.doc {
+        Some(path) => {
+            report::keep_feed_block(&std::fs::read_to_string(path).unwrap_or_default(), doc)
+        }
+        None => doc,
+    };
     for (name, text) in [
         ("results.json", json + "\n"),
         ("performance.md", doc.clone()),

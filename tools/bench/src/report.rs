@@ -212,6 +212,28 @@ pub fn performance_doc(command: &str, table: &str, findings: &str) -> String {
     out
 }
 
+/// The section `make bench-feed` writes into the same document, between these markers;
+/// `make bench` keeps it as it finds it when it writes the rest.
+pub const FEED_BLOCK_START: &str = "<!-- make bench-feed: start -->";
+pub const FEED_BLOCK_END: &str = "<!-- make bench-feed: end -->";
+
+/// `doc` with the `make bench-feed` section of `previous` (the document as it was) kept
+/// at its end; `doc` as it is when `previous` has none.
+pub fn keep_feed_block(previous: &str, mut doc: String) -> String {
+    let block = previous.find(FEED_BLOCK_START).and_then(|start| {
+        let end = previous[start..].find(FEED_BLOCK_END)? + start + FEED_BLOCK_END.len();
+        Some(&previous[start..end])
+    });
+    if let Some(block) = block {
+        if !doc.ends_with("\n\n") {
+            doc.push('\n');
+        }
+        doc.push_str(block);
+        doc.push('\n');
+    }
+    doc
+}
+
 /// Before the run's tables: what is measured, how, and how to run it.
 const DOC_HEAD: &str = "\
 # Performance
@@ -404,6 +426,24 @@ mod tests {
         assert!(!prose.contains("µs"));
         assert!(!prose.contains(" ms"));
         assert!(!prose.contains("MiB"));
+    }
+
+    #[test]
+    fn the_feed_section_is_kept() {
+        let doc = performance_doc("make bench", "| t |\n", "f\n");
+        assert_eq!(keep_feed_block("# Performance\nold\n", doc.clone()), doc);
+        let previous =
+            format!("{doc}\n{FEED_BLOCK_START}\n## The leads feed\n| q |\n{FEED_BLOCK_END}\n");
+        let kept = keep_feed_block(&previous, doc.clone());
+        assert!(kept.starts_with(&doc));
+        assert!(kept.ends_with(&format!(
+            "{FEED_BLOCK_START}\n## The leads feed\n| q |\n{FEED_BLOCK_END}\n"
+        )));
+        assert_eq!(
+            keep_feed_block(&kept, doc.clone()),
+            kept,
+            "kept once, however often"
+        );
     }
 
     #[test]
