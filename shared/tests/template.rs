@@ -2025,17 +2025,34 @@ fn per_ip_block(rule: &Value) -> Option<&Value> {
         .then_some(rate)
 }
 
-/// Whether a per-IP rate statement counts only requests without an `X-API-Key` (absent or
-/// empty).
+/// Whether a per-IP rate statement counts only requests without a key: no `X-API-Key`
+/// (absent or empty), and none of the query parameters a source may send its key as
+/// (Knowlarity's push, which cannot set headers), so that such a push is not held as a
+/// stranger's.
 fn counts_keyless_only(rate: &Value) -> bool {
-    let size = &rate["ScopeDownStatement"]["NotStatement"]["Statement"]["SizeConstraintStatement"];
-    size["FieldToMatch"]["SingleHeader"]["Name"]
-        .as_str()
-        .map(str::to_lowercase)
-        .as_deref()
-        == Some("x-api-key")
-        && size["ComparisonOperator"] == "GT"
-        && number(&size["Size"], "Size") == 0
+    let keyed = &rate["ScopeDownStatement"]["NotStatement"]["Statement"];
+    let alternatives: Vec<&Value> = match keyed.get("OrStatement") {
+        Some(or) => as_list(&or["Statements"]),
+        None => vec![keyed],
+    };
+    let present = |field: &str, name: &str| {
+        alternatives.iter().any(|statement| {
+            let size = &statement["SizeConstraintStatement"];
+            size["FieldToMatch"][field]["Name"]
+                .as_str()
+                .map(str::to_lowercase)
+                .as_deref()
+                == Some(name)
+                && size["ComparisonOperator"] == "GT"
+                && number(&size["Size"], "Size") == 0
+        })
+    };
+    present("SingleHeader", "x-api-key")
+        && ALL
+            .iter()
+            .filter(|source| source.query_push)
+            .flat_map(|source| source.key_params)
+            .all(|name| present("SingleQueryArgument", name))
 }
 
 /// A WAF in front of the stage rate-limits single IPs before they reach a route's budget,
