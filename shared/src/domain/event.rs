@@ -4,12 +4,10 @@
 
 use std::time::SystemTime;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::DateTime;
 
+use crate::domain::ist::IST;
 use crate::domain::record::{unix_ms, LeadRecord};
-
-/// India Standard Time, UTC+05:30: the dealerships' clock.
-const IST_OFFSET_SECONDS: i32 = 5 * 3600 + 30 * 60;
 
 /// What stands for the hidden digits of a phone number.
 const HIDDEN: &str = "•••";
@@ -66,12 +64,9 @@ pub fn masked_phone(phone_e164: Option<&str>, raw: &str) -> String {
 /// `HH:MM` of `time` in IST.
 fn ist_clock(time: SystemTime) -> String {
     let ms = i64::try_from(unix_ms(time)).unwrap_or(i64::MAX);
-    match (
-        DateTime::from_timestamp_millis(ms),
-        FixedOffset::east_opt(IST_OFFSET_SECONDS),
-    ) {
-        (Some(utc), Some(ist)) => utc.with_timezone(&ist).format("%H:%M").to_string(),
-        _ => String::from("--:--"),
+    match DateTime::from_timestamp_millis(ms) {
+        Some(utc) => utc.with_timezone(&IST).format("%H:%M").to_string(),
+        None => String::from("--:--"),
     }
 }
 

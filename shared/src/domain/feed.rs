@@ -9,6 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
 
+use crate::domain::ist::IST;
 use crate::domain::phone;
 
 /// Rows per page when `limit` is not given.
@@ -19,9 +20,6 @@ pub const MAX_LIMIT: u16 = 500;
 
 /// The longest `search` accepted: a name or a number, not a document.
 pub const MAX_SEARCH_CHARS: usize = 100;
-
-/// India Standard Time: a date or date-time without an offset is the dealership's.
-const IST_SECONDS: i32 = 5 * 3600 + 30 * 60;
 
 /// A parameter the feed cannot use, named as the request names it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -268,7 +266,6 @@ enum Edge {
 /// A date or date-time as Unix microseconds. A date-time without an offset, or a bare
 /// date, is IST. `toDate` is inclusive: a date covers its whole day, a date-time itself.
 fn time(parameter: &str, value: &str, edge: Edge) -> Result<i64, ParameterError> {
-    let ist = FixedOffset::east_opt(IST_SECONDS).expect("IST is a valid offset");
     let invalid = || {
         bad(
             parameter,
@@ -282,7 +279,7 @@ fn time(parameter: &str, value: &str, edge: Edge) -> Result<i64, ParameterError>
         };
         let start = day.and_time(NaiveTime::MIN);
         return start
-            .and_local_timezone(ist)
+            .and_local_timezone(IST)
             .single()
             .map(|at| at.timestamp_micros())
             .ok_or_else(invalid);
@@ -297,7 +294,7 @@ fn time(parameter: &str, value: &str, edge: Edge) -> Result<i64, ParameterError>
         .iter()
         .find_map(|layout| NaiveDateTime::parse_from_str(value, layout).ok())
         .ok_or_else(invalid)?;
-        naive.and_local_timezone(ist).single().ok_or_else(invalid)?
+        naive.and_local_timezone(IST).single().ok_or_else(invalid)?
     };
     let micros = at.timestamp_micros();
     Ok(match edge {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod dedup;
 pub mod event;
 pub mod feed;
+pub mod ist;
 pub mod lead;
 pub mod mask;
 pub mod meta;

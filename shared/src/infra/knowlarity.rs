@@ -10,10 +10,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, FixedOffset};
+use chrono::DateTime;
 use reqwest::StatusCode;
 use serde_json::{Map, Value};
 
+use crate::domain::ist::IST;
 use crate::error::SecretError;
 use crate::infra::secrets::Setting;
 
@@ -26,10 +27,6 @@ pub const DEFAULT_PAGE_LIMIT: usize = 100;
 /// A paging loop stops here even if the total keeps growing: far beyond a window's
 /// calls, and a bound on a loop that would never end.
 pub const MAX_PAGES: usize = 1000;
-
-/// Knowlarity's accounts run in India Standard Time: the times it is asked about carry
-/// that offset explicitly, so they mean one instant whatever the account's setting.
-const IST_SECONDS: i32 = 5 * 3600 + 30 * 60;
 
 /// Where the call log is and how long a call may take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -291,10 +288,9 @@ fn describe(error: &reqwest::Error) -> String {
 /// A Unix time as Knowlarity takes it: IST wall time with its offset,
 /// `2026-12-02 10:00:00+05:30`.
 pub fn ist_time(unix: i64) -> String {
-    let ist = FixedOffset::east_opt(IST_SECONDS).expect("IST is a valid offset");
     DateTime::from_timestamp(unix, 0)
         .unwrap_or_default()
-        .with_timezone(&ist)
+        .with_timezone(&IST)
         .format("%Y-%m-%d %H:%M:%S%:z")
         .to_string()
 }

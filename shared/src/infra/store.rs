@@ -128,6 +128,32 @@ WITH stored AS (
 )
 SELECT stored.id::text, event.id, event.detail FROM stored CROSS JOIN event"#;
 
+/// Binds a record's columns, `$1` to `$16` of both insert statements, to `$query`: one
+/// list for both, whose queries differ in what they return (and so in type).
+macro_rules! bind_lead {
+    ($query:expr, $record:expr, $body_claim:expr) => {{
+        let record: &LeadRecord = $record;
+        let lead = &record.lead;
+        $query
+            .bind(record.source.platform)
+            .bind(&lead.name)
+            .bind(&lead.phone_number)
+            .bind(&lead.car_model)
+            .bind(&lead.lead_url)
+            .bind(&lead.campaign)
+            .bind(&record.payload)
+            .bind(record.received_at_ms() as f64)
+            .bind(&record.request_id)
+            .bind(&record.identity.partner_lead_id)
+            .bind(&record.identity.idempotency_key)
+            .bind($body_claim)
+            .bind(&record.identity.body_hash)
+            .bind(crate::domain::phone::e164(&lead.phone_number))
+            .bind(lead.submitted_at.map(|seconds| seconds as f64))
+            .bind(lead.test.then_some("test"))
+    }};
+}
+
 /// [`INSERT_LEAD`] bound to a record, claiming its body only when `body_claim` says so.
 /// The one place its parameters are bound (the store runs it; `tools` hands it to the
 /// benchmark's floor).
@@ -135,24 +161,7 @@ pub(crate) fn insert_query<'q>(
     record: &'q LeadRecord,
     body_claim: Option<&'q str>,
 ) -> QueryScalar<'q, Postgres, String, PgArguments> {
-    let lead = &record.lead;
-    sqlx::query_scalar(INSERT_LEAD)
-        .bind(record.source.platform)
-        .bind(&lead.name)
-        .bind(&lead.phone_number)
-        .bind(&lead.car_model)
-        .bind(&lead.lead_url)
-        .bind(&lead.campaign)
-        .bind(&record.payload)
-        .bind(record.received_at_ms() as f64)
-        .bind(&record.request_id)
-        .bind(&record.identity.partner_lead_id)
-        .bind(&record.identity.idempotency_key)
-        .bind(body_claim)
-        .bind(&record.identity.body_hash)
-        .bind(crate::domain::phone::e164(&lead.phone_number))
-        .bind(lead.submitted_at.map(|seconds| seconds as f64))
-        .bind(lead.test.then_some("test"))
+    bind_lead!(sqlx::query_scalar(INSERT_LEAD), record, body_claim)
 }
 
 /// [`INSERT_LEAD_RECORDING_EVENT`] bound to a record: the lead's row id, and its event's
@@ -162,25 +171,12 @@ fn insert_recording_event_query<'q>(
     body_claim: Option<&'q str>,
     summary: &'q str,
 ) -> sqlx::query::QueryAs<'q, Postgres, (String, i64, String), PgArguments> {
-    let lead = &record.lead;
-    sqlx::query_as(INSERT_LEAD_RECORDING_EVENT)
-        .bind(record.source.platform)
-        .bind(&lead.name)
-        .bind(&lead.phone_number)
-        .bind(&lead.car_model)
-        .bind(&lead.lead_url)
-        .bind(&lead.campaign)
-        .bind(&record.payload)
-        .bind(record.received_at_ms() as f64)
-        .bind(&record.request_id)
-        .bind(&record.identity.partner_lead_id)
-        .bind(&record.identity.idempotency_key)
-        .bind(body_claim)
-        .bind(&record.identity.body_hash)
-        .bind(crate::domain::phone::e164(&lead.phone_number))
-        .bind(lead.submitted_at.map(|seconds| seconds as f64))
-        .bind(lead.test.then_some("test"))
-        .bind(summary)
+    bind_lead!(
+        sqlx::query_as(INSERT_LEAD_RECORDING_EVENT),
+        record,
+        body_claim
+    )
+    .bind(summary)
 }
 
 /// The outbox rows a relay takes: recorded at least `$1` seconds ago (so not a
