@@ -1,7 +1,8 @@
 //! Knowlarity's scheduled pull against a real PostgreSQL and a local stand-in of the
 //! call-log API: it stores exactly the calls no push brought, across pages; a second run
 //! stores nothing; a call pushed (POST or GET) and pulled is stored once; a failing run
-//! keeps its watermark and the next covers its window; refused keys are their own kind;
+//! keeps its watermark and the next covers its window; a backlog too long for one run is
+//! finished over several, each going on where the last stopped; refused keys are their own kind;
 //! both keys travel as headers and the times carry their offset; no key is ever printed.
 
 mod common;
@@ -265,15 +266,85 @@ async fn a_failing_run_keeps_its_watermark_and_the_next_covers_its_window(
     );
     assert_eq!(watermark(&pool).await, Some(earlier));
 
-    // The next run reads the same window, from the kept watermark, and finishes it.
+    // The next run goes on with the same window where the first stopped (its first page
+    // was kept), and finishes it.
     let report = pull(&stand_in, options.clone())
         .run("run-3", later())
         .await
         .expect("a whole run");
     assert_eq!(report.since, earlier - 900);
-    assert_eq!((report.stored, report.duplicates), (1, 2), "{report:?}");
+    assert_eq!((report.stored, report.duplicates), (1, 0), "{report:?}");
+    let requests = stand_in.requests();
+    let last = requests.last().expect("run-3's request");
+    assert_eq!(last.param("offset"), Some("2"));
+    assert_eq!(last.param("end_time"), requests[0].param("end_time"));
     assert_eq!(stored_uuids(&pool).await, ["call-1", "call-2", "call-3"]);
     assert!(watermark(&pool).await.expect("a watermark") > earlier);
+}
+
+/// A window too long for one run (here: one page a run) is finished over several runs,
+/// each reading on from the page after the last one kept, over the same fixed window;
+/// the watermark moves once, when the last page is kept.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_backlog_is_finished_over_several_runs_each_going_on_where_the_last_stopped(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let stand_in = KnowlarityStandIn::start().await;
+    let pool = common::pool(&options).await;
+    let start = ist_time(now() - 60);
+    for index in 1..=5 {
+        stand_in.add_call(call(
+            &format!("call-{index}"),
+            &format!("+91733099570{index}"),
+            &start,
+        ));
+    }
+    let earlier = now() - 3600;
+    sqlx::query(
+        "INSERT INTO public.lead_sync_watermarks (source, synced_until) \
+         VALUES ('Knowlarity', to_timestamp($1))",
+    )
+    .bind(earlier as f64)
+    .execute(&pool)
+    .await
+    .expect("a watermark");
+
+    // A reserve longer than the invocation: each run reads one page and stops.
+    let one_page_a_run =
+        || pull(&stand_in, options.clone()).with_reserve(Duration::from_secs(3600));
+    let mut stored = Vec::new();
+    for run in 1..=3 {
+        let report = one_page_a_run()
+            .run(&format!("run-{run}"), later())
+            .await
+            .expect("a run that keeps its calls");
+        assert_eq!(report.pages, 1, "run {run}: {report:?}");
+        assert_eq!(report.duplicates, 0, "run {run}: nothing read twice");
+        stored.push(report.stored);
+        let finished = run == 3;
+        assert_eq!(report.unfinished_lists, usize::from(!finished), "run {run}");
+        if !finished {
+            assert_eq!(watermark(&pool).await, Some(earlier), "run {run}");
+            // The next run starts a second later: its window must still be this one.
+            tokio::time::sleep(Duration::from_millis(1100)).await;
+        }
+    }
+    assert_eq!(stored, [2, 2, 1]);
+    assert_eq!(
+        stored_uuids(&pool).await,
+        ["call-1", "call-2", "call-3", "call-4", "call-5"]
+    );
+    let requests = stand_in.requests();
+    let offsets: Vec<_> = requests.iter().map(|r| r.param("offset")).collect();
+    assert_eq!(offsets, [Some("0"), Some("2"), Some("4")]);
+    for request in &requests {
+        assert_eq!(request.param("start_time"), requests[0].param("start_time"));
+        assert_eq!(request.param("end_time"), requests[0].param("end_time"));
+    }
+    let moved = watermark(&pool).await.expect("a watermark");
+    let end = shared::domain::lead::unix_seconds(requests[0].param("end_time").unwrap());
+    assert_eq!(Some(moved), end, "the watermark moves to the window's end");
 }
 
 #[sqlx::test(migrations = "../migrations")]
@@ -285,12 +356,20 @@ async fn refused_keys_are_their_own_kind_and_no_key_is_ever_printed(
     let pool = common::pool(&options).await;
     stand_in.add_call(call("call-1", "+917330995701", &ist_time(now())));
     stand_in.fail_next(1, 401);
+    let before = now();
     let refused = pull(&stand_in, options.clone()).run("run-1", later()).await;
     let Err(PullError::Knowlarity(error)) = &refused else {
         panic!("expected Knowlarity's refusal, got {refused:?}");
     };
     assert!(error.is_refused(), "{error}");
-    assert_eq!(watermark(&pool).await, None);
+    // The first run's window is recorded as not yet listed: the next looks back from the
+    // refused run's start, not its own.
+    let first = watermark(&pool).await.expect("the first window's start");
+    assert!(
+        (before..=before + 2).contains(&first),
+        "{first} vs {before}"
+    );
+    assert_eq!(common::count(&pool).await, 0);
 
     // Wrong keys: Knowlarity's 403, the same kind.
     let wrong = KnowlarityPull::new(

@@ -1,15 +1,18 @@
 //! Knowlarity's scheduled pull: every run reads the account's call log from its watermark
-//! less an overlap up to when the run began, page by page to the end, and keeps every
+//! less an overlap up to when the listing began, page by page to the end, and keeps every
 //! call as a lead through the same declaration and dedup as the push (the call's `uuid`),
 //! so a call no push reported lands within one period and a call that came both ways is
 //! stored once.
 //!
 //! Each call's fate is its own (stored or found stored, queued while the database is
 //! unavailable, or dead-lettered when it can never be a row as it is, by the source
-//! functions' [`Keeper`]). The watermark, one row in the database, moves to the run's
-//! start only when the whole window was listed and every call in it kept: a run that
-//! fails, runs short of time or leaves a call unkept leaves it where it was, and the next
-//! run reads the same window again (what it stored comes back as duplicates).
+//! functions' [`Keeper`]). Progress is kept in the database page by page
+//! (`store::Pass`: the window and the offset of the next page), so a window too long for
+//! one run (a backlog after an outage) is finished over several, each going on where the
+//! last stopped; the window's bounds stay fixed until it is done, so offsets keep meaning
+//! the same calls. The watermark moves to the window's end only when the whole window was
+//! listed and every call in it kept; a page with a call neither stored nor kept is never
+//! passed, and the next run reads it again (what it stored comes back as duplicates).
 
 use std::time::{Duration, Instant, SystemTime};
 
@@ -25,7 +28,7 @@ use crate::infra::buffer::Buffer;
 use crate::infra::config::{Config, DEFAULT_REQUEST_BUDGET};
 use crate::infra::container::Container;
 use crate::infra::knowlarity::{Knowlarity, KnowlarityError, MAX_PAGES};
-use crate::infra::store::{Store, Stored};
+use crate::infra::store::{Pass, Store, Stored};
 use crate::pipeline::keep::Keeper;
 use crate::pipeline::outcome::{Accepted, Outcome, Postponed};
 use crate::pipeline::pull::{Pull, PullError, Report};
@@ -132,46 +135,72 @@ impl KnowlarityPull {
         self.keeper.source.platform
     }
 
-    /// One pull of the window from the watermark less the overlap (or, the first time,
-    /// from the overlap before now) to the run's start, until `deadline` less the reserve.
+    /// One run: the listing in progress from where the last run left it, or a new one of
+    /// the window from the watermark less the overlap (the first time, from the overlap
+    /// before now) to now; until `deadline` less the reserve.
     ///
-    /// Fails with [`PullError::Incomplete`] when a call was neither stored nor kept or the
-    /// listing ran short of time, and with the call log's error when it gave no page; in
-    /// both cases after keeping what it could, and with the watermark where it was.
+    /// A listing short of time is left for the next run (`unfinished_lists`). Fails with
+    /// [`PullError::Incomplete`] when a call was neither stored nor kept, and with the call
+    /// log's error when it gave no page; in both cases after keeping what it could, with
+    /// its progress recorded up to the last page whose calls were all kept, and the
+    /// watermark where it was.
     pub async fn run(&self, request_id: &str, deadline: SystemTime) -> Result<Report, PullError> {
         let slug = self.keeper.source.slug;
         let started = SystemTime::now();
         let now = (record::unix_ms(started) / 1000) as i64;
         let keys = self.knowlarity.keys().await?;
-        let watermark = self.keeper.store.watermark(self.watermark_key()).await?;
-        let since = watermark.unwrap_or(now) - self.overlap.as_secs() as i64;
+        let key = self.watermark_key();
+        let checkpoint = self
+            .keeper
+            .store
+            .checkpoints(&[key.to_owned()], now)
+            .await?
+            .into_iter()
+            .next();
+        let pass = match checkpoint {
+            Some(checkpoint) => match checkpoint.pass {
+                Some(pass) => pass,
+                None => Pass {
+                    since: checkpoint.synced_until - self.overlap.as_secs() as i64,
+                    started: now,
+                    after: String::from("0"),
+                },
+            },
+            None => Pass {
+                since: now - self.overlap.as_secs() as i64,
+                started: now,
+                after: String::from("0"),
+            },
+        };
+        let mut offset: usize = pass.after.parse().unwrap_or(0);
         let mut report = Report {
-            since,
+            since: pass.since,
             lists: 1,
             ..Report::default()
         };
         let call_log = self.knowlarity.call_log();
-        let mut offset = 0;
+        // Progress is recorded only while every call before it is kept.
+        let mut kept_so_far = true;
         loop {
             if report.pages > 0 && !self.time_left(deadline) {
                 tracing::warn!(
                     source = slug,
                     offset,
-                    "out of time; the next run reads the window again"
+                    "out of time; the next run goes on from the last page whose calls were all kept"
                 );
                 report.unfinished_lists += 1;
-                report.failed_lists += 1;
-                return Err(PullError::Incomplete(report));
+                break;
             }
             if report.pages >= MAX_PAGES {
-                tracing::error!(
+                tracing::warn!(
                     source = slug,
-                    "still more calls after {MAX_PAGES} pages; the watermark stays"
+                    offset,
+                    "{MAX_PAGES} pages in one run; the next run goes on from here"
                 );
-                report.failed_lists += 1;
-                return Err(PullError::Incomplete(report));
+                report.unfinished_lists += 1;
+                break;
             }
-            let page = match call_log.page(&keys, since, now, offset).await {
+            let page = match call_log.page(&keys, pass.since, pass.started, offset).await {
                 Ok(page) => page,
                 Err(error) => {
                     self.log_failure(&error, &report);
@@ -180,22 +209,31 @@ impl KnowlarityPull {
             };
             report.pages += 1;
             let listed = page.calls.len();
+            let unkept_before = report.unkept;
             for call in page.calls {
                 let fate = self.keep(request_id, started, call).await;
                 count(&mut report, fate);
             }
             offset += listed;
-            if listed == 0 || offset >= page.total_count {
+            kept_so_far &= report.unkept == unkept_before;
+            let done = listed == 0 || offset >= page.total_count;
+            if kept_so_far && !done {
+                let progress = Pass {
+                    after: offset.to_string(),
+                    ..pass.clone()
+                };
+                self.keeper.store.set_pass(key, Some(&progress)).await?;
+            }
+            if done {
                 break;
             }
         }
         if report.unkept > 0 {
             return Err(PullError::Incomplete(report));
         }
-        self.keeper
-            .store
-            .set_watermark(self.watermark_key(), now)
-            .await?;
+        if report.unfinished_lists == 0 {
+            self.keeper.store.finish_pass(key, pass.started).await?;
+        }
         Ok(report)
     }
 
