@@ -627,8 +627,57 @@ async fn every_route_answers_through_sam_local_start_api(
             routes += 1;
         }
     }
-    // Five POST routes and Meta's GET.
-    assert_eq!(routes, source::ALL.len() + 1);
+    // A source whose push may come as a GET (Knowlarity's): that route too, a call of
+    // its own stored.
+    for source in source::ALL.iter().filter(|source| source.query_push) {
+        let prefix = format!("{}/", source.slug);
+        let (case, _) = table
+            .iter()
+            .filter(|(case, _)| case.starts_with(&prefix))
+            .find(|(case, expected)| {
+                matches!(expected, Expected::Stored { .. })
+                    && common::event_request(&common::events_dir().join(format!("{case}.json")))
+                        .method()
+                        == "GET"
+            })
+            .unwrap_or_else(|| panic!("no stored GET case for {}", source.slug));
+        let before = common::count(&pool).await;
+        let answer = api
+            .replay(&common::events_dir().join(format!("{case}.json")))
+            .await;
+        assert_eq!(answer.status, 201, "{case}: {}", answer.body);
+        assert_eq!(
+            common::count(&pool).await - before,
+            1,
+            "{case}: rows stored"
+        );
+        routes += 1;
+    }
+    // The leads feed: its reader key reads the rows just stored, a partner's key nothing.
+    let answer = api
+        .replay(&common::events_dir().join("feed/newest-first.json"))
+        .await;
+    assert_eq!(answer.status, 200, "feed/newest-first: {}", answer.body);
+    let page: serde_json::Value = serde_json::from_str(&answer.body).expect("a JSON page");
+    assert!(
+        !page["leads"].as_array().expect("leads").is_empty(),
+        "feed/newest-first: {}",
+        answer.body
+    );
+    let answer = api
+        .replay(&common::events_dir().join("feed/partner-key.json"))
+        .await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (403, r#"{"error":"Invalid API key"}"#),
+        "feed/partner-key"
+    );
+    routes += 1;
+    // Each source's POST route, Meta's GET, Knowlarity's GET and the feed.
+    assert_eq!(
+        routes,
+        source::ALL.len() + 2 + source::ALL.iter().filter(|s| s.query_push).count()
+    );
 }
 
 /// What the feed answers an event file of `events/feed/`.

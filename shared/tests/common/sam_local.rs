@@ -67,6 +67,13 @@ pub fn env_vars(options: &PgConnectOptions, graph_url: &str) -> Value {
         }
         env.insert(id, vars);
     }
+    // The leads feed reads the same database (as its owner here, not lead_reader).
+    let mut feed = example
+        .get("FeedFunction")
+        .cloned()
+        .expect("FeedFunction missing from local/env.example.json");
+    feed["DATABASE_URL"] = json!(database_url);
+    env.insert("FeedFunction".into(), feed);
     Value::Object(env)
 }
 
