@@ -1,7 +1,8 @@
 //! Knowlarity's scheduled pull against a real PostgreSQL and a local stand-in of the
 //! call-log API: it stores exactly the calls no push brought, across pages; a second run
 //! stores nothing; a call pushed (POST or GET) and pulled is stored once; a failing run
-//! keeps its watermark and the next covers its window; a backlog too long for one run is
+//! keeps its watermark and the next covers its window; a long call that ended after a run is
+//! pulled by the next; a backlog too long for one run is
 //! finished over several, each going on where the last stopped; refused keys are their own kind;
 //! both keys travel as headers and the times carry their offset; no key is ever printed.
 
@@ -49,6 +50,14 @@ fn call_log(stand_in: &KnowlarityStandIn) -> CallLog {
 }
 
 fn pull(stand_in: &KnowlarityStandIn, options: PgConnectOptions) -> KnowlarityPull {
+    pull_over(stand_in, options, OVERLAP)
+}
+
+fn pull_over(
+    stand_in: &KnowlarityStandIn,
+    options: PgConnectOptions,
+    overlap: Duration,
+) -> KnowlarityPull {
     let settings = StoreSettings {
         breaker: Duration::ZERO,
         ..StoreSettings::default()
@@ -57,7 +66,7 @@ fn pull(stand_in: &KnowlarityStandIn, options: PgConnectOptions) -> KnowlarityPu
         &KNOWLARITY,
         Knowlarity::new(Setting::fixed(keys()), call_log(stand_in)),
         Store::new(options, settings),
-        OVERLAP,
+        overlap,
     )
 }
 
@@ -80,6 +89,17 @@ async fn watermark(pool: &PgPool) -> Option<i64> {
     .fetch_optional(pool)
     .await
     .expect("the watermark")
+}
+
+async fn set_watermark(pool: &PgPool, unix: i64) {
+    sqlx::query(
+        "INSERT INTO public.lead_sync_watermarks (source, synced_until) \
+         VALUES ('Knowlarity', to_timestamp($1))",
+    )
+    .bind(unix as f64)
+    .execute(pool)
+    .await
+    .expect("a watermark");
 }
 
 async fn push(app: &shared::App, request: lambda_http::Request) -> u16 {
@@ -234,14 +254,7 @@ async fn a_failing_run_keeps_its_watermark_and_the_next_covers_its_window(
         ));
     }
     let earlier = now() - 3600;
-    sqlx::query(
-        "INSERT INTO public.lead_sync_watermarks (source, synced_until) \
-         VALUES ('Knowlarity', to_timestamp($1))",
-    )
-    .bind(earlier as f64)
-    .execute(&pool)
-    .await
-    .expect("a watermark");
+    set_watermark(&pool, earlier).await;
 
     // Knowlarity fails after the first page: 500, then 429 on the next run's first page.
     stand_in.pass_next(1);
@@ -301,14 +314,7 @@ async fn a_backlog_is_finished_over_several_runs_each_going_on_where_the_last_st
         ));
     }
     let earlier = now() - 3600;
-    sqlx::query(
-        "INSERT INTO public.lead_sync_watermarks (source, synced_until) \
-         VALUES ('Knowlarity', to_timestamp($1))",
-    )
-    .bind(earlier as f64)
-    .execute(&pool)
-    .await
-    .expect("a watermark");
+    set_watermark(&pool, earlier).await;
 
     // A reserve longer than the invocation: each run reads one page and stops.
     let one_page_a_run =
@@ -406,5 +412,43 @@ async fn refused_keys_are_their_own_kind_and_no_key_is_ever_printed(
     assert!(
         matches!(down, Err(KnowlarityError::Unavailable(_))),
         "{down:?}"
+    );
+}
+
+/// A call enters the log only once it has ended, and the log lists calls by their start:
+/// a forty-minute call that began before the last run's window and ended after that run
+/// is listed by the next run under the default overlap, and the calls re-read with it
+/// are found stored, not inserted again.
+#[sqlx::test(migrations = "../migrations")]
+async fn a_long_call_that_ended_after_the_last_run_is_pulled_by_the_next(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let stand_in = KnowlarityStandIn::start().await;
+    let pool = common::pool(&options).await;
+    let overlap = shared::infra::config::DEFAULT_KNOWLARITY_OVERLAP;
+    // The last run covered up to a minute ago, and stored the short call it listed.
+    let last_run = now() - 60;
+    set_watermark(&pool, last_run).await;
+    stand_in.add_call(call("short", "+917330995511", &ist_time(last_run - 120)));
+    let first = pull_over(&stand_in, options.clone(), overlap)
+        .run("run-1", later())
+        .await
+        .expect("a whole run");
+    assert_eq!(first.stored, 1, "{first:?}");
+
+    // The long call began forty minutes ago and has just ended.
+    let mut long = call("long", "+917330995512", &ist_time(now() - 2400));
+    long["call_duration"] = serde_json::json!(2380);
+    stand_in.add_call(long);
+    let next = pull_over(&stand_in, options.clone(), overlap)
+        .run("run-2", later())
+        .await
+        .expect("a whole run");
+    assert_eq!((next.stored, next.duplicates), (1, 1), "{next:?}");
+    assert_eq!(stored_uuids(&pool).await, ["long", "short"]);
+    assert!(
+        now() - next.since >= 3 * 3600,
+        "the window reaches hours back: {next:?}"
     );
 }

@@ -944,7 +944,7 @@ fn knowlarity_sync_pulls_on_a_schedule_with_its_own_secret_and_alarms() {
             &template.parameters["KnowlaritySyncOverlapSeconds"]["Default"],
             "KnowlaritySyncOverlapSeconds.Default"
         ),
-        900
+        shared::infra::config::DEFAULT_KNOWLARITY_OVERLAP.as_secs()
     );
     assert_eq!(
         number(
@@ -1421,13 +1421,16 @@ fn the_drain_is_fed_by_the_buffer_queue() {
         "maxReceiveCount",
     );
     let max_receives = u32::try_from(max_receives).expect("maxReceiveCount fits u32");
+    assert!(
+        max_receives <= 1000,
+        "{QUEUE_ID}: SQS allows maxReceiveCount up to 1000"
+    );
     let backoff = Backoff::SCHEDULE;
-    let day = Duration::from_secs(24 * 3600);
     let horizon = backoff.horizon(max_receives);
     assert!(
-        horizon >= day * 3 / 2,
+        horizon >= shared::pipeline::drain::OUTAGE,
         "{QUEUE_ID}: with maxReceiveCount {max_receives} and the drain's backoff a lead is \
-         tried for {horizon:?} only; an outage of a day must drain by itself, with room"
+         tried for {horizon:?} only; an outage of three days must drain by itself"
     );
     let retention = Duration::from_secs(number(
         &queue["MessageRetentionPeriod"],

@@ -25,8 +25,10 @@ pub const DEFAULT_REQUEST_BUDGET: Duration = Duration::from_secs(7);
 pub const DEFAULT_PULL_OVERLAP: Duration = Duration::from_secs(3600);
 
 /// `KNOWLARITY_SYNC_OVERLAP_SECONDS` by default: how far before its watermark Knowlarity's
-/// scheduled pull asks for calls again (a call enters the log once it has ended).
-pub const DEFAULT_KNOWLARITY_OVERLAP: Duration = Duration::from_secs(900);
+/// scheduled pull asks for calls again. The call log filters on a call's start only, and
+/// a call enters it once it has ended, so the overlap must cover the longest call plus
+/// the log's delay; re-reading is one lookup per page, since stored calls are skipped.
+pub const DEFAULT_KNOWLARITY_OVERLAP: Duration = Duration::from_secs(4 * 3600);
 
 /// A value given in the environment, or the ARN of the secret that holds it.
 #[derive(Debug, Clone)]

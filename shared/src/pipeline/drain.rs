@@ -7,8 +7,9 @@
 //! store ([`Verdict`]):
 //! - one that will store once the database (or the Graph API) is back, or once an
 //!   operator mends the configuration, is handed back and kept out of sight for a delay
-//!   that grows with its receives ([`Backoff`]), so an outage of a day spends a few dozen
-//!   receives, not hundreds, and never sends it to the dead-letter queue (see
+//!   that grows with its receives up to a few minutes ([`Backoff`]), so it is stored soon
+//!   after the database is back, and an outage of days never sends it to the dead-letter
+//!   queue (see
 //!   template.yaml's `maxReceiveCount`, checked against [`Backoff::horizon`]);
 //! - one that can never be stored as it is (a message it cannot read, a lead the database
 //!   refuses as data, a Meta lead the Graph API says is gone or forbidden) goes to the
@@ -91,12 +92,22 @@ pub struct Backoff {
     pub cap: Duration,
 }
 
+/// At the latest, how soon after the database's return a lead queued during its outage
+/// is stored: the longest the backoff keeps a lead out of sight, and the drain's try.
+pub const RECOVERY: Duration = Duration::from_secs(5 * 60);
+
+/// The longest outage a queued lead waits through on the buffer queue's receives before
+/// the queue dead-letters it (template.yaml's `maxReceiveCount` is checked against it).
+pub const OUTAGE: Duration = Duration::from_secs(3 * 24 * 3600);
+
 impl Backoff {
-    /// The drain's schedule: a blip costs a minute, and once the database is back a
-    /// lead waits at most an hour more.
+    /// The drain's schedule: a blip costs a minute, and the wait never grows past what
+    /// keeps a lead within [`RECOVERY`] of the database's return, with half a minute
+    /// left for the try itself. Waiting longer would save receives, but SQS allows a
+    /// thousand, enough for [`OUTAGE`] at this pace.
     pub const SCHEDULE: Self = Self {
         first: Duration::from_secs(60),
-        cap: Duration::from_secs(3600),
+        cap: Duration::from_secs(270),
     };
 
     /// The delay after the `receive`th receive (1 for the first) failed; never more than
@@ -454,9 +465,9 @@ mod tests {
         let delays: Vec<u64> = (1..=8)
             .map(|receive| Backoff::SCHEDULE.delay(receive).as_secs())
             .collect();
-        assert_eq!(delays, [60, 120, 240, 480, 960, 1920, 3600, 3600]);
+        assert_eq!(delays, [60, 120, 240, 270, 270, 270, 270, 270]);
         assert_eq!(Backoff::SCHEDULE.delay(0).as_secs(), 60);
-        assert_eq!(Backoff::SCHEDULE.delay(u32::MAX).as_secs(), 3600);
+        assert_eq!(Backoff::SCHEDULE.delay(u32::MAX).as_secs(), 270);
         let unbounded = Backoff {
             first: Duration::from_secs(60),
             cap: Duration::MAX,
@@ -464,6 +475,25 @@ mod tests {
         assert_eq!(unbounded.delay(40), buffer::MAX_VISIBILITY);
         assert_eq!(Backoff::SCHEDULE.horizon(3).as_secs(), 180);
         assert_eq!(Backoff::SCHEDULE.dead_lettered_after(3).as_secs(), 420);
+    }
+
+    /// A lead waits through three days of outage on SQS's thousand receives, and is
+    /// tried again within five minutes of the database's return, whenever that is.
+    #[test]
+    fn a_lead_outlasts_a_long_outage_and_is_stored_soon_after_it() {
+        let backoff = Backoff::SCHEDULE;
+        assert!(
+            backoff.horizon(1000) >= OUTAGE,
+            "{:?}",
+            backoff.horizon(1000)
+        );
+        let try_time = Duration::from_secs(30);
+        for receive in 0..=1000 {
+            assert!(
+                backoff.delay(receive) + try_time <= RECOVERY,
+                "receive {receive}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! A stand-in for Knowlarity's call-log API on 127.0.0.1: `GET /{channel}/v1/account/calllog`
 //! answering the documented `{"meta":{…},"objects":[…]}`, paging by `offset` and `limit`,
-//! only with both [`APP_KEY`] and [`SR_KEY`] (else 403, as Knowlarity does). A test can
+//! only with both [`APP_KEY`] and [`SR_KEY`] (else 403, as Knowlarity does), listing the
+//! calls that started between `start_time` and `end_time`. A test can
 //! script failures and read back what was asked.
 
 use std::collections::VecDeque;
@@ -202,10 +203,19 @@ async fn answer(
             .unwrap_or(default)
     };
     let (limit, offset) = (number("limit", 10), number("offset", 0));
-    let total = state.calls.len();
-    let objects: Vec<Value> = state
-        .calls
-        .iter()
+    // The window bounds a call's start, as Knowlarity's does. Every time here is IST wall
+    // time with its offset, so the text orders as the times do.
+    let within = |call: &&Value| {
+        let start = call["start_time"].as_str().unwrap_or_default();
+        recorded
+            .param("start_time")
+            .is_none_or(|from| start >= from)
+            && recorded.param("end_time").is_none_or(|to| start <= to)
+    };
+    let listed: Vec<&Value> = state.calls.iter().filter(within).collect();
+    let total = listed.len();
+    let objects: Vec<Value> = listed
+        .into_iter()
         .skip(offset)
         .take(limit)
         .cloned()

@@ -14,6 +14,7 @@
 //! listed and every call in it kept; a page with a call neither stored nor kept is never
 //! passed, and the next run reads it again (what it stored comes back as duplicates).
 
+use std::collections::HashSet;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
@@ -210,8 +211,12 @@ impl KnowlarityPull {
             report.pages += 1;
             let listed = page.calls.len();
             let unkept_before = report.unkept;
+            let stored = self.stored(&page.calls).await;
             for call in page.calls {
-                let fate = self.keep(request_id, started, call).await;
+                let fate = match lead::first_value(&call, self.keeper.source.partner_lead_id) {
+                    Some(uuid) if stored.contains(&uuid) => Fate::Duplicate,
+                    _ => self.keep(request_id, started, call).await,
+                };
                 count(&mut report, fate);
             }
             offset += listed;
@@ -235,6 +240,24 @@ impl KnowlarityPull {
             self.keeper.store.finish_pass(key, pass.started).await?;
         }
         Ok(report)
+    }
+
+    /// The uuids of a page's calls already stored, in one query: the overlap re-reads
+    /// hours of calls every run, and those cost no insert. A database that cannot say is
+    /// asked again, call by call, by `keep`.
+    async fn stored(&self, calls: &[Map<String, Value>]) -> HashSet<String> {
+        let source = self.keeper.source;
+        let uuids: Vec<String> = calls
+            .iter()
+            .filter_map(|call| lead::first_value(call, source.partner_lead_id))
+            .collect();
+        let uuids: Vec<&str> = uuids.iter().map(String::as_str).collect();
+        self.keeper
+            .store
+            .find_all(source.platform, &uuids, self.keeper.budget)
+            .await
+            .map(|found| found.into_keys().collect())
+            .unwrap_or_default()
     }
 
     /// Whether more than the reserve is left before the deadline.
