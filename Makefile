@@ -1,6 +1,11 @@
 # Lead ingestion: the everyday commands. See README.md and docs/.
 .PHONY: dev test lint unit check-fmt clippy clean-db bench bench-events bench-feed
 
+# The Python tools the scripts install (cargo-lambda, the SAM CLI, cfn-lint, moto_server)
+# live in the project's own virtual environment (scripts/python-tools.sh).
+export PATH := $(CURDIR)/.local/venv/bin:$(PATH)
+MOTO := bash -c '. scripts/python-tools.sh && python_tools moto_server="moto[server]"'
+
 ## Build (progress shown), then serve every source function on http://127.0.0.1:9000 with a
 ## local database; the routes and development keys are listed once all answer.
 dev:
@@ -8,6 +13,7 @@ dev:
 
 ## Everything CI runs: formatting, lints, unit and integration tests on a real PostgreSQL.
 test: check-fmt clippy
+	$(MOTO)
 	scripts/with-db.sh cargo test --workspace --locked
 
 check-fmt:
@@ -37,6 +43,7 @@ bench:
 ## EventBridge and SQS): prints the figures and writes their block of docs/performance.md
 ## (the block alone; `make bench` keeps it).
 bench-events:
+	$(MOTO)
 	LEAD_EVENTS_PERFORMANCE_DOC=$(CURDIR)/docs/performance.md scripts/with-db.sh \
 		cargo test --locked -p shared --test lead_events a_lead_reaches_the_subscriber -- --nocapture
 ## The leads feed's queries on 100,000 leads (not part of `test`): p50 of the first page,

@@ -12,12 +12,8 @@ address=127.0.0.1
 port=9000
 say() { printf 'dev: %s\n' "$*" >&2; }
 
-if ! command -v cargo-lambda >/dev/null 2>&1; then
-    say "installing cargo-lambda: pip install cargo-lambda"
-    pip install cargo-lambda
-    # pyenv only finds a new console script after a rehash.
-    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
-fi
+. scripts/python-tools.sh
+python_tools cargo-lambda=cargo-lambda
 
 if (exec 3<>"/dev/tcp/$address/$port") 2>/dev/null; then
     say "something already listens on $address:$port (another make dev?); stop it first"

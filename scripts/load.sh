@@ -28,10 +28,8 @@ sources=(knowlarity cardekho carwale)
 out=.local/load
 mkdir -p "$out"
 
-if ! command -v cargo-lambda >/dev/null 2>&1; then
-    echo "load: installing cargo-lambda (pip install cargo-lambda)" >&2
-    pip install --quiet cargo-lambda
-fi
+. "$(dirname "$0")/python-tools.sh"
+python_tools cargo-lambda=cargo-lambda
 
 pgids=()
 cleanup() {

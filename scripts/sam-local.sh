@@ -19,6 +19,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
+. scripts/python-tools.sh
 
 state="$root/.local/sam-local"
 image=public.ecr.aws/lambda/provided:al2023-arm64
@@ -36,7 +37,7 @@ as_root() {
 }
 
 install_packages() {
-    local apt=() pip=()
+    local apt=()
     command -v dockerd >/dev/null 2>&1 || apt+=(docker.io)
     [ -x /usr/bin/qemu-aarch64-static ] || apt+=(qemu-user-static)
     command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 \
@@ -55,13 +56,7 @@ install_packages() {
     if [ "$(id -u)" = 0 ] && ! id postgres >/dev/null 2>&1; then
         useradd --system --no-create-home postgres
     fi
-    command -v sam >/dev/null 2>&1 || pip+=(aws-sam-cli)
-    command -v cargo-lambda >/dev/null 2>&1 || pip+=(cargo-lambda)
-    if [ ${#pip[@]} -gt 0 ]; then
-        say "pip install ${pip[*]}"
-        pip install --quiet "${pip[@]}"
-        if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
-    fi
+    python_tools sam=aws-sam-cli cargo-lambda=cargo-lambda
     if command -v rustup >/dev/null 2>&1; then
         rustup target add aarch64-unknown-linux-gnu >/dev/null 2>&1 || true
     fi

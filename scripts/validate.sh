@@ -4,7 +4,7 @@
 #   2. cfn-lint template.yaml
 #   3. sam build             every function builds with cargo-lambda for arm64 /
 #                            provided.al2023 (artifacts in .aws-sam/build/<Function>/bootstrap)
-# Installs aws-sam-cli, cfn-lint and cargo-lambda with pip when they are missing.
+# Installs aws-sam-cli, cfn-lint and cargo-lambda into .local/venv when they are missing.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
@@ -13,16 +13,8 @@ cd "$root"
 export AWS_DEFAULT_REGION=${AWS_DEFAULT_REGION:-ap-south-1}
 export SAM_CLI_TELEMETRY=0
 
-missing=()
-command -v sam >/dev/null 2>&1 || missing+=(aws-sam-cli)
-command -v cfn-lint >/dev/null 2>&1 || missing+=(cfn-lint)
-command -v cargo-lambda >/dev/null 2>&1 || missing+=(cargo-lambda)
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "validate: pip install ${missing[*]}" >&2
-    pip install --quiet "${missing[@]}"
-    # pyenv only finds a new console script after a rehash.
-    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
-fi
+. scripts/python-tools.sh
+python_tools sam=aws-sam-cli cfn-lint=cfn-lint cargo-lambda=cargo-lambda
 # cargo-lambda cross-compiles with zig (a dependency of the pip package); the Rust
 # standard library for the target comes from rustup.
 if command -v rustup >/dev/null 2>&1; then
