@@ -3,7 +3,7 @@
 # path at http://127.0.0.1:9000 with its development key (Meta: its development app
 # secret and tokens). The routes, keys and secrets are the ones the root Cargo.toml
 # declares for `cargo lambda watch` (shared/tests/template.rs checks them against
-# shared::source::ALL); the list below is read from there.
+# shared::domain::source::ALL); the list below is read from there.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 cd "$root"
