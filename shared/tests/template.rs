@@ -1526,6 +1526,35 @@ fn database_connections_are_bounded() {
     }
 }
 
+/// The operator's guide says how much concurrency the first deploy needs; the figure is
+/// the template's, whatever function is added.
+#[test]
+fn the_documented_reserved_concurrency_is_the_templates() {
+    let template = Template::load();
+    let reserved: u64 = template
+        .functions
+        .values()
+        .map(|id| {
+            let value = template.property(template.resource(id), "ReservedConcurrentExecutions");
+            match value.get("Ref").and_then(Value::as_str) {
+                Some(parameter) => number(
+                    &template.parameters[parameter]["Default"],
+                    &format!("{parameter}.Default"),
+                ),
+                None => number(&value, &format!("{id}.ReservedConcurrentExecutions")),
+            }
+        })
+        .sum();
+    let path = root().join("docs/operations.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let reserve = format!("the functions reserve **{reserved}** executions in all");
+    let account = format!("least **{}**", reserved + 100);
+    assert!(
+        doc.contains(&reserve) && doc.contains(&account),
+        "docs/operations.md must say `{reserve}` and `{account}` (100 stay unreserved)"
+    );
+}
+
 #[test]
 fn deployed_functions_get_no_static_keys_or_database_url() {
     let template = Template::load();
