@@ -194,12 +194,12 @@ bridge() {
 up() {
     local started
     started=$(date +%s)
-    # Before the long build: a system PostgreSQL (the postgresql package starts one) holds
-    # the port local/env.example.json names.
+    engine
+    # Before the long build: a system PostgreSQL (installing the postgresql package starts
+    # one) holds the port local/env.example.json names.
     if (exec 3<>/dev/tcp/127.0.0.1/5432) 2>/dev/null && [ ! -f "$pg_dir/postmaster.pid" ]; then
         die "something already listens on 127.0.0.1:5432, where local/env.example.json expects this PostgreSQL; a system one (the postgresql package's) stops with: service postgresql stop"
     fi
-    engine
     say "sam build"
     sam build --template-file template.yaml >"$state/sam-build.log" 2>&1 \
         || { tail -30 "$state/sam-build.log" >&2; die "sam build failed (log: $state/sam-build.log)"; }
