@@ -1526,6 +1526,33 @@ fn database_connections_are_bounded() {
     }
 }
 
+/// The engineering guide says what each test file proves: it names every one.
+#[test]
+fn the_engineering_guide_names_every_test_file() {
+    let path = root().join("docs/engineering.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let mut dirs = vec![root().join("shared/tests")];
+    for parent in ["functions", "tools"] {
+        for name in subdirs(&root().join(parent)) {
+            dirs.push(root().join(parent).join(name).join("tests"));
+        }
+    }
+    let mut missing = Vec::new();
+    for dir in dirs.iter().filter(|dir| dir.is_dir()) {
+        for entry in std::fs::read_dir(dir).expect("a tests folder") {
+            let file = entry.expect("a directory entry").path();
+            if file.extension().is_some_and(|ext| ext == "rs") {
+                let relative = file.strip_prefix(root()).expect("under the root");
+                let name = format!("`{}`", relative.display());
+                if !doc.contains(&name) {
+                    missing.push(name);
+                }
+            }
+        }
+    }
+    assert!(missing.is_empty(), "docs/engineering.md, Tests, lacks {missing:?}");
+}
+
 /// The operator's guide says how much concurrency the first deploy needs; the figure is
 /// the template's, whatever function is added.
 #[test]
