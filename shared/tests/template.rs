@@ -1526,6 +1526,23 @@ fn database_connections_are_bounded() {
     }
 }
 
+/// The README and the operator's guide name every function deployed.
+#[test]
+fn the_docs_name_every_deployed_function() {
+    let template = Template::load();
+    for doc in ["README.md", "docs/operations.md"] {
+        let path = root().join(doc);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        let missing: Vec<&String> = template
+            .functions
+            .values()
+            .filter(|id| !text.contains(&format!("`{id}`")))
+            .collect();
+        assert!(missing.is_empty(), "{doc} does not name {missing:?}");
+    }
+}
+
 /// The engineering guide says what each test file proves: it names every one.
 #[test]
 fn the_engineering_guide_names_every_test_file() {
