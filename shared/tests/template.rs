@@ -1526,6 +1526,53 @@ fn database_connections_are_bounded() {
     }
 }
 
+/// The names in the first cell of every table row of a document: `Name`, or `Prefix*`
+/// standing for every name it begins.
+fn tabled(doc: &str) -> Vec<String> {
+    let path = root().join(doc);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    text.lines()
+        .filter_map(|line| line.strip_prefix('|')?.split('|').next())
+        .flat_map(|cell| cell.split('`').skip(1).step_by(2).map(str::to_owned))
+        .collect::<Vec<_>>()
+}
+
+fn in_table(names: &[String], name: &str) -> bool {
+    names.iter().any(|entry| match entry.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => entry == name,
+    })
+}
+
+/// The operator's guide has a row for every parameter, every output and every variable
+/// the template sets.
+#[test]
+fn the_operators_tables_cover_the_templates_parameters_outputs_and_variables() {
+    let template = Template::load();
+    let names = tabled("docs/operations.md");
+    let mut variables: BTreeSet<String> = template.globals_env().keys().cloned().collect();
+    for id in template.functions.values() {
+        let function = template.resource(id);
+        if let Some(env) = function["Properties"]["Environment"]["Variables"].as_object() {
+            variables.extend(env.keys().cloned());
+        }
+    }
+    for (kind, list) in [
+        (
+            "parameter",
+            template.parameters.keys().cloned().collect::<Vec<_>>(),
+        ),
+        ("output", template.outputs.keys().cloned().collect()),
+        ("variable", variables.into_iter().collect()),
+    ] {
+        let missing: Vec<&String> = list.iter().filter(|name| !in_table(&names, name)).collect();
+        assert!(
+            missing.is_empty(),
+            "docs/operations.md has no table row for the {kind}s {missing:?}"
+        );
+    }
+}
+
 /// The README and the operator's guide name every function deployed.
 #[test]
 fn the_docs_name_every_deployed_function() {
@@ -1567,7 +1614,10 @@ fn the_engineering_guide_names_every_test_file() {
             }
         }
     }
-    assert!(missing.is_empty(), "docs/engineering.md, Tests, lacks {missing:?}");
+    assert!(
+        missing.is_empty(),
+        "docs/engineering.md, Tests, lacks {missing:?}"
+    );
 }
 
 /// The operator's guide says how much concurrency the first deploy needs; the figure is
