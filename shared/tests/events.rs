@@ -375,6 +375,32 @@ fn every_event_file_has_an_expectation_and_every_source_a_folder() {
     }
 }
 
+/// Every file is what the deployed API sends: a REST API (payload v1) on the stage `live`.
+#[test]
+fn every_event_file_is_what_the_deployed_rest_api_sends() {
+    for case in event_files() {
+        let path = common::events_dir().join(format!("{case}.json"));
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let event: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{case}: {e}"));
+        assert!(
+            event.get("version").is_none(),
+            "{case}: an HTTP API (v2) event"
+        );
+        let context = &event["requestContext"];
+        assert_eq!(context["stage"], "live", "{case}: the deployed stage");
+        let path = event["path"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{case}: no path"));
+        assert_eq!(
+            context["path"],
+            format!("/live{path}"),
+            "{case}: the stage's path"
+        );
+        assert_eq!(event["httpMethod"], context["httpMethod"], "{case}");
+        assert_eq!(event["resource"], context["resourcePath"], "{case}");
+    }
+}
+
 /// The leads the Meta events name, as the Graph API gives them, served on `address`.
 async fn graph_on(address: &str) -> common::graph::GraphStandIn {
     let graph = common::graph::GraphStandIn::start_on(address).await;
