@@ -118,6 +118,12 @@ fn template() -> Value {
     to_json(yaml)
 }
 
+/// A file of the repository, by its path from the root.
+fn read(relative: &str) -> String {
+    let path = root().join(relative);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"))
+}
+
 fn to_json(value: serde_yaml::Value) -> Value {
     use serde_yaml::Value as Y;
     match value {
@@ -1428,7 +1434,7 @@ fn the_drain_is_fed_by_the_buffer_queue() {
     let backoff = Backoff::SCHEDULE;
     let horizon = backoff.horizon(max_receives);
     assert!(
-        horizon >= shared::pipeline::drain::OUTAGE,
+        horizon >= Backoff::OUTAGE,
         "{QUEUE_ID}: with maxReceiveCount {max_receives} and the drain's backoff a lead is \
          tried for {horizon:?} only; an outage of three days must drain by itself"
     );
@@ -1529,9 +1535,8 @@ fn database_connections_are_bounded() {
 /// The names in the first cell of every table row of a document: `Name`, or `Prefix*`
 /// standing for every name it begins.
 fn tabled(doc: &str) -> Vec<String> {
-    let path = root().join(doc);
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
-    text.lines()
+    read(doc)
+        .lines()
         .filter_map(|line| line.strip_prefix('|')?.split('|').next())
         .flat_map(|cell| cell.split('`').skip(1).step_by(2).map(str::to_owned))
         .collect::<Vec<_>>()
@@ -1578,8 +1583,7 @@ fn the_operators_tables_cover_the_templates_parameters_outputs_and_variables() {
 fn the_docs_name_every_deployed_function() {
     let template = Template::load();
     for doc in ["README.md", "docs/operations.md"] {
-        let path = root().join(doc);
-        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+        let text = read(doc);
         let text = text.split_whitespace().collect::<Vec<_>>().join(" ");
         let missing: Vec<&String> = template
             .functions
@@ -1593,8 +1597,7 @@ fn the_docs_name_every_deployed_function() {
 /// The engineering guide says what each test file proves: it names every one.
 #[test]
 fn the_engineering_guide_names_every_test_file() {
-    let path = root().join("docs/engineering.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let doc = read("docs/engineering.md");
     let mut dirs = vec![root().join("shared/tests")];
     for parent in ["functions", "tools"] {
         for name in subdirs(&root().join(parent)) {
@@ -1639,8 +1642,7 @@ fn the_documented_reserved_concurrency_is_the_templates() {
             }
         })
         .sum();
-    let path = root().join("docs/operations.md");
-    let doc = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path:?}: {e}"));
+    let doc = read("docs/operations.md");
     let reserve = format!("the functions reserve **{reserved}** executions in all");
     let account = format!("least **{}**", reserved + 100);
     assert!(

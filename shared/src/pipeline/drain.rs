@@ -7,10 +7,8 @@
 //! store ([`Verdict`]):
 //! - one that will store once the database (or the Graph API) is back, or once an
 //!   operator mends the configuration, is handed back and kept out of sight for a delay
-//!   that grows with its receives up to a few minutes ([`Backoff`]), so it is stored soon
-//!   after the database is back, and an outage of days never sends it to the dead-letter
-//!   queue (see
-//!   template.yaml's `maxReceiveCount`, checked against [`Backoff::horizon`]);
+//!   that grows with its receives to a few minutes ([`Backoff`], which template.yaml's
+//!   `maxReceiveCount` is checked against), so an outage of days passes without it;
 //! - one that can never be stored as it is (a message it cannot read, a lead the database
 //!   refuses as data, a Meta lead the Graph API says is gone or forbidden) goes to the
 //!   dead-letter queue at once, with its reason, where the queue's alarm fires.
@@ -92,19 +90,13 @@ pub struct Backoff {
     pub cap: Duration,
 }
 
-/// At the latest, how soon after the database's return a lead queued during its outage
-/// is stored: the longest the backoff keeps a lead out of sight, and the drain's try.
-pub const RECOVERY: Duration = Duration::from_secs(5 * 60);
-
-/// The longest outage a queued lead waits through on the buffer queue's receives before
-/// the queue dead-letters it (template.yaml's `maxReceiveCount` is checked against it).
-pub const OUTAGE: Duration = Duration::from_secs(3 * 24 * 3600);
-
 impl Backoff {
-    /// The drain's schedule: a blip costs a minute, and the wait never grows past what
-    /// keeps a lead within [`RECOVERY`] of the database's return, with half a minute
-    /// left for the try itself. Waiting longer would save receives, but SQS allows a
-    /// thousand, enough for [`OUTAGE`] at this pace.
+    /// At the latest, how soon after the database's return a lead queued meanwhile is stored.
+    pub const RECOVERY: Duration = Duration::from_secs(5 * 60);
+    /// The longest outage a queued lead waits through before the queue dead-letters it.
+    pub const OUTAGE: Duration = Duration::from_secs(3 * 24 * 3600);
+    /// The drain's schedule: a blip costs a minute; no wait outgrows `RECOVERY` less half a
+    /// minute for the try, and SQS's thousand receives still span `OUTAGE`.
     pub const SCHEDULE: Self = Self {
         first: Duration::from_secs(60),
         cap: Duration::from_secs(270),
@@ -483,14 +475,14 @@ mod tests {
     fn a_lead_outlasts_a_long_outage_and_is_stored_soon_after_it() {
         let backoff = Backoff::SCHEDULE;
         assert!(
-            backoff.horizon(1000) >= OUTAGE,
+            backoff.horizon(1000) >= Backoff::OUTAGE,
             "{:?}",
             backoff.horizon(1000)
         );
         let try_time = Duration::from_secs(30);
         for receive in 0..=1000 {
             assert!(
-                backoff.delay(receive) + try_time <= RECOVERY,
+                backoff.delay(receive) + try_time <= Backoff::RECOVERY,
                 "receive {receive}"
             );
         }
