@@ -252,6 +252,14 @@ impl EventTemplate {
             .ok_or("no headers object")?;
         headers.retain(|name, _| !name.eq_ignore_ascii_case("x-api-key"));
         headers.insert("x-api-key".to_owned(), Value::from(API_KEY));
+        // A REST API event carries every header twice; lambda_http reads this copy.
+        if let Some(multi) = event
+            .get_mut("multiValueHeaders")
+            .and_then(Value::as_object_mut)
+        {
+            multi.retain(|name, _| !name.eq_ignore_ascii_case("x-api-key"));
+            multi.insert("x-api-key".to_owned(), Value::from(vec![API_KEY]));
+        }
         let context = event
             .get_mut("requestContext")
             .and_then(Value::as_object_mut)
@@ -392,7 +400,11 @@ mod tests {
         assert_eq!(first.len(), second.len());
         let event: Value = serde_json::from_slice(&first).unwrap();
         assert_eq!(event["headers"]["x-api-key"], API_KEY);
-        assert_eq!(event["version"], "2.0");
+        assert_eq!(
+            event["multiValueHeaders"]["x-api-key"],
+            serde_json::json!([API_KEY])
+        );
+        assert_eq!(event["httpMethod"], "POST", "the REST API's event");
         assert_eq!(event["requestContext"]["requestId"], "bench-000000000007");
         let body = event["body"].as_str().unwrap();
         assert_eq!(body, template.body(7));
