@@ -39,13 +39,15 @@ clean-db:
 bench:
 	tools/bench/run.sh $(BENCH_ARGS)
 
-## From a lead's arrival to its Lead stored event at a subscriber (local stand-ins for
+## From a lead's arrival to its Lead stored event at a subscriber, and a backlog of 5,000
+## events after an EventBridge outage until the outbox is empty (local stand-ins for
 ## EventBridge and SQS): prints the figures and writes their block of docs/performance.md
 ## (the block alone; `make bench` keeps it).
 bench-events:
 	$(MOTO)
 	LEAD_EVENTS_PERFORMANCE_DOC=$(CURDIR)/docs/performance.md scripts/with-db.sh \
-		cargo test --locked -p shared --test lead_events a_lead_reaches_the_subscriber -- --nocapture
+		cargo test --locked -p shared --test lead_events -- --include-ignored --nocapture \
+		--test-threads 1 a_lead_reaches_the_subscriber a_backlog_after_an_outage
 ## The leads feed's queries on 100,000 leads (not part of `test`): p50 of the first page,
 ## a page deep in the walk, a phone lookup and searches, on a database it creates and drops
 ## (a throwaway cluster when DATABASE_URL is unset). Writes its section of

@@ -111,6 +111,21 @@ pub enum GrantError {
     Verifier(#[from] SaltError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The secret would let a function log in as the master user.
+    #[error("{secret} names the master user {named}; it must name {expected}, the role its function logs in as")]
+    MasterUser {
+        secret: &'static str,
+        named: String,
+        expected: &'static str,
+    },
+    /// The secret names another role than its function's (another function's, or one no
+    /// migration creates).
+    #[error("{secret} names the role {named}; it must name {expected}, the role its function logs in as")]
+    OtherRole {
+        secret: &'static str,
+        named: String,
+        expected: &'static str,
+    },
 }
 
 /// The system's random source gave no salt for a password's verifier.
@@ -159,6 +174,27 @@ impl From<SecretError> for Error {
     fn from(error: SecretError) -> Self {
         Self::Failed(Failure::Secret(error))
     }
+}
+
+/// Why an SNS topic did not take a message.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot publish to SNS: {0}")]
+pub struct TopicError(pub String);
+
+/// Why the sales desk was not told of a lead (the invocation fails, to be delivered
+/// again).
+#[derive(Debug, thiserror::Error)]
+pub enum DeskError {
+    /// Not a `Lead stored` event this code can read: retrying cannot help.
+    #[error("not a Lead stored event: {0}")]
+    Event(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Topic(#[from] TopicError),
+    /// Another invocation is telling the desk of this lead right now.
+    #[error("lead {0} is being told by another invocation; delivered again later")]
+    InFlight(String),
 }
 
 /// Why EventBridge did not take a lead's events (they stay in the outbox for the relay).

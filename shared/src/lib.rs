@@ -14,6 +14,10 @@
 //!
 //! docs/architecture.md walks a request through them and keeps the glossary.
 
+// The sales desk's future (an event, the ledger's two statements, an SNS call) is
+// deeper than rustc's default limit.
+#![recursion_limit = "256"]
+
 pub mod domain;
 pub mod edge;
 pub mod error;

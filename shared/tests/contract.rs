@@ -229,3 +229,47 @@ async fn one_json_log_line_per_request_without_key_or_phone(
         assert!(!all.contains(secret), "log holds {secret}: {all}");
     }
 }
+
+/// A lead with an absurd time is stored (a 201, never a 500 or the dead-letter queue),
+/// the time kept in its payload and not used as the lead's; milliseconds sent as seconds
+/// are read as seconds.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_absurd_time_is_kept_in_the_payload_not_used(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    let app = common::app(&KNOWLARITY, options.clone());
+    let pool = common::pool(&options).await;
+    for (index, (start_time, expected)) in [
+        ("9223372036855", None),
+        ("1e16", None),
+        ("10000000000000000", None),
+        ("-62135596801", None),
+        ("1796185800123", Some(1_796_185_800i64)),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let body = format!("caller_id=%2B91900000{index:04}&start_time={start_time}");
+        let answer = common::call(
+            &app,
+            common::request(
+                Some(&common::dev_key(&KNOWLARITY)),
+                Some("application/x-www-form-urlencoded"),
+                body.into_bytes(),
+            ),
+        )
+        .await;
+        assert_eq!(answer.status, 201, "{start_time}: {}", answer.body);
+        let (kept, time): (Option<String>, Option<i64>) = sqlx::query_as(
+            r#"SELECT payload->>'start_time', extract(epoch FROM meta_created_at)::int8
+               FROM public."mg-digital-leads" WHERE id = $1"#,
+        )
+        .bind(answer.id())
+        .fetch_one(&pool)
+        .await
+        .expect("the stored row");
+        assert_eq!(kept.as_deref(), Some(start_time), "the payload keeps it");
+        assert_eq!(time, expected, "{start_time}");
+    }
+}

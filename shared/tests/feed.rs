@@ -519,11 +519,13 @@ async fn csv_quotes_neutralises_and_links_the_next_page(
     let mut lines = answer.body.split("\r\n");
     assert_eq!(
         lines.next(),
-        Some("id,platform,name,phone_number,phone_e164,car_model,lead_url,campaign,status,created_at,stored_at,meta_created_at")
+        Some("\"id\",\"platform\",\"name\",\"phone_number\",\"phone_e164\",\"car_model\",\"lead_url\",\"campaign\",\"status\",\"created_at\",\"stored_at\",\"meta_created_at\"")
     );
     let first = lines.next().expect("a row");
     assert!(
-        first.contains(",'-Minus,'+91 98765 00000,'+919876500000,MG Hector,,,new,"),
+        first.contains(
+            ",\"'-Minus\",\"'+91 98765 00000\",\"'+919876500000\",\"MG Hector\",\"\",\"\",\"new\","
+        ),
         "{first}"
     );
     let link = answer.header("link").expect("a Link to the next page");
@@ -545,7 +547,7 @@ async fn csv_quotes_neutralises_and_links_the_next_page(
     let row = second.body.split_once("\r\n").expect("a header").1;
     assert!(
         row.contains(
-            ",'@Ravi,9876500000,'+919876500000,\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"MG\"\")\",,\"Diwali, \"\"big\"\" sale\nday two\",new,"
+            ",\"'@Ravi\",\"9876500000\",\"'+919876500000\",\"'=HYPERLINK(\"\"http://evil.example\"\",\"\"MG\"\")\",\"\",\"Diwali, \"\"big\"\" sale\nday two\",\"new\","
         ),
         "{row}"
     );
@@ -703,13 +705,6 @@ async fn one_log_line_without_anything_personal(_: PgPoolOptions, options: PgCon
     }
 }
 
-fn sqlstate(error: &sqlx::Error) -> Option<String> {
-    match error {
-        sqlx::Error::Database(database) => database.code().map(|code| code.into_owned()),
-        _ => None,
-    }
-}
-
 /// The reader reads and cannot write; the writer writes and cannot read a name or a
 /// phone number.
 #[sqlx::test(migrations = "../migrations")]
@@ -743,7 +738,7 @@ async fn the_reader_cannot_write_and_the_writer_cannot_read(
             .await
             .expect_err(statement);
         assert_eq!(
-            sqlstate(&error).as_deref(),
+            common::sqlstate(&error).as_deref(),
             Some("42501"),
             "{statement}: {error}"
         );
@@ -761,10 +756,118 @@ async fn the_reader_cannot_write_and_the_writer_cannot_read(
             .await
             .expect_err(&statement);
         assert_eq!(
-            sqlstate(&error).as_deref(),
+            common::sqlstate(&error).as_deref(),
             Some("42501"),
             "{statement}: {error}"
         );
     }
     assert_eq!(common::count(&pool).await, 1);
+}
+
+/// A date or cursor the database cannot hold answers 400 naming the parameter (never a
+/// 500 logged as the database's refusal), and no stored time, however absurd, fails a
+/// page: a time past the year 9999, written before times were checked, reads as none.
+#[sqlx::test(migrations = "../migrations")]
+async fn no_date_and_no_stored_time_fails_the_feed(_: PgPoolOptions, options: PgConnectOptions) {
+    let feed = feed(&options).await;
+    let pool = common::pool(&options).await;
+    let id = insert(&pool, &seed("Asha Rao", "2026-01-10T10:00:00Z")).await;
+    sqlx::query(
+        r#"UPDATE public."mg-digital-leads"
+           SET meta_created_at = to_timestamp(9223372036855) WHERE id = $1"#,
+    )
+    .bind(id)
+    .execute(&pool)
+    .await
+    .expect("a time of the year 294247");
+    let page = list(&feed, "").await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert_eq!(page.names(), ["Asha Rao"]);
+    assert_eq!(page.json()["leads"][0]["meta_created_at"], Value::Null);
+
+    let crafted = {
+        use base64::Engine;
+        let mut bytes = vec![1u8];
+        bytes.extend_from_slice(&i64::MAX.to_be_bytes());
+        bytes.extend_from_slice(&1i64.to_be_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    for (query, parameter) in [
+        ("fromDate=0001-01-01", "fromDate"),
+        ("fromDate=%2B99999-01-01", "fromDate"),
+        ("toDate=%2B99999-01-01", "toDate"),
+        (&format!("cursor={crafted}") as &str, "cursor"),
+    ] {
+        let answer = list(&feed, query).await;
+        assert_eq!(answer.status, 400, "{query}: {}", answer.body);
+        let error = answer.json()["error"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        assert!(error.starts_with(parameter), "{query}: {error}");
+    }
+    // An unknown parameter is named cut short, its digits masked.
+    let answer = list(&feed, "9876543210=1").await;
+    assert_eq!(answer.status, 400);
+    assert!(!answer.body.contains("9876543210"), "{}", answer.body);
+    assert!(answer.body.contains("**********"), "{}", answer.body);
+}
+
+/// A legacy table whose `id` is text (the store takes it): listed, walked page by page
+/// with text cursors, each row once; a numeric cursor is not one this table's feed gave.
+#[sqlx::test(migrations = false)]
+async fn a_legacy_table_with_text_ids_is_walked(_: PgPoolOptions, options: PgConnectOptions) {
+    let pool = common::pool(&options).await;
+    sqlx::raw_sql(
+        r#"CREATE TABLE public."mg-digital-leads" (
+               id text PRIMARY KEY DEFAULT gen_random_uuid()::text,
+               created_at timestamptz DEFAULT now(),
+               platform text, name text, phone_number text, car_model text,
+               lead_url text, payload jsonb, status text, meta_created_at timestamptz
+           )"#,
+    )
+    .execute(&pool)
+    .await
+    .expect("the legacy table");
+    sqlx::migrate!("../migrations")
+        .run(&pool)
+        .await
+        .expect("migrate onto it");
+    for (id, name) in [("007", "Zero Seven"), ("7", "Seven"), ("a-uuid", "Uuid")] {
+        sqlx::query(
+            r#"INSERT INTO public."mg-digital-leads" (id, platform, name, phone_number, stored_at)
+               VALUES ($1, 'CarDekho', $2, '9876500000', '2026-01-10T10:00:00Z')"#,
+        )
+        .bind(id)
+        .bind(name)
+        .execute(&pool)
+        .await
+        .expect("a legacy row");
+    }
+    let feed = feed(&options).await;
+    let mut names = Vec::new();
+    let mut query = "limit=1".to_owned();
+    loop {
+        let page = list(&feed, &query).await;
+        assert_eq!(page.status, 200, "{query}: {}", page.body);
+        let lead = &page.json()["leads"][0];
+        assert!(lead["id"].is_string(), "a text id stays text: {lead}");
+        names.extend(page.names());
+        match page.json()["next"].as_str() {
+            Some(next) => query = format!("limit=1&cursor={next}"),
+            None => break,
+        }
+    }
+    assert_eq!(
+        names,
+        ["Uuid", "Seven", "Zero Seven"],
+        "by id, descending, as text"
+    );
+
+    let numeric = shared::domain::feed::Cursor {
+        listed_at_us: 0,
+        id: shared::domain::record::RowId::Number(7),
+    };
+    let answer = list(&feed, &format!("cursor={}", numeric.encode())).await;
+    assert_eq!(answer.status, 400, "{}", answer.body);
 }

@@ -263,3 +263,69 @@ async fn a_malformed_key_secret_is_a_loud_500(_: PgPoolOptions, options: PgConne
     aws.put(&arn, "key-one").await;
     assert_eq!(status(&app, "key-one").await, 201);
 }
+
+/// `migrate` sets each role's password from its own secret, and refuses, before setting
+/// any, a secret naming the master user or another function's role: the feed would
+/// otherwise log in as the writer, or as the master.
+#[sqlx::test(migrations = false)]
+async fn migrate_refuses_a_secret_naming_another_role(_: PgPoolOptions, options: PgConnectOptions) {
+    let aws = Fixture::start().await;
+    // The user database_url logs in as.
+    let master = "postgres".to_owned();
+    let secret =
+        |user: &str| format!(r#"{{"username":"{user}","password":"pw-{user}-0123456789"}}"#);
+    let writer = aws.create("writer", &secret("lead_writer")).await;
+    let relay = aws.create("relay", &secret("lead_relay")).await;
+    let migration = |reader: String| {
+        let config = Config::from_lookup(|name| match name {
+            "DATABASE_URL" => Some(database_url(&options)),
+            "DB_WRITER_SECRET_ARN" => Some(writer.clone()),
+            "DB_READER_SECRET_ARN" => Some(reader.clone()),
+            "DB_RELAY_SECRET_ARN" => Some(relay.clone()),
+            _ => None,
+        })
+        .expect("config");
+        shared::pipeline::migrate::Migration::new(
+            Container::build(config, Some(&aws.config)).expect("container"),
+        )
+    };
+
+    for (name, user, message) in [
+        (
+            "reader-as-writer",
+            "lead_writer",
+            "DB_READER_SECRET_ARN names the role lead_writer; it must name lead_reader".to_owned(),
+        ),
+        (
+            "reader-as-master",
+            master.as_str(),
+            format!(
+                "DB_READER_SECRET_ARN names the master user {master}; it must name lead_reader"
+            ),
+        ),
+    ] {
+        let reader = aws.create(name, &secret(user)).await;
+        let error = migration(reader).run().await.expect_err(name);
+        assert!(error.to_string().starts_with(&message), "{name}: {error}");
+    }
+    // Refused before anything ran: no migration applied, no role given a login.
+    let pool = common::pool(&options).await;
+    let applied: Option<String> =
+        sqlx::query_scalar("SELECT to_regclass('public._sqlx_migrations')::text")
+            .fetch_one(&pool)
+            .await
+            .expect("query");
+    assert_eq!(applied, None);
+
+    let reader = aws.create("reader", &secret("lead_reader")).await;
+    migration(reader).run().await.expect("migrate");
+    for role in ["lead_writer", "lead_reader", "lead_relay"] {
+        let login = options
+            .clone()
+            .username(role)
+            .password(&format!("pw-{role}-0123456789"));
+        sqlx::PgPool::connect_with(login)
+            .await
+            .unwrap_or_else(|error| panic!("{role} logs in with its secret's password: {error}"));
+    }
+}

@@ -96,6 +96,10 @@ const FEED_ROUTES: [&str; 2] = [
 ];
 /// The database credentials the feed logs in with (role `lead_reader`).
 const READER_SECRET_ID: &str = "DatabaseReaderSecret";
+/// The outbox relay's database credentials (role `lead_relay`).
+const RELAY_SECRET_ID: &str = "DatabaseRelaySecret";
+/// The sales desk's database credentials (role `lead_desk`).
+const DESK_SECRET_ID: &str = "DatabaseDeskSecret";
 /// The feed's reader keys.
 const FEED_KEYS_SECRET_ID: &str = "FeedApiKeysSecret";
 /// The pseudo account id `sam local` uses; see the `IsSamLocal` condition.
@@ -899,7 +903,7 @@ fn other_functions_have_no_route_and_no_api_key() {
                 "{id}: no {name}"
             );
         }
-        // The database secrets (migrate's three are checked in
+        // The database secrets (migrate's four are checked in
         // the_functions_log_in_as_lead_writer_and_only_migrate_as_master), and a signed
         // source's secret for the Graph readers.
         let reader = GRAPH_READERS.contains(&binary.as_str());
@@ -907,9 +911,14 @@ fn other_functions_have_no_route_and_no_api_key() {
             assert!(
                 grant == db_secret
                     || (binary == "migrate"
-                        && (grant == master_secret() || grant == reference(READER_SECRET_ID)))
+                        && (grant == master_secret()
+                            || grant == reference(READER_SECRET_ID)
+                            || grant == reference(RELAY_SECRET_ID)
+                            || grant == reference(DESK_SECRET_ID)))
                     || (reader && signed_secrets.contains(&grant))
-                    || (binary == KNOWLARITY_SYNC && grant == reference(KNOWLARITY_SECRET)),
+                    || (binary == KNOWLARITY_SYNC && grant == reference(KNOWLARITY_SECRET))
+                    || (binary == "relay" && grant == reference(RELAY_SECRET_ID))
+                    || (binary == "desk" && grant == reference(DESK_SECRET_ID)),
                 "{id} may read {grant}, which is not a secret it needs"
             );
         }
@@ -1230,6 +1239,22 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
             );
             continue;
         }
+        // The outbox's names and phones are the relay's alone, the ledger of notices the
+        // desk's: each logs in as its own role and reads no other role's credentials.
+        let own = match binary.as_str() {
+            "relay" => Some(RELAY_SECRET_ID),
+            "desk" => Some(DESK_SECRET_ID),
+            _ => None,
+        };
+        if let Some(own) = own {
+            assert_eq!(
+                template.env(function, "DB_SECRET_ARN"),
+                Some(reference(own)),
+                "{id} logs in with {own}"
+            );
+            assert_eq!(grants, vec![reference(own)], "{id} reads only {own}");
+            continue;
+        }
         assert!(
             grants.contains(&writer),
             "{id}: no secretsmanager:GetSecretValue on {WRITER_SECRET_ID}"
@@ -1259,6 +1284,20 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
                 grants.contains(&reader),
                 "{id}: no secretsmanager:GetSecretValue on {READER_SECRET_ID}"
             );
+            for (variable, secret) in [
+                ("DB_RELAY_SECRET_ARN", RELAY_SECRET_ID),
+                ("DB_DESK_SECRET_ARN", DESK_SECRET_ID),
+            ] {
+                assert_eq!(
+                    template.env(function, variable),
+                    Some(reference(secret)),
+                    "{id}: {variable}, whose password it sets"
+                );
+                assert!(
+                    grants.contains(&reference(secret)),
+                    "{id}: no secretsmanager:GetSecretValue on {secret}"
+                );
+            }
         } else {
             assert_eq!(
                 template.env(function, "DB_SECRET_ARN"),
@@ -1289,6 +1328,12 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
             secrets.contains(&&reference(READER_SECRET_ID)),
             "{id}: Auth lacks {READER_SECRET_ID}; the feed could not log in through it"
         );
+        for (secret, who) in [(RELAY_SECRET_ID, "the relay"), (DESK_SECRET_ID, "the desk")] {
+            assert!(
+                secrets.contains(&&reference(secret)),
+                "{id}: Auth lacks {secret}; {who} could not log in through it"
+            );
+        }
         let role = proxy["Properties"]["RoleArn"]["Fn::GetAtt"][0]
             .as_str()
             .unwrap_or_else(|| panic!("{id}: RoleArn is !GetAtt <role>.Arn"));
@@ -1486,7 +1531,15 @@ fn the_drain_is_fed_by_the_buffer_queue() {
             || binary == META_SYNC
             || binary == KNOWLARITY_SYNC
             || binary == DRAIN;
-        if !takes_leads_in {
+        if binary == "desk" {
+            // The desk keeps the events it failed on, on its own dead-letter queue only.
+            let keeps: BTreeSet<(String, String)> = [(
+                "sqs:sendmessage".to_owned(),
+                get_att("SalesDeskDeadLetterQueue", "Arn").to_string(),
+            )]
+            .into();
+            assert_eq!(template.sqs_permissions(other_id), keeps, "{other_id}");
+        } else if !takes_leads_in {
             assert!(
                 template.sqs_permissions(other_id).is_empty(),
                 "{other_id}: no SQS permission"
@@ -1896,7 +1949,12 @@ fn sam_local_env_file_covers_every_function_and_source_key() {
     // No lead_writer or lead_reader password to set under sam local (no Secrets Manager
     // there).
     for id in template.functions.values() {
-        for name in ["DB_WRITER_SECRET_ARN", "DB_READER_SECRET_ARN"] {
+        for name in [
+            "DB_WRITER_SECRET_ARN",
+            "DB_READER_SECRET_ARN",
+            "DB_RELAY_SECRET_ARN",
+            "DB_DESK_SECRET_ARN",
+        ] {
             if template.env(template.resource(id), name).is_some() {
                 assert_eq!(env[id][name], json!(""), "{path:?}: {id}.{name}");
             }
@@ -2666,6 +2724,20 @@ fn lead_events_reach_the_sales_desk_from_every_storing_function() {
             vec![get_att(bus, "Arn")],
             "{id}: PutEvents on the stack's bus only"
         );
+        for statement in template.statements(id) {
+            let puts = as_list(&statement["Action"]).iter().any(|action| {
+                action
+                    .as_str()
+                    .is_some_and(|a| a.eq_ignore_ascii_case("events:PutEvents"))
+            });
+            if puts {
+                assert_eq!(
+                    statement["Condition"],
+                    json!({ "StringEquals": { "events:source": shared::infra::events::SOURCE } }),
+                    "{id}: PutEvents only with the leads' own source"
+                );
+            }
+        }
     }
     for (binary, id) in &template.functions {
         if !storing.contains(binary) {
@@ -2722,17 +2794,83 @@ fn lead_events_reach_the_sales_desk_from_every_storing_function() {
     ] {
         assert!(code.contains(literal), "shared/src no longer has {literal}");
     }
+    // Its one target is the desk function, which tells the desk once per lead; a
+    // delivery it cannot make is retried for a day, then kept on the desk's dead-letter
+    // queue, as is an event the function failed on.
     let targets = as_list(&props["Targets"]);
     assert_eq!(targets.len(), 1, "{rule_id}: one target");
     let target = targets[0];
-    assert_eq!(target["Arn"], reference("NewLeadsTopic"), "{rule_id}");
+    let (desk_id, desk) = template.function("desk");
+    assert_eq!(target["Arn"], get_att(desk_id, "Arn"), "{rule_id}");
+    assert!(
+        target.get("InputTransformer").is_none(),
+        "{rule_id}: the whole event"
+    );
     assert_eq!(
-        target["InputTransformer"],
-        json!({
-            "InputPathsMap": { "summary": "$.detail.summary" },
-            "InputTemplate": "\"<summary>\"",
-        }),
-        "{rule_id}: the summary as plain text"
+        target["RetryPolicy"],
+        json!({ "MaximumRetryAttempts": 185, "MaximumEventAgeInSeconds": 86400 }),
+        "{rule_id}: retried for a day"
+    );
+    let dead_letters = get_att("SalesDeskDeadLetterQueue", "Arn");
+    assert_eq!(target["DeadLetterConfig"]["Arn"], dead_letters, "{rule_id}");
+    assert_eq!(
+        desk["Properties"]["EventInvokeConfig"]["DestinationConfig"]["OnFailure"]["Destination"],
+        dead_letters,
+        "{desk_id}: a failed event is kept"
+    );
+    assert!(
+        template
+            .of_type("AWS::Lambda::Permission")
+            .any(|(_, permission)| {
+                permission["Properties"]["Principal"] == "events.amazonaws.com"
+                    && permission["Properties"]["SourceArn"] == get_att(rule_id, "Arn")
+                    && permission["Properties"]["FunctionName"] == get_att(desk_id, "Arn")
+            }),
+        "no permission for {rule_id} to invoke {desk_id}"
+    );
+    assert_eq!(
+        template.env(desk, "NEW_LEADS_TOPIC_ARN"),
+        Some(reference("NewLeadsTopic")),
+        "{desk_id}: NEW_LEADS_TOPIC_ARN"
+    );
+    assert_eq!(
+        template.grants(desk_id, "sns:"),
+        vec![reference("NewLeadsTopic")],
+        "{desk_id}: publishes to the desk's topic only"
+    );
+    assert_eq!(
+        template.grants(desk_id, "kms:"),
+        vec![get_att("TopicKey", "Arn")],
+        "{desk_id}: the topic's key only"
+    );
+    for (binary, id) in &template.functions {
+        if binary != "desk" {
+            assert!(
+                template.grants(id, "sns:").is_empty(),
+                "{id} publishes to no topic"
+            );
+        }
+    }
+    assert!(
+        template
+            .of_type("AWS::CloudWatch::Alarm")
+            .any(|(_, alarm)| {
+                alarm["Properties"]["Namespace"] == "AWS/Lambda"
+                    && alarm["Properties"]["MetricName"] == "Errors"
+                    && alarm["Properties"]["Dimensions"]
+                        == json!([{ "Name": "FunctionName", "Value": reference(desk_id) }])
+            }),
+        "no alarm on {desk_id}'s errors"
+    );
+    assert!(
+        template
+            .of_type("AWS::CloudWatch::Alarm")
+            .any(|(_, alarm)| {
+                alarm["Properties"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
+                    && alarm["Properties"]["Dimensions"][0]["Value"]
+                        == get_att("SalesDeskDeadLetterQueue", "QueueName")
+            }),
+        "no alarm on the desk's dead-letter queue"
     );
     let (policy_id, policy) = template
         .of_type("AWS::SNS::TopicPolicy")
@@ -2747,12 +2885,11 @@ fn lead_events_reach_the_sales_desk_from_every_storing_function() {
         json!({
             "Sid": statements[0]["Sid"],
             "Effect": "Allow",
-            "Principal": { "Service": "events.amazonaws.com" },
+            "Principal": { "AWS": get_att(&format!("{desk_id}Role"), "Arn") },
             "Action": "sns:Publish",
             "Resource": reference("NewLeadsTopic"),
-            "Condition": { "ArnEquals": { "aws:SourceArn": get_att(rule_id, "Arn") } },
         }),
-        "{policy_id}: only the sales desk's rule publishes"
+        "{policy_id}: only the sales desk function publishes"
     );
 
     // The subscriptions: each from its parameter, only when set.
@@ -2951,4 +3088,36 @@ fn the_feed_reads_as_lead_reader_with_its_own_keys_on_its_route() {
                 && !as_list(&props["AlarmActions"]).is_empty()
         });
     assert!(alarmed, "no alarm on the feed's key refusals");
+}
+
+/// The topics carry names and phones (the sales desk's lines) and the alarms: each is
+/// encrypted at rest with the stack's own key, rotated, whose policy lets EventBridge
+/// and CloudWatch publish through it.
+#[test]
+fn the_topics_are_encrypted_with_a_key_that_lets_their_publishers_publish() {
+    let template = Template::load();
+    let topics: Vec<(&String, &Value)> = template.of_type("AWS::SNS::Topic").collect();
+    assert!(topics.len() >= 2, "the new-leads and alarm topics");
+    for (id, topic) in topics {
+        let key = topic["Properties"]["KmsMasterKeyId"]["Ref"]
+            .as_str()
+            .unwrap_or_else(|| panic!("{id}: KmsMasterKeyId is !Ref <the stack's key>"));
+        let key = template.resource(key);
+        assert_eq!(key["Type"], "AWS::KMS::Key", "{id}: a customer-managed key");
+        assert_eq!(
+            key["Properties"]["EnableKeyRotation"], true,
+            "{id}: rotated"
+        );
+        let statements = as_list(&key["Properties"]["KeyPolicy"]["Statement"]);
+        for service in ["events.amazonaws.com", "cloudwatch.amazonaws.com"] {
+            let allowed = statements.iter().any(|statement| {
+                statement["Effect"] == "Allow"
+                    && statement["Principal"]["Service"] == service
+                    && ["kms:GenerateDataKey*", "kms:Decrypt"]
+                        .iter()
+                        .all(|action| as_list(&statement["Action"]).contains(&&json!(action)))
+            });
+            assert!(allowed, "{id}: its key does not let {service} publish");
+        }
+    }
 }

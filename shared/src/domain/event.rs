@@ -1,6 +1,10 @@
-//! The sales desk's line for a stored lead: the `summary` of its `Lead stored` event,
-//! rendered here because an EventBridge input transformer can only copy fields, not
-//! mask a phone number or turn a timestamp into a local time.
+//! The `Lead stored` event's detail, bounded, and the sales desk's line for a stored
+//! lead: the `summary` of that event, rendered here because an EventBridge input
+//! transformer can only copy fields, not mask a phone number or turn a timestamp into a
+//! local time.
+//!
+//! An event carries each field cut to [`FIELD_CHARS`] (the lead's row keeps the whole
+//! value), so a detail stays far under EventBridge's limit whatever a partner sent.
 
 use std::time::SystemTime;
 
@@ -8,6 +12,91 @@ use chrono::DateTime;
 
 use crate::domain::ist::IST;
 use crate::domain::record::{unix_ms, LeadRecord};
+
+/// The most characters of each string field an event carries; a field not listed,
+/// [`OTHER_FIELD_CHARS`].
+pub const FIELD_CHARS: &[(&str, usize)] = &[
+    ("platform", 40),
+    ("name", 200),
+    ("phone_number", 40),
+    ("phone_e164", 16),
+    ("car_model", 100),
+    ("lead_url", 1000),
+    ("campaign", 200),
+    ("status", 20),
+    ("summary", 400),
+];
+
+/// The most characters of a string field [`FIELD_CHARS`] does not list.
+pub const OTHER_FIELD_CHARS: usize = 100;
+
+/// The largest detail an event may have once bounded: a field's characters written as
+/// JSON take at most six bytes each, so the listed fields stay under a quarter of it.
+pub const MAX_DETAIL_BYTES: usize = 64 * 1024;
+
+/// The most characters of `field` an event carries.
+pub fn field_chars(field: &str) -> usize {
+    FIELD_CHARS
+        .iter()
+        .find(|(name, _)| *name == field)
+        .map_or(OTHER_FIELD_CHARS, |(_, chars)| *chars)
+}
+
+/// A recorded detail (JSON text) as an event carries it: each string field cut to its
+/// [`field_chars`]. Recorded details are cut already; one recorded before they were, or
+/// by hand, is cut here. Refused, with the reason, when it is not a JSON object or is
+/// still over [`MAX_DETAIL_BYTES`]: such a detail is set aside, not published.
+pub fn bounded(detail: &str) -> Result<String, String> {
+    let fits = detail.len() <= MAX_DETAIL_BYTES / 4;
+    let mut value: serde_json::Map<String, serde_json::Value> = serde_json::from_str(detail)
+        .map_err(|error| format!("the detail is not a JSON object: {error}"))?;
+    let mut cut = false;
+    for (field, value) in value.iter_mut() {
+        if let serde_json::Value::String(text) = value {
+            let limit = field_chars(field);
+            if let Some((at, _)) = text.char_indices().nth(limit) {
+                text.truncate(at);
+                cut = true;
+            }
+        }
+    }
+    if fits && !cut {
+        return Ok(detail.to_owned());
+    }
+    let text = serde_json::Value::Object(value).to_string();
+    if text.len() > MAX_DETAIL_BYTES {
+        return Err(format!(
+            "the detail is {} bytes once cut, over {MAX_DETAIL_BYTES}",
+            text.len()
+        ));
+    }
+    Ok(text)
+}
+
+/// What the sales desk is told of one `Lead stored` event: the lead's row id (text, a
+/// number's digits or a legacy table's id) and its summary line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub lead_id: String,
+    pub summary: String,
+}
+
+impl Notice {
+    /// The notice of an event's `detail`, or why it is none.
+    pub fn from_detail(detail: &serde_json::Value) -> Result<Self, String> {
+        let lead_id = match &detail["id"] {
+            serde_json::Value::Number(id) => id.to_string(),
+            serde_json::Value::String(id) if !id.is_empty() => id.clone(),
+            _ => return Err("its detail has no id".into()),
+        };
+        let summary = detail["summary"]
+            .as_str()
+            .filter(|summary| !summary.trim().is_empty())
+            .ok_or("its detail has no summary")?
+            .to_owned();
+        Ok(Self { lead_id, summary })
+    }
+}
 
 /// What stands for the hidden digits of a phone number.
 const HIDDEN: &str = "•••";
@@ -168,6 +257,60 @@ mod tests {
             summary(&record(&CARDEKHO, "Ravi", "n/a", None, None)),
             "New CarDekho lead: Ravi, •••/a, 10:02 IST"
         );
+    }
+
+    #[test]
+    fn a_detail_is_cut_field_by_field_and_refused_when_not_an_object() {
+        let huge = "\u{1}".repeat(65_536);
+        let detail = serde_json::json!({
+            "id": 7,
+            "name": huge,
+            "phone_number": huge,
+            "summary": "New Knowlarity lead",
+            "extra": "y".repeat(500),
+        })
+        .to_string();
+        assert!(detail.len() > 390_000, "{}", detail.len());
+        let cut: serde_json::Value = serde_json::from_str(&bounded(&detail).unwrap()).unwrap();
+        assert_eq!(cut["id"], 7);
+        assert_eq!(cut["name"].as_str().unwrap().chars().count(), 200);
+        assert_eq!(cut["phone_number"].as_str().unwrap().chars().count(), 40);
+        assert_eq!(cut["summary"], "New Knowlarity lead");
+        assert_eq!(cut["extra"].as_str().unwrap().len(), OTHER_FIELD_CHARS);
+        // A detail within every bound is published as recorded, byte for byte.
+        let small = r#"{"id":1,"name":"Asha"}"#;
+        assert_eq!(bounded(small).unwrap(), small);
+        assert!(bounded("[1]").is_err());
+        assert!(bounded("not json").is_err());
+        // The listed fields at their bound, each character as JSON's longest escape.
+        let worst: usize = FIELD_CHARS
+            .iter()
+            .map(|(name, chars)| name.len() + 6 * chars + 6)
+            .sum();
+        assert!(worst < MAX_DETAIL_BYTES / 4, "{worst}");
+    }
+
+    #[test]
+    fn a_notice_is_an_id_and_a_summary() {
+        let notice =
+            Notice::from_detail(&serde_json::json!({"id": 48213, "summary": "New Meta lead"}));
+        assert_eq!(
+            notice,
+            Ok(Notice {
+                lead_id: "48213".into(),
+                summary: "New Meta lead".into()
+            })
+        );
+        let text = Notice::from_detail(&serde_json::json!({"id": "a-uuid", "summary": "x"}));
+        assert_eq!(text.unwrap().lead_id, "a-uuid");
+        for detail in [
+            serde_json::json!({"summary": "x"}),
+            serde_json::json!({"id": 1}),
+            serde_json::json!({"id": 1, "summary": " "}),
+            serde_json::json!(null),
+        ] {
+            assert!(Notice::from_detail(&detail).is_err(), "{detail}");
+        }
     }
 
     #[test]

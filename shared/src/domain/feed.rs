@@ -1,16 +1,17 @@
 //! The leads feed's query, pure: the request's parameters to a [`Query`] (each bad one
-//! named), the opaque [`Cursor`] of keyset pagination, and the CSV rendering of a page.
+//! named), with the opaque [`Cursor`] of keyset pagination (`domain::cursor`); a page's
+//! CSV is `domain::csv`.
 //!
 //! Rows are listed by the time they were stored, newest first, ties broken by id. Rows
 //! written before `stored_at` existed have none: they are listed by `created_at` instead
 //! (see `infra::reader`), so the walk covers every row of the table.
 
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine;
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
 
+pub use crate::domain::cursor::{Cursor, END_US};
 use crate::domain::ist::IST;
 use crate::domain::phone;
+use crate::domain::record::RowId;
 
 /// Rows per page when `limit` is not given.
 pub const DEFAULT_LIMIT: u16 = 50;
@@ -20,6 +21,14 @@ pub const MAX_LIMIT: u16 = 500;
 
 /// The longest `search` accepted: a name or a number, not a document.
 pub const MAX_SEARCH_CHARS: usize = 100;
+
+/// The most characters of an unknown parameter's name an answer repeats.
+pub const MAX_ECHOED_CHARS: usize = 24;
+
+/// The earliest time a date parameter may name: 1899-12-31T00:00:00Z, in Unix
+/// microseconds, so 1900-01-01 in any offset (every lead is later; the database holds
+/// it).
+pub const EARLIEST_US: i64 = -2_209_075_200_000_000;
 
 /// A parameter the feed cannot use, named as the request names it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,45 +51,6 @@ fn bad(parameter: &str, reason: impl Into<String>) -> ParameterError {
     ParameterError {
         parameter: parameter.to_owned(),
         reason: reason.into(),
-    }
-}
-
-/// Where a page starts: after the row with this listing time (Unix microseconds) and id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Cursor {
-    pub listed_at_us: i64,
-    pub id: i64,
-}
-
-/// Marks the cursor's layout, so a future layout can refuse an old cursor by name.
-const CURSOR_VERSION: u8 = 1;
-
-impl Cursor {
-    /// The cursor as the dashboard carries it: URL-safe, opaque.
-    pub fn encode(&self) -> String {
-        let mut bytes = [0u8; 17];
-        bytes[0] = CURSOR_VERSION;
-        bytes[1..9].copy_from_slice(&self.listed_at_us.to_be_bytes());
-        bytes[9..].copy_from_slice(&self.id.to_be_bytes());
-        URL_SAFE_NO_PAD.encode(bytes)
-    }
-
-    /// A cursor this feed gave; anything else is `None`.
-    pub fn decode(text: &str) -> Option<Self> {
-        let bytes = URL_SAFE_NO_PAD.decode(text.trim()).ok()?;
-        let bytes: [u8; 17] = bytes.try_into().ok()?;
-        if bytes[0] != CURSOR_VERSION {
-            return None;
-        }
-        let number = |range: std::ops::Range<usize>| {
-            let mut eight = [0u8; 8];
-            eight.copy_from_slice(&bytes[range]);
-            i64::from_be_bytes(eight)
-        };
-        Some(Self {
-            listed_at_us: number(1..9),
-            id: number(9..17),
-        })
     }
 }
 
@@ -154,7 +124,7 @@ pub fn parse<'a>(
     for (name, value) in pairs {
         let value = value.trim();
         let Some(&known) = KNOWN.iter().find(|known| **known == name) else {
-            return Err(bad(name, "is not a parameter of this feed"));
+            return Err(bad(&echoed(name), "is not a parameter of this feed"));
         };
         if value.is_empty() {
             continue;
@@ -210,6 +180,25 @@ pub fn parse<'a>(
         format,
         phone_given,
     })
+}
+
+/// An unknown parameter's name as an answer may repeat it: cut to
+/// [`MAX_ECHOED_CHARS`], its digits masked (a name may be a phone number or a key sent
+/// in the wrong place), anything but a visible ASCII character shown as `?`.
+fn echoed(name: &str) -> String {
+    let mut shown: String = name
+        .chars()
+        .take(MAX_ECHOED_CHARS)
+        .map(|c| match c {
+            '0'..='9' => '*',
+            c if c.is_ascii_graphic() => c,
+            _ => '?',
+        })
+        .collect();
+    if name.chars().count() > MAX_ECHOED_CHARS {
+        shown.push_str("...");
+    }
+    shown
 }
 
 /// Whether an `Accept` header asks for CSV rather than JSON.
@@ -278,11 +267,13 @@ fn time(parameter: &str, value: &str, edge: Edge) -> Result<i64, ParameterError>
             Edge::End => date.succ_opt().ok_or_else(invalid)?,
         };
         let start = day.and_time(NaiveTime::MIN);
-        return start
+        let micros = start
             .and_local_timezone(IST)
             .single()
             .map(|at| at.timestamp_micros())
-            .ok_or_else(invalid);
+            .ok_or_else(invalid)?;
+        // The day's start is the bound of either edge (the end's is the next day's).
+        return in_range(parameter, micros, Edge::Start);
     } else if let Ok(at) = DateTime::parse_from_rfc3339(value) {
         at
     } else {
@@ -296,12 +287,21 @@ fn time(parameter: &str, value: &str, edge: Edge) -> Result<i64, ParameterError>
         .ok_or_else(invalid)?;
         naive.and_local_timezone(IST).single().ok_or_else(invalid)?
     };
-    let micros = at.timestamp_micros();
-    Ok(match edge {
+    in_range(parameter, at.timestamp_micros(), edge)
+}
+
+/// A date parameter's bound, when it lies from 1900 to the end of the year 9999.
+fn in_range(parameter: &str, micros: i64, edge: Edge) -> Result<i64, ParameterError> {
+    let bound = match edge {
         Edge::Start => micros,
         // Inclusive of the instant given.
         Edge::End => micros.saturating_add(1),
-    })
+    };
+    if (EARLIEST_US..=END_US).contains(&bound) {
+        Ok(bound)
+    } else {
+        Err(bad(parameter, "must be from 1900-01-01 to 9999-12-31"))
+    }
 }
 
 /// A Unix time in microseconds as RFC 3339 in UTC, to the millisecond, as the old feed
@@ -336,7 +336,8 @@ pub fn like_pattern(search: &str) -> String {
 /// One lead of a page.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct FeedLead {
-    pub id: i64,
+    /// A number; text for a legacy table whose `id` is not one.
+    pub id: RowId,
     pub platform: Option<String>,
     pub name: Option<String>,
     pub phone_number: Option<String>,
@@ -351,98 +352,6 @@ pub struct FeedLead {
     /// Only when asked (`include=payload`): the body as received, as stored.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub payload: Option<Box<serde_json::value::RawValue>>,
-}
-
-/// The CSV columns, in order; `payload` last and only when asked.
-pub const CSV_COLUMNS: &[&str] = &[
-    "id",
-    "platform",
-    "name",
-    "phone_number",
-    "phone_e164",
-    "car_model",
-    "lead_url",
-    "campaign",
-    "status",
-    "created_at",
-    "stored_at",
-    "meta_created_at",
-];
-
-/// The CSV header line (CRLF-ended, as RFC 4180 has it).
-pub fn csv_header(payload: bool) -> String {
-    let mut line = CSV_COLUMNS.join(",");
-    if payload {
-        line.push_str(",payload");
-    }
-    line.push_str("\r\n");
-    line
-}
-
-/// One lead as a CSV line (CRLF-ended).
-pub fn csv_line(lead: &FeedLead, payload: bool) -> String {
-    let id = lead.id.to_string();
-    let mut fields: Vec<&str> = vec![
-        &id,
-        text(&lead.platform),
-        text(&lead.name),
-        text(&lead.phone_number),
-        text(&lead.phone_e164),
-        text(&lead.car_model),
-        text(&lead.lead_url),
-        text(&lead.campaign),
-        text(&lead.status),
-        text(&lead.created_at),
-        text(&lead.stored_at),
-        text(&lead.meta_created_at),
-    ];
-    if payload {
-        fields.push(lead.payload.as_deref().map_or("", |raw| raw.get()));
-    }
-    let mut line = String::new();
-    for (index, field) in fields.iter().enumerate() {
-        if index > 0 {
-            line.push(',');
-        }
-        line.push_str(&csv_field(field));
-    }
-    line.push_str("\r\n");
-    line
-}
-
-fn text(value: &Option<String>) -> &str {
-    value.as_deref().unwrap_or_default()
-}
-
-/// One CSV field: a value a spreadsheet would run as a formula (starting with `=`, `+`,
-/// `-`, `@`, or a tab or carriage return before one) gets a leading `'`, so it shows as
-/// text; then a value holding a comma, quote or line break is quoted, its quotes doubled
-/// (RFC 4180).
-pub fn csv_field(value: &str) -> String {
-    let formula = value.starts_with(['=', '+', '-', '@', '\t', '\r']);
-    let value = if formula {
-        format!("'{value}")
-    } else {
-        value.to_owned()
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
-
-/// How many bytes `text` takes once written as a JSON string (Lambda carries the
-/// response body inside its own JSON answer): a quote or backslash takes two, a control
-/// character at most six.
-pub fn escaped_len(text: &str) -> usize {
-    text.bytes()
-        .map(|byte| match byte {
-            b'"' | b'\\' => 2,
-            0..=0x1f => 6,
-            _ => 1,
-        })
-        .sum()
 }
 
 #[cfg(test)]
@@ -467,7 +376,7 @@ mod tests {
     fn every_parameter_parses() {
         let cursor = Cursor {
             listed_at_us: 1_767_225_600_000_000,
-            id: 42,
+            id: RowId::Number(42),
         }
         .encode();
         let query = query(&[
@@ -495,7 +404,7 @@ mod tests {
         assert_eq!(filter.phone_e164.as_deref(), Some("+919876543210"));
         assert_eq!(query.phone_given.as_deref(), Some("+91 98765 43210"));
         assert_eq!(filter.limit, 500);
-        assert_eq!(filter.after.unwrap().id, 42);
+        assert_eq!(filter.after.as_ref().unwrap().id, RowId::Number(42));
         assert!(filter.payload);
         assert_eq!(query.format, Format::Csv);
     }
@@ -546,6 +455,52 @@ mod tests {
     }
 
     #[test]
+    fn a_date_the_database_cannot_hold_is_named() {
+        for (parameter, value) in [
+            ("fromDate", "0001-01-01"),
+            ("fromDate", "+99999-01-01"),
+            ("toDate", "+99999-01-01"),
+            ("toDate", "+10000-01-01"),
+            ("fromDate", "1899-12-30T23:59:59Z"),
+            ("fromDate", "+12026-01-01"),
+        ] {
+            let error = query(&[(parameter, value)]).expect_err(value);
+            assert_eq!(error.parameter, parameter, "{value}: {error}");
+            assert_eq!(
+                error.reason, "must be from 1900-01-01 to 9999-12-31",
+                "{value}"
+            );
+        }
+        assert!(query(&[("fromDate", "1900-01-01"), ("toDate", "9999-12-31")]).is_ok());
+        // A cursor of a time no row can have is not one this feed gave.
+        for listed_at_us in [i64::MIN, i64::MAX, END_US] {
+            let crafted = Cursor {
+                listed_at_us,
+                id: RowId::Number(1),
+            }
+            .encode();
+            let error = query(&[("cursor", &crafted)]).expect_err("crafted");
+            assert_eq!(error.parameter, "cursor");
+        }
+    }
+
+    #[test]
+    fn an_unknown_name_is_echoed_short_and_masked() {
+        let error = query(&[("9876543210", "x")]).unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            "********** is not a parameter of this feed"
+        );
+        let long = format!("api_key_{}", "a".repeat(40));
+        let error = query(&[(long.as_str(), "x")]).unwrap_err();
+        assert_eq!(error.parameter, format!("api_key_{}...", "a".repeat(16)));
+        assert_eq!(
+            query(&[("from\u{7}date", "x")]).unwrap_err().parameter,
+            "from?date"
+        );
+    }
+
+    #[test]
     fn blank_values_are_absent() {
         let query = query(&[("platform", ""), ("search", "  "), ("limit", "")]).unwrap();
         assert!(query.filter.platforms.is_empty());
@@ -563,41 +518,9 @@ mod tests {
     }
 
     #[test]
-    fn a_cursor_is_opaque_and_round_trips() {
-        let cursor = Cursor {
-            listed_at_us: 1_767_225_600_123_456,
-            id: 9_007_199_254_740_993,
-        };
-        let text = cursor.encode();
-        assert!(text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
-        assert_eq!(Cursor::decode(&text), Some(cursor));
-        assert_eq!(Cursor::decode(""), None);
-        assert_eq!(Cursor::decode(&text[1..]), None);
-        let mut other = URL_SAFE_NO_PAD.decode(&text).unwrap();
-        other[0] = 2;
-        assert_eq!(Cursor::decode(&URL_SAFE_NO_PAD.encode(other)), None);
-    }
-
-    #[test]
     fn search_patterns_take_wildcards_literally() {
         assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
         assert_eq!(like_pattern("Windsor"), "%Windsor%");
-    }
-
-    #[test]
-    fn csv_quotes_and_neutralises() {
-        assert_eq!(csv_field("plain"), "plain");
-        assert_eq!(csv_field("a,b"), "\"a,b\"");
-        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(csv_field("two\nlines"), "\"two\nlines\"");
-        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(csv_field("+91 98765"), "'+91 98765");
-        assert_eq!(csv_field("-1"), "'-1");
-        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(csv_field("\t=1"), "'\t=1");
-        assert_eq!(csv_field(""), "");
     }
 
     #[test]
@@ -612,34 +535,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn escaped_length_counts_what_json_adds() {
-        assert_eq!(escaped_len("ab"), 2);
-        assert_eq!(escaped_len("a\"b"), 4);
-        assert_eq!(escaped_len("\n"), 6);
-        assert_eq!(escaped_len("é"), 2);
-    }
-
     proptest! {
-        #[test]
-        fn any_cursor_round_trips(listed_at_us in any::<i64>(), id in any::<i64>()) {
-            let cursor = Cursor { listed_at_us, id };
-            prop_assert_eq!(Cursor::decode(&cursor.encode()), Some(cursor));
-        }
-
-        #[test]
-        fn a_csv_field_never_starts_a_formula_and_reads_back(value in "\\PC{0,20}") {
-            let field = csv_field(&value);
-            let unquoted = if field.starts_with('"') {
-                field[1..field.len() - 1].replace("\"\"", "\"")
-            } else {
-                field.clone()
-            };
-            prop_assert!(!unquoted.starts_with(['=', '+', '-', '@']), "{}", field);
-            let original = unquoted.strip_prefix('\'').filter(|_| unquoted != value).unwrap_or(&unquoted);
-            prop_assert_eq!(original, value.as_str());
-        }
-
         #[test]
         fn parse_never_panics(name in "[a-zA-Z]{1,8}", value in "\\PC{0,30}") {
             let _ = parse([(name.as_str(), value.as_str())], Some(value.as_str()));

@@ -54,20 +54,49 @@ fn is_true(value: Option<&Value>) -> bool {
     }
 }
 
-/// A platform's creation time: Unix seconds (Meta's notifications), ISO 8601 with an
-/// offset with or without a colon (the Graph API's `2015-02-28T08:49:14+0000`), or the
-/// same with a space for the `T` (Knowlarity's `2026-12-02 10:00:00+05:30`). Anything
-/// else is no time at all, never a refused lead.
+/// The earliest time taken as a lead's own: 2000-01-01T00:00:00Z, in Unix seconds.
+pub const EARLIEST: i64 = 946_684_800;
+/// The first time no longer taken as a lead's own: 2100-01-01T00:00:00Z.
+pub const LATEST: i64 = 4_102_444_800;
+
+/// A platform's creation time: Unix seconds (Meta's notifications; milliseconds sent
+/// as seconds are recognised), ISO 8601 with an offset with or without a colon (the
+/// Graph API's `2015-02-28T08:49:14+0000`), or the same with a space for the `T`
+/// (Knowlarity's `2026-12-02 10:00:00+05:30`). Anything else, and any time outside
+/// 2000–2100, is no time at all (the payload keeps what was sent), never a refused lead.
 pub fn unix_seconds(text: &str) -> Option<i64> {
     let text = text.trim();
     if let Ok(seconds) = text.parse::<i64>() {
-        return Some(seconds);
+        return plausible(seconds);
+    }
+    if let Ok(seconds) = text.parse::<f64>() {
+        // `1.7e9`, `1796185800.5`: a number as a JSON encoder may write it. The cast
+        // saturates, and a saturated value is out of range.
+        return seconds
+            .is_finite()
+            .then(|| plausible(seconds as i64))
+            .flatten();
     }
     chrono::DateTime::parse_from_str(text, "%Y-%m-%dT%H:%M:%S%z")
         .or_else(|_| chrono::DateTime::parse_from_str(text, "%Y-%m-%d %H:%M:%S%z"))
         .or_else(|_| chrono::DateTime::parse_from_rfc3339(text))
         .ok()
         .map(|time| time.timestamp())
+        .filter(|seconds| (EARLIEST..LATEST).contains(seconds))
+}
+
+/// `seconds` as a lead's time when it is one: within [`EARLIEST`]..[`LATEST`], or the
+/// same range in milliseconds (a platform that sends milliseconds where seconds are
+/// documented). Anything else is no lead's time: a database could not hold some of it,
+/// and none of it is when a customer enquired.
+pub fn plausible(seconds: i64) -> Option<i64> {
+    if (EARLIEST..LATEST).contains(&seconds) {
+        Some(seconds)
+    } else if (EARLIEST * 1000..LATEST * 1000).contains(&seconds) {
+        Some(seconds / 1000)
+    } else {
+        None
+    }
 }
 
 /// Maps `body` into a lead, or names every missing required field in the source's order.
@@ -226,5 +255,35 @@ mod tests {
             Some(1_796_185_800)
         );
         assert_eq!(unix_seconds("2026-12-02 10:00:00"), None);
+    }
+
+    #[test]
+    fn an_absurd_time_is_no_time_and_milliseconds_are_seconds() {
+        for absurd in [
+            "9223372036855",
+            "9223372036854775807",
+            "-9223372036854775808",
+            "10000000000000000",
+            "1e16",
+            "-1",
+            "0",
+            "NaN",
+            "inf",
+            "1999-12-31T23:59:59+00:00",
+            "2100-01-01T00:00:00+00:00",
+            "+99999-01-01T00:00:00+00:00",
+        ] {
+            assert_eq!(unix_seconds(absurd), None, "{absurd}");
+        }
+        assert_eq!(unix_seconds("1796185800"), Some(1_796_185_800));
+        assert_eq!(unix_seconds("1796185800123"), Some(1_796_185_800));
+        assert_eq!(unix_seconds("1.7961858e9"), Some(1_796_185_800));
+        assert_eq!(unix_seconds("2000-01-01T00:00:00Z"), Some(EARLIEST));
+        let body = object(json!({"customer_number": "5", "start_time": "9223372036855"}));
+        let lead = map(&KNOWLARITY, &body).unwrap();
+        assert_eq!(
+            lead.submitted_at, None,
+            "the lead is kept, without the time"
+        );
     }
 }

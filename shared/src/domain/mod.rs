@@ -3,6 +3,8 @@
 //! plain unit tests cover it.
 
 pub mod auth;
+pub mod csv;
+pub mod cursor;
 pub mod dedup;
 pub mod event;
 pub mod feed;

@@ -39,3 +39,27 @@ pub fn unix_ms(time: SystemTime) -> u64 {
 pub fn from_unix_ms(ms: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_millis(ms)
 }
+
+/// The id of a stored row: a number for the table this project creates, text for a
+/// legacy table whose `id` is of another type.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(untagged)]
+pub enum RowId {
+    Number(i64),
+    Text(String),
+}
+
+impl RowId {
+    pub fn from_text(text: String) -> Self {
+        text.parse().map_or(Self::Text(text), Self::Number)
+    }
+}
+
+impl std::fmt::Display for RowId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Number(number) => number.fmt(f),
+            Self::Text(text) => text.fmt(f),
+        }
+    }
+}

@@ -25,11 +25,12 @@ pub async fn serve(relay: &Relay) -> Result<(), lambda_runtime::Error> {
         match &result {
             Ok(relayed) => {
                 let oldest_age_s = relayed.oldest_age.map_or(0.0, |age| age.as_secs_f64());
-                if relayed.failed > 0 || relayed.error.is_some() {
+                if relayed.failed > 0 || relayed.set_aside > 0 || relayed.error.is_some() {
                     tracing::warn!(
                         outcome = "incomplete",
                         published = relayed.published,
                         failed = relayed.failed,
+                        set_aside = relayed.set_aside,
                         backlog = relayed.backlog,
                         oldest_age_s,
                         error = relayed.error.as_deref().unwrap_or_default(),
@@ -40,6 +41,7 @@ pub async fn serve(relay: &Relay) -> Result<(), lambda_runtime::Error> {
                         outcome = "relayed",
                         published = relayed.published,
                         failed = relayed.failed,
+                        set_aside = relayed.set_aside,
                         backlog = relayed.backlog,
                         oldest_age_s,
                         "outbox relay run"

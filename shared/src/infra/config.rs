@@ -84,6 +84,8 @@ pub struct Config {
     /// `EVENT_BUS_NAME`: the EventBridge bus every stored lead's `Lead stored` event goes
     /// to. Unset, no event is recorded or published.
     pub event_bus_name: Option<String>,
+    /// `NEW_LEADS_TOPIC_ARN`, the sales desk only: the topic its messages go to.
+    pub new_leads_topic_arn: Option<String>,
     /// The leads feed's part (`FEED_API_KEYS`, `FEED_ALLOWED_ORIGINS`); see [`FeedConfig`].
     pub feed: FeedConfig,
 }
@@ -166,6 +168,12 @@ pub struct DatabaseConfig {
     /// `DB_READER_SECRET_ARN`, `migrate` only: the feed's role (`lead_reader`), whose
     /// password it sets.
     pub reader_arn: Option<String>,
+    /// `DB_RELAY_SECRET_ARN`, `migrate` only: the relay's role (`lead_relay`), whose
+    /// password it sets.
+    pub relay_arn: Option<String>,
+    /// `DB_DESK_SECRET_ARN`, `migrate` only: the sales desk's role (`lead_desk`), whose
+    /// password it sets.
+    pub desk_arn: Option<String>,
     pub settings: StoreSettings,
 }
 
@@ -179,6 +187,8 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("credentials_arn", &self.credentials_arn)
             .field("writer_arn", &self.writer_arn)
             .field("reader_arn", &self.reader_arn)
+            .field("relay_arn", &self.relay_arn)
+            .field("desk_arn", &self.desk_arn)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -251,6 +261,7 @@ impl Config {
             request_budget: parse(&get, "REQUEST_BUDGET_MS")?
                 .map_or(DEFAULT_REQUEST_BUDGET, Duration::from_millis),
             event_bus_name: get("EVENT_BUS_NAME").map(|name| name.trim().to_owned()),
+            new_leads_topic_arn: get("NEW_LEADS_TOPIC_ARN"),
             feed: FeedConfig::from_lookup(&get)?,
         })
     }
@@ -263,6 +274,9 @@ impl Config {
             || self.database.credentials_arn.is_some()
             || self.database.writer_arn.is_some()
             || self.database.reader_arn.is_some()
+            || self.database.relay_arn.is_some()
+            || self.database.desk_arn.is_some()
+            || self.new_leads_topic_arn.is_some()
             || matches!(self.feed.api_keys, Some(Provided::Secret { .. }))
             || self.buffer_queue_url.is_some()
             || self.dead_letter_queue_url.is_some()
@@ -314,6 +328,8 @@ impl DatabaseConfig {
             credentials_arn,
             writer_arn: get("DB_WRITER_SECRET_ARN"),
             reader_arn: get("DB_READER_SECRET_ARN"),
+            relay_arn: get("DB_RELAY_SECRET_ARN"),
+            desk_arn: get("DB_DESK_SECRET_ARN"),
             settings,
         })
     }

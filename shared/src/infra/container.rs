@@ -33,6 +33,10 @@ pub struct Container {
     pub knowlarity: Option<Knowlarity>,
     /// `migrate` only: the feed's role, whose password it sets from this secret.
     pub reader: Option<Refreshing<DbCredentials>>,
+    /// `migrate` only: the relay's role, whose password it sets from this secret.
+    pub relay: Option<Refreshing<DbCredentials>>,
+    /// `migrate` only: the sales desk's role, whose password it sets from this secret.
+    pub desk: Option<Refreshing<DbCredentials>>,
     /// The leads feed only: its reader keys.
     pub feed_api_keys: Option<Setting<ApiKeys>>,
     /// The leads feed only: the dashboard's origins.
@@ -67,24 +71,18 @@ impl Container {
             })
         };
 
-        let writer = match config.database.writer_arn {
-            Some(arn) => Some(Refreshing::new(
-                secret("DB_WRITER_SECRET_ARN")?,
-                arn,
-                config.secrets_ttl,
-                DbCredentials::from_secret,
-            )),
-            None => None,
+        let role = |arn: Option<String>, name: &'static str| {
+            arn.map(|arn| {
+                secret(name).map(|client| {
+                    Refreshing::new(client, arn, config.secrets_ttl, DbCredentials::from_secret)
+                })
+            })
+            .transpose()
         };
-        let reader = match config.database.reader_arn {
-            Some(arn) => Some(Refreshing::new(
-                secret("DB_READER_SECRET_ARN")?,
-                arn,
-                config.secrets_ttl,
-                DbCredentials::from_secret,
-            )),
-            None => None,
-        };
+        let writer = role(config.database.writer_arn, "DB_WRITER_SECRET_ARN")?;
+        let reader = role(config.database.reader_arn, "DB_READER_SECRET_ARN")?;
+        let relay = role(config.database.relay_arn, "DB_RELAY_SECRET_ARN")?;
+        let desk = role(config.database.desk_arn, "DB_DESK_SECRET_ARN")?;
         let mut settings = config.database.settings;
         // Resting sends leads to the buffer queue without trying the database; with no
         // queue to send them to, it would only refuse leads that might have stored.
@@ -154,6 +152,8 @@ impl Container {
             writer,
             knowlarity,
             reader,
+            relay,
+            desk,
             feed_api_keys,
             feed_allowed_origins: config.feed.allowed_origins,
         })

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_eventbridge::error::DisplayErrorContext;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
+use futures_util::StreamExt;
 
 use crate::error::EventsError;
 
@@ -31,6 +32,11 @@ pub const PUBLISH_WAIT: Duration = Duration::from_millis(400);
 pub const REST_AFTER_FAILURE: Duration = Duration::from_secs(30);
 /// The most entries one PutEvents call takes.
 pub const MAX_ENTRIES: usize = 10;
+/// The most bytes of entries one PutEvents call takes (EventBridge refuses a larger
+/// request whole).
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
+/// How many PutEvents calls the relay has in flight at once.
+pub const CONCURRENT_CALLS: usize = 4;
 
 /// An outbox row: a recorded event not yet taken by EventBridge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,6 +45,9 @@ pub struct Recorded {
     pub id: i64,
     /// The event's detail, JSON text, as recorded with the lead.
     pub detail: String,
+    /// The token the storing statement drew, by which that function deletes its own row
+    /// (the relay, which deletes by id, has none).
+    pub token: Option<String>,
 }
 
 /// The bus events go to.
@@ -104,30 +113,53 @@ impl Events {
         &self.bus
     }
 
-    /// Puts `recorded` on the bus, [`MAX_ENTRIES`] per call, within `limit` in all.
-    /// Returns the ids of the rows EventBridge took: a call EventBridge answered with
-    /// some entries failed (`FailedEntryCount`) takes only the others. An error means
-    /// none was taken after the last whole call that succeeded; the ids taken before it
-    /// are in the error's place in `taken`.
-    pub async fn publish(
-        &self,
-        recorded: &[Recorded],
-        limit: Duration,
-        taken: &mut Vec<i64>,
-    ) -> Result<(), EventsError> {
-        let all = async {
-            for batch in recorded.chunks(MAX_ENTRIES) {
-                self.put(batch, taken).await?;
+    /// Puts `recorded` on the bus within `limit` in all: in calls of at most
+    /// [`MAX_ENTRIES`] entries and [`MAX_REQUEST_BYTES`], [`CONCURRENT_CALLS`] at a
+    /// time. Says which rows EventBridge took, which it refused for themselves (never to
+    /// be offered again), and why the others were not taken, if a call failed whole.
+    pub async fn publish(&self, recorded: &[Recorded], limit: Duration) -> Published {
+        let mut published = Published::default();
+        let mut offered = Vec::with_capacity(recorded.len());
+        for row in recorded {
+            let size = entry_size(&row.detail);
+            if size > MAX_REQUEST_BYTES {
+                published.refused.push((
+                    row.id,
+                    format!("an event of {size} bytes is over EventBridge's limit"),
+                ));
+            } else {
+                offered.push((row, size));
             }
-            Ok(())
-        };
-        tokio::time::timeout(limit, all)
-            .await
-            .unwrap_or(Err(EventsError::Timeout(limit)))
+        }
+        let calls = batches(&offered);
+        // The calls built first, so the stream holds futures only (no closure over
+        // borrowed rows, which a Send future cannot name the lifetimes of).
+        let mut puts = Vec::with_capacity(calls.len());
+        for batch in &calls {
+            puts.push(self.put(batch.as_slice()));
+        }
+        let results = futures_util::stream::iter(puts)
+            .buffered(CONCURRENT_CALLS)
+            .collect::<Vec<_>>();
+        match tokio::time::timeout(limit, results).await {
+            Ok(results) => {
+                for result in results {
+                    match result {
+                        Ok(put) => {
+                            published.taken.extend(put.taken);
+                            published.refused.extend(put.refused);
+                        }
+                        Err(error) => published.error = Some(error),
+                    }
+                }
+            }
+            Err(_) => published.error = Some(EventsError::Timeout(limit)),
+        }
+        published
     }
 
-    /// One PutEvents call of at most [`MAX_ENTRIES`] rows.
-    async fn put(&self, batch: &[Recorded], taken: &mut Vec<i64>) -> Result<(), EventsError> {
+    /// One PutEvents call.
+    async fn put(&self, batch: &[&Recorded]) -> Result<Published, EventsError> {
         let entries = batch
             .iter()
             .map(|recorded| {
@@ -149,12 +181,21 @@ impl Events {
         // The answer's entries are in the request's order; one with an error code
         // was not taken.
         let results = output.entries();
+        let mut put = Published::default();
         for (index, recorded) in batch.iter().enumerate() {
-            let accepted = results
-                .get(index)
-                .is_some_and(|result| result.error_code().is_none() && result.event_id().is_some());
-            if accepted {
-                taken.push(recorded.id);
+            match results.get(index) {
+                Some(result) if result.error_code().is_none() && result.event_id().is_some() => {
+                    put.taken.push(recorded.id)
+                }
+                Some(result) => {
+                    let code = result.error_code().unwrap_or("unknown");
+                    if refused_for_itself(code) {
+                        let message = result.error_message().unwrap_or_default();
+                        put.refused
+                            .push((recorded.id, format!("{code}: {message}")));
+                    }
+                }
+                None => {}
             }
         }
         if output.failed_entry_count() > 0 {
@@ -166,9 +207,95 @@ impl Events {
                 failed = output.failed_entry_count(),
                 of = batch.len(),
                 reason,
-                "EventBridge refused some events; the relay tries them again"
+                "EventBridge refused some events"
             );
         }
-        Ok(())
+        Ok(put)
+    }
+}
+
+/// What EventBridge did with the rows offered to it.
+#[derive(Debug, Default)]
+pub struct Published {
+    /// The rows whose events it took.
+    pub taken: Vec<i64>,
+    /// The rows it refused for themselves (malformed, too large), with the reason: kept
+    /// aside, never offered again.
+    pub refused: Vec<(i64, String)>,
+    /// Why some rows were not taken (EventBridge unreachable or slow): they stay.
+    pub error: Option<EventsError>,
+}
+
+/// An entry error that is the event's own, so offering it again cannot help (a
+/// throttle or an internal failure is EventBridge's, and passes).
+fn refused_for_itself(code: &str) -> bool {
+    matches!(
+        code,
+        "MalformedDetail"
+            | "InvalidArgument"
+            | "ValidationException"
+            | "InvalidEventPatternException"
+    )
+}
+
+/// An entry's size as EventBridge counts it against [`MAX_REQUEST_BYTES`]: its source,
+/// detail type and detail, in UTF-8 bytes.
+pub fn entry_size(detail: &str) -> usize {
+    SOURCE.len() + DETAIL_TYPE.len() + detail.len()
+}
+
+/// The offered rows in calls of at most [`MAX_ENTRIES`] entries and
+/// [`MAX_REQUEST_BYTES`], in their order.
+fn batches<'r>(offered: &[(&'r Recorded, usize)]) -> Vec<Vec<&'r Recorded>> {
+    let mut calls: Vec<Vec<&Recorded>> = Vec::new();
+    let mut size = 0;
+    for &(row, bytes) in offered {
+        match calls.last_mut() {
+            Some(call) if call.len() < MAX_ENTRIES && size + bytes <= MAX_REQUEST_BYTES => {
+                call.push(row);
+                size += bytes;
+            }
+            _ => {
+                calls.push(vec![row]);
+                size = bytes;
+            }
+        }
+    }
+    calls
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: i64, bytes: usize) -> Recorded {
+        Recorded {
+            id,
+            detail: "x".repeat(bytes),
+            token: None,
+        }
+    }
+
+    #[test]
+    fn calls_are_bounded_by_count_and_size() {
+        let rows: Vec<Recorded> = (0..25).map(|id| row(id, 100)).collect();
+        let offered: Vec<(&Recorded, usize)> = rows
+            .iter()
+            .map(|row| (row, entry_size(&row.detail)))
+            .collect();
+        let sizes: Vec<usize> = batches(&offered).iter().map(Vec::len).collect();
+        assert_eq!(sizes, [10, 10, 5]);
+
+        let big = MAX_REQUEST_BYTES / 3;
+        let rows: Vec<Recorded> = (0..5).map(|id| row(id, big)).collect();
+        let offered: Vec<(&Recorded, usize)> = rows
+            .iter()
+            .map(|row| (row, entry_size(&row.detail)))
+            .collect();
+        for call in batches(&offered) {
+            let total: usize = call.iter().map(|row| entry_size(&row.detail)).sum();
+            assert!(total <= MAX_REQUEST_BYTES, "{total}");
+        }
+        assert_eq!(batches(&offered).len(), 3);
     }
 }

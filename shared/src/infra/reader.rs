@@ -8,10 +8,19 @@
 //! built on (migrations/…_feed_indexes.sql): the two must stay identical.
 
 use sqlx::{Execute, FromRow, Postgres, QueryBuilder};
+use tokio::sync::OnceCell;
 
 use crate::domain::feed::{self, Cursor, FeedLead, Filter};
-use crate::error::StoreError;
+use crate::domain::record::RowId;
+use crate::error::{FeedError, StoreError};
 use crate::infra::store::Store;
+
+/// Whether the table's `id` is an integer (the table this project creates) or of
+/// another type (a legacy table's text or uuid), read from the catalog once.
+const ID_IS_INTEGER: &str = r#"
+SELECT atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype)
+FROM pg_attribute
+WHERE attrelid = 'public."mg-digital-leads"'::regclass AND attname = 'id' AND NOT attisdropped"#;
 
 /// When a row was stored; for rows from before `stored_at` existed, when it arrived; for
 /// a row with neither, the epoch (listed last rather than never).
@@ -26,7 +35,8 @@ pub struct ListedLead {
 
 #[derive(FromRow)]
 struct Row {
-    id: i64,
+    /// The id as text (an alias of its own: `ORDER BY id` must name the column).
+    row_id: String,
     platform: Option<String>,
     name: Option<String>,
     phone_number: Option<String>,
@@ -38,7 +48,9 @@ struct Row {
     created_us: Option<i64>,
     stored_us: Option<i64>,
     meta_created_us: Option<i64>,
-    listed_us: i64,
+    /// None only for a row whose every time is out of range (an infinity): it sorts
+    /// before or after the others, and its cursor takes the epoch.
+    listed_us: Option<i64>,
     payload: Option<String>,
 }
 
@@ -46,18 +58,45 @@ struct Row {
 #[derive(Debug)]
 pub struct Reader {
     store: Store,
+    /// Whether `id` is an integer: then rows are ordered and compared by it as a number,
+    /// else as text (the order of a text id; a uuid's text).
+    integer_id: OnceCell<bool>,
 }
 
 /// A time column as exact Unix microseconds (`extract` is exact numeric since
-/// PostgreSQL 14), so times leave the database without a float on the way.
+/// PostgreSQL 14), so times leave the database without a float on the way. A time no
+/// year of four digits holds (an infinity, the year 294247 written before times were
+/// checked) reads as none: no row can fail a page, and every cursor the feed gives is one
+/// it takes back.
 fn micros(column: &str) -> String {
-    format!("(extract(epoch FROM {column}) * 1000000)::int8")
+    format!(
+        "CASE WHEN {column} >= '0001-01-01T00:00:00Z' AND {column} < '10000-01-01T00:00:00Z' \
+         THEN (extract(epoch FROM {column}) * 1000000)::int8 END"
+    )
 }
 
 impl Reader {
     /// Reads through `store`, which should log in as `lead_reader`.
     pub fn new(store: Store) -> Self {
-        Self { store }
+        Self {
+            store,
+            integer_id: OnceCell::new(),
+        }
+    }
+
+    async fn integer_id(&self) -> Result<bool, StoreError> {
+        self.integer_id
+            .get_or_try_init(|| {
+                self.store.read(|connection| {
+                    Box::pin(async move {
+                        sqlx::query_scalar(ID_IS_INTEGER)
+                            .fetch_one(connection)
+                            .await
+                    })
+                })
+            })
+            .await
+            .copied()
     }
 
     pub fn store(&self) -> &Store {
@@ -66,17 +105,35 @@ impl Reader {
 
     /// Up to `filter.limit + 1` rows after the filter's cursor: the extra row says
     /// whether there is a next page.
-    pub async fn page(&self, filter: &Filter) -> Result<Vec<ListedLead>, StoreError> {
+    pub async fn page(&self, filter: &Filter) -> Result<Vec<ListedLead>, FeedError> {
+        let integer_id = self.integer_id().await?;
+        // The id as the table compares it: an integer's as a number, another type's as
+        // its text. A cursor of the other kind is not one this table's feed gave.
+        let id = if integer_id { "id" } else { "id::text" };
+        let after = match &filter.after {
+            None => None,
+            Some(Cursor {
+                listed_at_us,
+                id: RowId::Number(number),
+            }) if integer_id => Some((feed::bound(*listed_at_us), number.to_string())),
+            Some(Cursor {
+                listed_at_us,
+                id: RowId::Text(text),
+            }) if !integer_id => Some((feed::bound(*listed_at_us), text.clone())),
+            Some(_) => {
+                return Err(FeedError::Parameter {
+                    parameter: "cursor".into(),
+                    reason: "is not a cursor this feed gave".into(),
+                })
+            }
+        };
         let from = filter.from_us.map(feed::bound);
         let until = filter.until_us.map(feed::bound);
-        let after = filter
-            .after
-            .map(|cursor| (feed::bound(cursor.listed_at_us), cursor.id));
         let pattern = filter.search.as_deref().map(feed::like_pattern);
         let mut query = QueryBuilder::<Postgres>::new("");
         {
             query.push(format!(
-                "SELECT id::int8 AS id, platform, name, phone_number, phone_e164, \
+                "SELECT id::text AS row_id, platform, name, phone_number, phone_e164, \
                      car_model, lead_url, campaign, status, {} AS created_us, \
                      {} AS stored_us, {} AS meta_created_us, {} AS listed_us, {} AS payload \
                      FROM public.\"mg-digital-leads\" WHERE true",
@@ -139,16 +196,16 @@ impl Reader {
                 }
                 query.push(")");
             }
-            if let Some((listed_at, id)) = &after {
+            if let Some((listed_at, after_id)) = &after {
                 query
-                    .push(format_args!(" AND ({LISTED_AT}, id) < ("))
+                    .push(format_args!(" AND ({LISTED_AT}, {id}) < ("))
                     .push_bind(listed_at.as_deref())
                     .push("::timestamptz, ")
-                    .push_bind(*id)
-                    .push("::int8)");
+                    .push_bind(after_id.clone())
+                    .push(if integer_id { "::int8)" } else { "::text)" });
             }
             query
-                .push(format_args!(" ORDER BY {LISTED_AT} DESC, id DESC LIMIT "))
+                .push(format_args!(" ORDER BY {LISTED_AT} DESC, {id} DESC LIMIT "))
                 .push_bind(i64::from(filter.limit) + 1);
         }
         let sql = query.sql().to_owned();
@@ -169,11 +226,20 @@ impl Reader {
                 })
             })
             .await?;
-        Ok(rows.into_iter().map(listed).collect())
+        Ok(rows
+            .into_iter()
+            .map(|row| listed(row, integer_id))
+            .collect())
     }
 }
 
-fn listed(row: Row) -> ListedLead {
+fn listed(row: Row, integer_id: bool) -> ListedLead {
+    // A text id stays text, leading zeros and all: its cursor must compare equal.
+    let id = if integer_id {
+        RowId::from_text(row.row_id)
+    } else {
+        RowId::Text(row.row_id)
+    };
     let time = |micros: Option<i64>| micros.and_then(feed::timestamp);
     // The stored text of a jsonb is JSON; should it ever not be, the lead goes without.
     let payload = row
@@ -181,11 +247,11 @@ fn listed(row: Row) -> ListedLead {
         .and_then(|text| serde_json::value::RawValue::from_string(text).ok());
     ListedLead {
         cursor: Cursor {
-            listed_at_us: row.listed_us,
-            id: row.id,
+            listed_at_us: row.listed_us.unwrap_or_default(),
+            id: id.clone(),
         },
         lead: FeedLead {
-            id: row.id,
+            id,
             platform: row.platform,
             name: row.name,
             phone_number: row.phone_number,

@@ -9,20 +9,21 @@
 //! drops packets, where no server-side timeout can fire).
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
-use serde::Serialize;
 use sqlx::migrate::{MigrateError, Migrator};
 use sqlx::postgres::{PgArguments, PgConnectOptions, PgConnection};
 use sqlx::query::QueryScalar;
 use sqlx::{ConnectOptions, Executor, Postgres};
 use tokio::sync::Mutex;
 
+use crate::domain::event;
 use crate::domain::record::LeadRecord;
+pub use crate::domain::record::RowId;
 use crate::error::StoreError;
-use crate::infra::events::{Events, Recorded, MAX_ENTRIES};
+use crate::infra::events::{Events, Recorded};
 use crate::infra::secrets::{DbCredentials, Refreshing};
 
 /// The migrations in `migrations/`, embedded so a binary can apply them anywhere.
@@ -53,30 +54,6 @@ impl Default for StoreSettings {
     }
 }
 
-/// The id of a stored row: a number for the table this project creates, text for a
-/// legacy table whose `id` is of another type.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(untagged)]
-pub enum RowId {
-    Number(i64),
-    Text(String),
-}
-
-impl RowId {
-    pub fn from_text(text: String) -> Self {
-        text.parse().map_or(Self::Text(text), Self::Number)
-    }
-}
-
-impl std::fmt::Display for RowId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Self::Number(number) => number.fmt(f),
-            Self::Text(text) => text.fmt(f),
-        }
-    }
-}
-
 /// The insert of every lead. `ON CONFLICT DO NOTHING` covers the unique deduplication
 /// indexes (see the migrations): a repeat inserts nothing and returns no row,
 /// race-free, in the same single round trip as a new lead.
@@ -95,8 +72,14 @@ RETURNING id::text"#;
 /// same statement (so in the same transaction): a lead is stored with its event or not
 /// at all, and a repeat, which inserts no lead, records none. The detail is built from
 /// the values being inserted, not read back: the functions' role may not read a lead's
-/// personal columns. `now()` is the transaction's time, the row's `stored_at`.
-const INSERT_LEAD_RECORDING_EVENT: &str = r#"
+/// personal columns, nor any column of the outbox, so the row's id and token are drawn
+/// here and returned from the statement, not from the table. `now()` is the
+/// transaction's time, the row's `stored_at`. Each field is cut to what an event
+/// carries ([`event::field_chars`]); the lead's row keeps it whole.
+static INSERT_LEAD_RECORDING_EVENT: LazyLock<String> = LazyLock::new(|| {
+    let cut = |field: &str, value: &str| format!("left({value}, {})", event::field_chars(field));
+    format!(
+        r#"
 WITH stored AS (
     INSERT INTO public."mg-digital-leads"
         (platform, name, phone_number, car_model, lead_url, campaign, payload,
@@ -107,26 +90,39 @@ WITH stored AS (
             $14, to_timestamp($15::float8), coalesce($16, 'new'))
     ON CONFLICT DO NOTHING
     RETURNING id
-), event AS (
-    INSERT INTO public.lead_outbox (lead_id, detail)
-    SELECT stored.id::text,
+), recorded AS (
+    SELECT stored.id,
+           nextval('public.lead_outbox_id_seq') AS outbox_id,
+           gen_random_uuid() AS token,
            jsonb_build_object(
                'id', to_jsonb(stored.id),
-               'platform', $1::text,
-               'name', $2::text,
-               'phone_number', $3::text,
-               'phone_e164', $14::text,
-               'car_model', $4::text,
-               'lead_url', $5::text,
-               'campaign', $6::text,
+               'platform', {platform},
+               'name', {name},
+               'phone_number', {phone_number},
+               'phone_e164', {phone_e164},
+               'car_model', {car_model},
+               'lead_url', {lead_url},
+               'campaign', {campaign},
                'status', coalesce($16, 'new'),
                'created_at', to_jsonb(to_timestamp($8::float8 / 1000)),
                'stored_at', to_jsonb(now()),
-               'summary', $17::text)
+               'summary', {summary}) AS detail
     FROM stored
-    RETURNING id, detail::text
+), event AS (
+    INSERT INTO public.lead_outbox (id, lead_id, detail, token)
+    SELECT outbox_id, id::text, detail, token FROM recorded
 )
-SELECT stored.id::text, event.id, event.detail FROM stored CROSS JOIN event"#;
+SELECT id::text, outbox_id, token::text, detail::text FROM recorded"#,
+        platform = cut("platform", "$1::text"),
+        name = cut("name", "$2::text"),
+        phone_number = cut("phone_number", "$3::text"),
+        phone_e164 = cut("phone_e164", "$14::text"),
+        car_model = cut("car_model", "$4::text"),
+        lead_url = cut("lead_url", "$5::text"),
+        campaign = cut("campaign", "$6::text"),
+        summary = cut("summary", "$17::text"),
+    )
+});
 
 /// Binds a record's columns, `$1` to `$16` of both insert statements, to `$query`: one
 /// list for both, whose queries differ in what they return (and so in type).
@@ -149,7 +145,12 @@ macro_rules! bind_lead {
             .bind($body_claim)
             .bind(&record.identity.body_hash)
             .bind(crate::domain::phone::e164(&lead.phone_number))
-            .bind(lead.submitted_at.map(|seconds| seconds as f64))
+            // A queued lead from before times were checked is held to the same range.
+            .bind(
+                lead.submitted_at
+                    .and_then(crate::domain::lead::plausible)
+                    .map(|seconds| seconds as f64),
+            )
             .bind(lead.test.then_some("test"))
     }};
 }
@@ -165,35 +166,23 @@ pub(crate) fn insert_query<'q>(
 }
 
 /// [`INSERT_LEAD_RECORDING_EVENT`] bound to a record: the lead's row id, and its event's
-/// outbox row.
+/// outbox row (id, token, detail).
 fn insert_recording_event_query<'q>(
     record: &'q LeadRecord,
     body_claim: Option<&'q str>,
     summary: &'q str,
-) -> sqlx::query::QueryAs<'q, Postgres, (String, i64, String), PgArguments> {
+) -> sqlx::query::QueryAs<'q, Postgres, (String, i64, String, String), PgArguments> {
     bind_lead!(
-        sqlx::query_as(INSERT_LEAD_RECORDING_EVENT),
+        sqlx::query_as(INSERT_LEAD_RECORDING_EVENT.as_str()),
         record,
         body_claim
     )
     .bind(summary)
 }
 
-/// The outbox rows a relay takes: recorded at least `$1` seconds ago (so not a
-/// function's own, still being published), oldest first, none another relay holds.
-const TAKE_OUTBOX: &str = r#"
-SELECT id, detail::text FROM public.lead_outbox
-WHERE recorded_at < now() - make_interval(secs => $1::float8)
-ORDER BY recorded_at, id
-LIMIT $2
-FOR UPDATE SKIP LOCKED"#;
-
-const DELETE_OUTBOX: &str = "DELETE FROM public.lead_outbox WHERE id = ANY($1)";
-
-/// How many rows the outbox holds, and the oldest one's age in seconds.
-const OUTBOX_BACKLOG: &str = r#"
-SELECT count(*), extract(epoch FROM now() - min(recorded_at))::float8
-FROM public.lead_outbox"#;
+/// A function's own outbox row, once EventBridge took it (the functions' role may not
+/// delete any other).
+const DELETE_PUBLISHED: &str = "SELECT public.lead_outbox_published($1, $2::uuid)";
 
 /// The row a repeat collided with. An id match is always a duplicate, and so is the same
 /// body with the same arrival (the same request, stored or drained before); a claimed
@@ -411,6 +400,14 @@ impl Store {
         self.events.as_ref()
     }
 
+    /// The user this store logs in as: its secret's, else the connection options'.
+    pub async fn user(&self) -> Result<String, StoreError> {
+        Ok(match self.current_credentials().await? {
+            Some(credentials) => credentials.username.clone(),
+            None => self.options.get_username().to_owned(),
+        })
+    }
+
     /// Reads the credentials secret now (cold start), so a request need not.
     pub async fn read_credentials(&self) -> Result<(), StoreError> {
         self.current_credentials().await.map(drop)
@@ -493,66 +490,24 @@ impl Store {
         Ok(stored)
     }
 
-    /// Publishes the outbox rows recorded at least `min_age` ago (a function's own are
-    /// younger while it publishes them), [`MAX_ENTRIES`] at a time, each batch held
-    /// (`FOR UPDATE SKIP LOCKED`, so relays beside each other take different rows) until
-    /// the rows EventBridge took are deleted. Stops at `deadline`, when the outbox holds
-    /// no more such rows, or at the first batch EventBridge did not take whole.
-    pub async fn relay(&self, min_age: Duration, deadline: Instant) -> Result<Relayed, StoreError> {
-        let Some(events) = &self.events else {
-            return Ok(Relayed::default());
-        };
+    /// Runs `work` on the open connection (opened now if there is none), holding it
+    /// throughout: the relay's transactions, which wait on EventBridge between their
+    /// statements.
+    pub(crate) async fn with_connection<T>(
+        &self,
+        work: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
         let mut slot = self.slot.lock().await;
         let connection = self.connection(&mut slot.open).await?;
-        let (rows, oldest): (i64, Option<f64>) = sqlx::query_as(OUTBOX_BACKLOG)
-            .fetch_one(&mut *connection)
-            .await
-            .map_err(classify)?;
-        let mut relayed = Relayed {
-            backlog: rows,
-            oldest_age: oldest.map(|seconds| Duration::from_secs_f64(seconds.max(0.0))),
-            ..Relayed::default()
-        };
-        while Instant::now() < deadline {
-            let mut transaction = sqlx::Connection::begin(&mut *connection)
-                .await
-                .map_err(classify)?;
-            let batch: Vec<(i64, String)> = sqlx::query_as(TAKE_OUTBOX)
-                .bind(min_age.as_secs_f64())
-                .bind(MAX_ENTRIES as i64)
-                .fetch_all(&mut *transaction)
-                .await
-                .map_err(classify)?;
-            if batch.is_empty() {
-                transaction.commit().await.map_err(classify)?;
-                break;
-            }
-            let batch: Vec<Recorded> = batch
-                .into_iter()
-                .map(|(id, detail)| Recorded { id, detail })
-                .collect();
-            let limit = deadline.saturating_duration_since(Instant::now());
-            let mut taken = Vec::with_capacity(batch.len());
-            let published = events.publish(&batch, limit, &mut taken).await;
-            if !taken.is_empty() {
-                sqlx::query(DELETE_OUTBOX)
-                    .bind(&taken)
-                    .execute(&mut *transaction)
-                    .await
-                    .map_err(classify)?;
-            }
-            transaction.commit().await.map_err(classify)?;
-            relayed.published += taken.len();
-            relayed.failed += batch.len() - taken.len();
-            if let Err(error) = published {
-                relayed.error = Some(error.to_string());
-                break;
-            }
-            if taken.len() < batch.len() {
-                break;
+        let result = work(connection).await;
+        // A connection that failed without the server's answer (lost, timed out) is
+        // not used again: the next call opens another.
+        if let Err(StoreError::Unavailable(error)) = &result {
+            if !matches!(error, sqlx::Error::Database(_)) {
+                slot.open = None;
             }
         }
-        Ok(relayed)
+        result
     }
 
     /// The rows a source's own lead ids are stored in, by id, within `limit` (at most
@@ -920,43 +875,31 @@ impl Store {
     }
 }
 
-/// What one relay run did.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Relayed {
-    /// Events EventBridge took (and whose rows are deleted).
-    pub published: usize,
-    /// Events offered that EventBridge did not take (their rows stay).
-    pub failed: usize,
-    /// Rows in the outbox when the run began, and the oldest one's age then.
-    pub backlog: i64,
-    pub oldest_age: Option<Duration>,
-    /// Why the run stopped early, when EventBridge failed.
-    pub error: Option<String>,
-}
-
 /// Publishes a lead's event right after its commit, within the events' wait
 /// ([`PUBLISH_WAIT`](crate::infra::events::PUBLISH_WAIT) unless a test sets another), and
 /// deletes its outbox row once EventBridge took it, within as long again. Anything short of that only
 /// logs: the row stays, and the relay publishes it.
 async fn publish_now(slot: &mut Option<Open>, events: &Events, recorded: Recorded) {
-    let mut taken = Vec::with_capacity(1);
-    if let Err(error) = events
-        .publish(std::slice::from_ref(&recorded), events.wait(), &mut taken)
-        .await
-    {
+    let published = events
+        .publish(std::slice::from_ref(&recorded), events.wait())
+        .await;
+    if let Some(error) = published.error {
         events.rest();
         tracing::warn!(error = %error, outbox = recorded.id, "lead event not published; the relay publishes it, and the next ones");
         return;
     }
-    if taken.is_empty() {
+    if published.taken.is_empty() {
+        // Refused (the relay sets it aside) or not answered: the row stays for the relay.
         return;
     }
     // The connection goes with a delete that runs out of time, as with an insert.
     let Some(mut open) = slot.take() else {
         return;
     };
-    let delete = sqlx::query(DELETE_OUTBOX)
-        .bind(&taken)
+    // The writer deletes only its own row, by the token its insert drew.
+    let delete = sqlx::query(DELETE_PUBLISHED)
+        .bind(recorded.id)
+        .bind(&recorded.token)
         .execute(&mut open.connection);
     match tokio::time::timeout(events.wait(), delete).await {
         Ok(Ok(_)) => *slot = Some(open),
@@ -1234,7 +1177,16 @@ async fn insert_once(
             Some(summary) => insert_recording_event_query(record, body_claim, summary)
                 .fetch_optional(&mut *connection)
                 .await?
-                .map(|(id, event, detail)| (id, Some(Recorded { id: event, detail }))),
+                .map(|(id, event, token, detail)| {
+                    (
+                        id,
+                        Some(Recorded {
+                            id: event,
+                            detail,
+                            token: Some(token),
+                        }),
+                    )
+                }),
             None => insert_query(record, body_claim)
                 .fetch_optional(&mut *connection)
                 .await?

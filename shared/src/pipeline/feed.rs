@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use crate::domain::auth::{require_present, ApiKeys, Fingerprint};
+use crate::domain::csv;
 use crate::domain::feed::{self, Format, Query};
 use crate::error::{ConfigError, FeedError};
 use crate::infra::container::Container;
@@ -168,7 +169,7 @@ impl Feed {
                 cut = true;
                 break;
             }
-            last = Some(row.cursor);
+            last = Some(&row.cursor);
         }
         let next = if more || cut {
             last.map(|cursor| cursor.encode())
@@ -197,13 +198,13 @@ impl Writer {
     fn new(format: Format, payload: bool, budget: usize) -> Self {
         let body = match format {
             Format::Json => String::from(r#"{"leads":["#),
-            Format::Csv => feed::csv_header(payload),
+            Format::Csv => csv::csv_header(payload),
         };
         Self {
             format,
             payload,
             budget,
-            escaped: feed::escaped_len(&body) + JSON_CLOSING,
+            escaped: csv::escaped_len(&body) + JSON_CLOSING,
             body,
             rows: 0,
         }
@@ -222,9 +223,9 @@ impl Writer {
                     json
                 }
             }
-            Format::Csv => feed::csv_line(lead, self.payload),
+            Format::Csv => csv::csv_line(lead, self.payload),
         };
-        let size = feed::escaped_len(&text);
+        let size = csv::escaped_len(&text);
         if self.rows > 0 && self.escaped + size > self.budget {
             return false;
         }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use crate::error::{ConfigError, StoreError};
 use crate::infra::config::Config;
 use crate::infra::container::Container;
-use crate::infra::store::{Relayed, Store};
+use crate::infra::outbox::{self, Relayed};
+use crate::infra::store::Store;
 
 /// How old a row must be before the relay takes it: a function publishes its own
 /// within a second of recording it, and a relay that took a row meanwhile would only
@@ -50,6 +51,6 @@ impl Relay {
 
     /// Publishes what the outbox holds, oldest first, until `deadline`.
     pub async fn run(&self, deadline: Instant) -> Result<Relayed, StoreError> {
-        self.store.relay(self.min_age, deadline).await
+        outbox::relay(&self.store, self.min_age, deadline).await
     }
 }

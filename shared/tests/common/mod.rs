@@ -231,3 +231,11 @@ impl Captured {
             .collect()
     }
 }
+
+/// The SQLSTATE of a database error, if the server answered with one.
+pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
+    match error {
+        sqlx::Error::Database(database) => database.code().map(|code| code.into_owned()),
+        _ => None,
+    }
+}
