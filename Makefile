@@ -1,5 +1,5 @@
 # Lead ingestion: the everyday commands. See README.md and docs/.
-.PHONY: dev test lint unit check-fmt clippy clean-db bench bench-events bench-feed
+.PHONY: dev test lint unit check-fmt clippy clean-db bench bench-events bench-feed bench-crm
 
 # The Python tools the scripts install (cargo-lambda, the SAM CLI, cfn-lint, moto_server)
 # live in the project's own virtual environment (scripts/python-tools.sh).
@@ -48,6 +48,15 @@ bench-events:
 	LEAD_EVENTS_PERFORMANCE_DOC=$(CURDIR)/docs/performance.md scripts/with-db.sh \
 		cargo test --locked -p shared --test lead_events -- --include-ignored --nocapture \
 		--test-threads 1 a_lead_reaches_the_subscriber a_backlog_after_an_outage
+## From a Lead stored event to its salesperson's SMS through the CRM hand-off (the CRM's
+## database a throwaway cluster of its own, SNS on moto), one container, then two at
+## once (not part of `test`): prints the figures and writes their block of
+## docs/performance.md (the block alone; `make bench` keeps it).
+bench-crm:
+	$(MOTO)
+	CRM_PERFORMANCE_DOC=$(CURDIR)/docs/performance.md scripts/with-db.sh \
+		cargo test --locked -p shared --test crm -- --include-ignored --nocapture bench_the_hand_off
+
 ## The leads feed's queries on 100,000 leads (not part of `test`): p50 of the first page,
 ## a page deep in the walk, a phone lookup and searches, on a database it creates and drops
 ## (a throwaway cluster when DATABASE_URL is unset). Writes its section of
@@ -56,7 +65,7 @@ bench-events:
 bench-feed:
 	PG_CLUSTER=pg-bench-feed scripts/with-db.sh cargo run --release --locked -p feed-bench -- $(BENCH_FEED_ARGS)
 
-.PHONY: validate migrate replay-dlq template
+.PHONY: validate migrate replay-dlq template crm-backfill crm-redrive
 
 ## Write each source's part of template.yaml (its function, secret, route settings, WAF
 ## exemption, alarms and outputs) from its declaration in shared/src/domain/source.rs. Run it
@@ -79,6 +88,17 @@ migrate:
 ## queue for the drain function to store.
 replay-dlq:
 	scripts/stack.sh replay-dlq
+
+## Hand the leads stored before the CRM hand-off was on to the CRM, by the same rules:
+## make crm-backfill FROM=2026-11-01 UNTIL=2026-12-06 (dates in IST, both included;
+## AFTER=<lead id> carries on after a lead a stopped run printed).
+## Running it again hands nothing off twice and texts nobody twice. docs/crm.md.
+crm-backfill:
+	scripts/stack.sh crm-backfill "$(FROM)" "$(UNTIL)" "$(AFTER)"
+
+## After fixing what sent leads to the CRM hand-off's dead-letter queue: move them back.
+crm-redrive:
+	scripts/stack.sh crm-redrive
 
 .PHONY: load
 

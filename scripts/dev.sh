@@ -49,7 +49,7 @@ for line in "${served[@]}"; do
     read -r _ _ name _ <<<"$line"
     case " ${functions[*]} " in *" $name "*) ;; *) functions+=("$name") ;; esac
 done
-bins=(--bin migrate)
+bins=(--bin migrate --bin crm)
 for name in "${functions[@]}"; do bins+=(--bin "$name"); done
 
 # `cargo lambda watch` starts a function with `cargo run --bin <name>` at the workspace
@@ -63,8 +63,10 @@ cargo build "${bins[@]}"
 say "built in $((SECONDS - start)) s"
 
 helper=
+follower=
 cleanup() {
     if [ -n "$helper" ]; then kill "$helper" 2>/dev/null || true; fi
+    if [ -n "$follower" ]; then kill "$follower" 2>/dev/null || true; fi
     if [ -n "${pg_dir:-}" ]; then "$root/scripts/pg.sh" stop "$pg_dir"; fi
 }
 trap cleanup EXIT
@@ -86,6 +88,18 @@ cargo run --quiet --bin migrate || {
 }
 
 base="http://$address:$port"
+
+# The CRM hand-off: a `crm` database beside the leads' with the CRM's tables
+# (local/crm.sql), two CREs and a round-robin rule (local/crm-dev.sql), made once; every
+# lead stored is handed off to it, assigned, and its text written to this log, not sent.
+crm_url="${DATABASE_URL%/*}/crm"
+if ! psql "$DATABASE_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = 'crm'" | grep -q 1; then
+    say "creating the CRM's database $crm_url (local/crm.sql, local/crm-dev.sql)"
+    psql -q "$DATABASE_URL" -c 'CREATE DATABASE crm'
+    psql -q -v ON_ERROR_STOP=1 "$crm_url" -f local/crm.sql -f local/crm-dev.sql
+fi
+CRM_DATABASE_URL="$crm_url" CRM_SMS=log cargo run --quiet --bin crm -- follow &
+follower=$!
 
 # Starts each function with a request without a key or body (nothing stored: a partner's
 # answered 401; Google's 400, since its key would be in the body it lacks; Meta's handshake
@@ -125,6 +139,7 @@ announce() {
         cargo lambda invoke --invoke-address $address google --data-file events/google/lead.json
         curl -s '$base/admin/mg-digital-leads/source/meta?hub.mode=subscribe&hub.verify_token=local-dev-meta-verify-token&hub.challenge=42'
         psql "$DATABASE_URL" -c 'select id, platform, name, phone_number, status from "mg-digital-leads"'
+        psql "$crm_url" -c 'select id, full_name, phone_number_normalized, assigned_to, status from leads_master'
         curl -s '$base/admin/mg-digital-leads?limit=5' -H 'X-API-Key: local-dev-feed-key'
 
   Ready. A change to the code rebuilds and restarts the functions. Ctrl-C stops them and

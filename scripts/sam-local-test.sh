@@ -73,7 +73,7 @@ say "PostgreSQL at $DATABASE_URL, and on $bridge for the containers"
 say "sam local invoke MigrateFunction"
 psql "$DATABASE_URL" -qc 'CREATE DATABASE leads'
 env_file=$(mktemp)
-printf '{"MigrateFunction":{"DATABASE_URL":"postgres://postgres@host.docker.internal:%s/leads","DB_WRITER_SECRET_ARN":"","DB_READER_SECRET_ARN":"","DB_RELAY_SECRET_ARN":"","DB_DESK_SECRET_ARN":"","EVENT_BUS_NAME":""}}' \
+printf '{"MigrateFunction":{"DATABASE_URL":"postgres://postgres@host.docker.internal:%s/leads","DB_WRITER_SECRET_ARN":"","DB_READER_SECRET_ARN":"","DB_RELAY_SECRET_ARN":"","DB_DESK_SECRET_ARN":"","DB_CRM_SECRET_ARN":"","EVENT_BUS_NAME":""}}' \
     "$port" >"$env_file"
 output=$(sam local invoke MigrateFunction --skip-pull-image --env-vars "$env_file" \
     --add-host host.docker.internal:host-gateway 2>&1) || { echo "$output" >&2; exit 1; }

@@ -197,6 +197,38 @@ pub enum DeskError {
     InFlight(String),
 }
 
+/// Why a lead was not handed off to the CRM.
+#[derive(Debug, thiserror::Error)]
+pub enum CrmError {
+    /// Not a `Lead stored` event this code can read.
+    #[error("not a Lead stored event: {0}")]
+    Event(String),
+    /// The event names a row the lead table does not hold (yet): delivered again.
+    #[error("lead {0} is not in the lead table")]
+    Missing(String),
+    /// The lead's data is not what the CRM can take.
+    #[error("the CRM cannot take the lead: {0}")]
+    Refused(String),
+    /// Our database or the CRM's (down, a lock that timed out, a refusal).
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Text(#[from] TopicError),
+    /// Another invocation is texting this lead's salesperson right now.
+    #[error("lead {0} is being texted by another invocation; delivered again later")]
+    InFlight(String),
+}
+
+impl CrmError {
+    /// Whether delivering the event again cannot help: kept at once, with the reason.
+    pub fn is_refusal(&self) -> bool {
+        matches!(
+            self,
+            Self::Event(_) | Self::Refused(_) | Self::Store(StoreError::Rejected(_))
+        )
+    }
+}
+
 /// Why EventBridge did not take a lead's events (they stay in the outbox for the relay).
 #[derive(Debug, thiserror::Error)]
 pub enum EventsError {

@@ -372,9 +372,8 @@ async fn the_relay_deletes_only_what_eventbridge_took(_: PgPoolOptions, options:
 /// refusal's error code, the others an event id; a request whose entries are over 256 KiB
 /// is refused whole, as EventBridge refuses it.
 struct PartialEventBridge {
-    address: std::net::SocketAddr,
+    server: common::http::Server,
     calls: std::sync::Arc<std::sync::atomic::AtomicUsize>,
-    server: tokio::task::JoinHandle<()>,
 }
 
 /// EventBridge's limit on a request's entries.
@@ -382,127 +381,62 @@ const MAX_REQUEST_BYTES: usize = 256 * 1024;
 
 impl PartialEventBridge {
     async fn start(refusals: &'static [(&'static str, &'static str)]) -> Self {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let address = listener.local_addr().expect("address");
         let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let counted = calls.clone();
-        let server = tokio::spawn(async move {
-            while let Ok((mut socket, _)) = listener.accept().await {
-                let counted = counted.clone();
-                tokio::spawn(async move {
-                    let mut buffer = Vec::new();
-                    loop {
-                        // One request: its headers, then Content-Length bytes of body.
-                        let mut chunk = [0u8; 8192];
-                        let head_end = loop {
-                            if let Some(end) =
-                                buffer.windows(4).position(|window| window == b"\r\n\r\n")
-                            {
-                                break end + 4;
-                            }
-                            match socket.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-                            }
-                        };
-                        let head = String::from_utf8_lossy(&buffer[..head_end]).to_lowercase();
-                        let length: usize = head
-                            .lines()
-                            .find_map(|line| line.strip_prefix("content-length:"))
-                            .and_then(|value| value.trim().parse().ok())
-                            .unwrap_or(0);
-                        while buffer.len() < head_end + length {
-                            match socket.read(&mut chunk).await {
-                                Ok(0) | Err(_) => return,
-                                Ok(read) => buffer.extend_from_slice(&chunk[..read]),
-                            }
-                        }
-                        let body: Value =
-                            serde_json::from_slice(&buffer[head_end..head_end + length])
-                                .expect("a PutEvents request");
-                        buffer.drain(..head_end + length);
-                        counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                        let sent = body["Entries"].as_array().expect("Entries");
-                        let size: usize = sent
-                            .iter()
-                            .map(|entry| {
-                                ["Source", "DetailType", "Detail"]
-                                    .iter()
-                                    .map(|field| entry[*field].as_str().unwrap_or_default().len())
-                                    .sum::<usize>()
-                            })
-                            .sum();
-                        if size > MAX_REQUEST_BYTES {
-                            let answer = r#"{"__type":"ValidationException","message":"Total size of the entries in the request is over the limit."}"#;
-                            let response = format!(
-                                "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.1\r\n\
-                                 content-length: {}\r\n\r\n{answer}",
-                                answer.len()
-                            );
-                            if socket.write_all(response.as_bytes()).await.is_err() {
-                                return;
-                            }
-                            continue;
-                        }
-                        let entries: Vec<Value> = sent
-                            .iter()
-                            .enumerate()
-                            .map(|(index, entry)| {
-                                let detail = entry["Detail"].as_str().unwrap_or_default();
-                                match refusals.iter().find(|(text, _)| detail.contains(text)) {
-                                    Some((_, code)) => serde_json::json!({
-                                        "ErrorCode": code,
-                                        "ErrorMessage": "refused by the stand-in",
-                                    }),
-                                    None => {
-                                        serde_json::json!({ "EventId": format!("event-{index}") })
-                                    }
-                                }
-                            })
-                            .collect();
-                        let failed = entries
-                            .iter()
-                            .filter(|e| e.get("ErrorCode").is_some())
-                            .count();
-                        let answer = serde_json::json!({
-                            "FailedEntryCount": failed,
-                            "Entries": entries,
-                        })
-                        .to_string();
-                        let response = format!(
-                            "HTTP/1.1 200 OK\r\ncontent-type: application/x-amz-json-1.1\r\n\
-                             content-length: {}\r\n\r\n{answer}",
-                            answer.len()
-                        );
-                        if socket.write_all(response.as_bytes()).await.is_err() {
-                            return;
-                        }
-                    }
-                });
+        let server = common::http::Server::start(move |body| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body: Value = serde_json::from_slice(body).expect("a PutEvents request");
+            let sent = body["Entries"].as_array().expect("Entries");
+            let size: usize = sent
+                .iter()
+                .map(|entry| {
+                    ["Source", "DetailType", "Detail"]
+                        .iter()
+                        .map(|field| entry[*field].as_str().unwrap_or_default().len())
+                        .sum::<usize>()
+                })
+                .sum();
+            if size > MAX_REQUEST_BYTES {
+                return common::http::Reply {
+                    status: "400 Bad Request",
+                    content_type: "application/x-amz-json-1.1",
+                    body: r#"{"__type":"ValidationException","message":"Total size of the entries in the request is over the limit."}"#.into(),
+                };
             }
-        });
-        Self {
-            address,
-            calls,
-            server,
-        }
+            let entries: Vec<Value> = sent
+                .iter()
+                .enumerate()
+                .map(|(index, entry)| {
+                    let detail = entry["Detail"].as_str().unwrap_or_default();
+                    match refusals.iter().find(|(text, _)| detail.contains(text)) {
+                        Some((_, code)) => serde_json::json!({
+                            "ErrorCode": code,
+                            "ErrorMessage": "refused by the stand-in",
+                        }),
+                        None => serde_json::json!({ "EventId": format!("event-{index}") }),
+                    }
+                })
+                .collect();
+            let failed = entries
+                .iter()
+                .filter(|e| e.get("ErrorCode").is_some())
+                .count();
+            common::http::Reply {
+                status: "200 OK",
+                content_type: "application/x-amz-json-1.1",
+                body: serde_json::json!({ "FailedEntryCount": failed, "Entries": entries }).to_string(),
+            }
+        })
+        .await;
+        Self { server, calls }
     }
 
     fn url(&self) -> String {
-        format!("http://{}", self.address)
+        self.server.url()
     }
 
     fn calls(&self) -> usize {
         self.calls.load(std::sync::atomic::Ordering::SeqCst)
-    }
-}
-
-impl Drop for PartialEventBridge {
-    fn drop(&mut self) {
-        self.server.abort();
     }
 }
 

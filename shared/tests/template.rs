@@ -100,6 +100,8 @@ const READER_SECRET_ID: &str = "DatabaseReaderSecret";
 const RELAY_SECRET_ID: &str = "DatabaseRelaySecret";
 /// The sales desk's database credentials (role `lead_desk`).
 const DESK_SECRET_ID: &str = "DatabaseDeskSecret";
+/// The CRM hand-off's database credentials (role `lead_crm`).
+const CRM_SECRET_ID: &str = "DatabaseCrmSecret";
 /// The feed's reader keys.
 const FEED_KEYS_SECRET_ID: &str = "FeedApiKeysSecret";
 /// The pseudo account id `sam local` uses; see the `IsSamLocal` condition.
@@ -914,11 +916,15 @@ fn other_functions_have_no_route_and_no_api_key() {
                         && (grant == master_secret()
                             || grant == reference(READER_SECRET_ID)
                             || grant == reference(RELAY_SECRET_ID)
-                            || grant == reference(DESK_SECRET_ID)))
+                            || grant == reference(DESK_SECRET_ID)
+                            || grant == reference(CRM_SECRET_ID)))
                     || (reader && signed_secrets.contains(&grant))
                     || (binary == KNOWLARITY_SYNC && grant == reference(KNOWLARITY_SECRET))
                     || (binary == "relay" && grant == reference(RELAY_SECRET_ID))
-                    || (binary == "desk" && grant == reference(DESK_SECRET_ID)),
+                    || (binary == "desk" && grant == reference(DESK_SECRET_ID))
+                    || (binary == "crm"
+                        && (grant == reference(CRM_SECRET_ID)
+                            || grant == reference("CrmSecretArn"))),
                 "{id} may read {grant}, which is not a secret it needs"
             );
         }
@@ -1241,18 +1247,23 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
         }
         // The outbox's names and phones are the relay's alone, the ledger of notices the
         // desk's: each logs in as its own role and reads no other role's credentials.
+        // The CRM hand-off also reads the CRM's own user's secret.
         let own = match binary.as_str() {
-            "relay" => Some(RELAY_SECRET_ID),
-            "desk" => Some(DESK_SECRET_ID),
+            "relay" => Some((RELAY_SECRET_ID, vec![reference(RELAY_SECRET_ID)])),
+            "desk" => Some((DESK_SECRET_ID, vec![reference(DESK_SECRET_ID)])),
+            "crm" => Some((
+                CRM_SECRET_ID,
+                vec![reference(CRM_SECRET_ID), reference("CrmSecretArn")],
+            )),
             _ => None,
         };
-        if let Some(own) = own {
+        if let Some((own, reads)) = own {
             assert_eq!(
                 template.env(function, "DB_SECRET_ARN"),
                 Some(reference(own)),
                 "{id} logs in with {own}"
             );
-            assert_eq!(grants, vec![reference(own)], "{id} reads only {own}");
+            assert_eq!(grants, reads, "{id} reads only {reads:?}");
             continue;
         }
         assert!(
@@ -1287,6 +1298,7 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
             for (variable, secret) in [
                 ("DB_RELAY_SECRET_ARN", RELAY_SECRET_ID),
                 ("DB_DESK_SECRET_ARN", DESK_SECRET_ID),
+                ("DB_CRM_SECRET_ARN", CRM_SECRET_ID),
             ] {
                 assert_eq!(
                     template.env(function, variable),
@@ -1328,7 +1340,11 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
             secrets.contains(&&reference(READER_SECRET_ID)),
             "{id}: Auth lacks {READER_SECRET_ID}; the feed could not log in through it"
         );
-        for (secret, who) in [(RELAY_SECRET_ID, "the relay"), (DESK_SECRET_ID, "the desk")] {
+        for (secret, who) in [
+            (RELAY_SECRET_ID, "the relay"),
+            (DESK_SECRET_ID, "the desk"),
+            (CRM_SECRET_ID, "the CRM hand-off"),
+        ] {
             assert!(
                 secrets.contains(&&reference(secret)),
                 "{id}: Auth lacks {secret}; {who} could not log in through it"
@@ -1531,11 +1547,17 @@ fn the_drain_is_fed_by_the_buffer_queue() {
             || binary == META_SYNC
             || binary == KNOWLARITY_SYNC
             || binary == DRAIN;
-        if binary == "desk" {
-            // The desk keeps the events it failed on, on its own dead-letter queue only.
+        // The desk and the CRM hand-off keep what they failed on, on their own
+        // dead-letter queue only (the hand-off's poller permissions are SAM's).
+        let own_dead_letters = match binary.as_str() {
+            "desk" => Some("SalesDeskDeadLetterQueue"),
+            "crm" => Some("CrmDeadLetterQueue"),
+            _ => None,
+        };
+        if let Some(queue) = own_dead_letters {
             let keeps: BTreeSet<(String, String)> = [(
                 "sqs:sendmessage".to_owned(),
-                get_att("SalesDeskDeadLetterQueue", "Arn").to_string(),
+                get_att(queue, "Arn").to_string(),
             )]
             .into();
             assert_eq!(template.sqs_permissions(other_id), keeps, "{other_id}");
@@ -1954,6 +1976,7 @@ fn sam_local_env_file_covers_every_function_and_source_key() {
             "DB_READER_SECRET_ARN",
             "DB_RELAY_SECRET_ARN",
             "DB_DESK_SECRET_ARN",
+            "DB_CRM_SECRET_ARN",
         ] {
             if template.env(template.resource(id), name).is_some() {
                 assert_eq!(env[id][name], json!(""), "{path:?}: {id}.{name}");
@@ -2772,10 +2795,13 @@ fn lead_events_reach_the_sales_desk_from_every_storing_function() {
     assert!(template.routes(id).is_empty(), "{id}: no route");
 
     // The sales desk's rule: non-test Lead stored events, as their summary, to the topic.
-    let (rule_id, rule) = template
-        .of_type("AWS::Events::Rule")
-        .find(|(_, rule)| rule["Properties"]["EventBusName"] == reference(bus))
-        .expect("a rule on the lead event bus");
+    let rule_id = "LeadStoredToSalesDeskRule";
+    let rule = template.resource(rule_id);
+    assert_eq!(
+        rule["Properties"]["EventBusName"],
+        reference(bus),
+        "{rule_id}"
+    );
     let props = &rule["Properties"];
     assert_eq!(
         props["EventPattern"],
@@ -2844,7 +2870,8 @@ fn lead_events_reach_the_sales_desk_from_every_storing_function() {
         "{desk_id}: the topic's key only"
     );
     for (binary, id) in &template.functions {
-        if binary != "desk" {
+        // The CRM hand-off texts phone numbers (the_crm_hand_off_is_a_queue_fed_function_off_by_default).
+        if binary != "desk" && binary != "crm" {
             assert!(
                 template.grants(id, "sns:").is_empty(),
                 "{id} publishes to no topic"
@@ -3120,4 +3147,84 @@ fn the_topics_are_encrypted_with_a_key_that_lets_their_publishers_publish() {
             assert!(allowed, "{id}: its key does not let {service} publish");
         }
     }
+}
+
+/// The CRM hand-off: off while `CrmSecretArn` is empty (every resource of it under one
+/// condition); a rule on non-test `Lead stored` events to its queue, retried for a day;
+/// the queue redriving to its dead-letter queue after a day of minutes, alarmed; the
+/// function fed by the queue with partial batch failures, logging in as `lead_crm`,
+/// texting phone numbers and reading the CRM's user's secret.
+#[test]
+fn the_crm_hand_off_is_a_queue_fed_function_off_by_default() {
+    let template = Template::load();
+    assert_eq!(template.parameters["CrmSecretArn"]["Default"], "");
+    assert_eq!(
+        template.conditions["HandOffToCrm"],
+        json!({ "Fn::Not": [{ "Fn::Equals": [reference("CrmSecretArn"), ""] }] })
+    );
+    for id in [
+        "LeadStoredToCrmRule",
+        "CrmQueue",
+        "CrmDeadLetterQueue",
+        "CrmQueuePolicy",
+        "CrmFunction",
+        "CrmLogGroup",
+        "CrmErrorsAlarm",
+        "CrmDeadLetterAlarm",
+        "CrmUnreachableAlarm",
+    ] {
+        assert_eq!(template.resource(id)["Condition"], "HandOffToCrm", "{id}");
+    }
+    let rule = &template.resource("LeadStoredToCrmRule")["Properties"];
+    assert_eq!(
+        rule["EventPattern"]["detail"],
+        json!({ "status": [{ "anything-but": "test" }] })
+    );
+    let target = as_list(&rule["Targets"])[0];
+    assert_eq!(target["Arn"], get_att("CrmQueue", "Arn"));
+    assert_eq!(target["RetryPolicy"]["MaximumEventAgeInSeconds"], 86400);
+    let queue = &template.resource("CrmQueue")["Properties"];
+    assert_eq!(
+        queue["RedrivePolicy"],
+        json!({ "deadLetterTargetArn": get_att("CrmDeadLetterQueue", "Arn"), "maxReceiveCount": 1440 })
+    );
+    let visibility = number(&queue["VisibilityTimeout"], "VisibilityTimeout");
+    assert!(visibility * 1440 >= 86_400, "a day of retries");
+
+    let (id, function) = template.function("crm");
+    let events = template.events(id);
+    let (kind, props) = events.values().next().expect("its queue");
+    assert_eq!((events.len(), kind.as_str()), (1, "SQS"), "{id}");
+    assert_eq!(props["Queue"], get_att("CrmQueue", "Arn"));
+    assert_eq!(
+        props["FunctionResponseTypes"],
+        json!(["ReportBatchItemFailures"])
+    );
+    let timeout = number(&template.property(function, "Timeout"), "Timeout");
+    assert!(
+        visibility >= 6 * timeout,
+        "{id}: visibility six times the timeout"
+    );
+    assert_eq!(
+        template.env(function, "DB_SECRET_ARN"),
+        Some(reference(CRM_SECRET_ID)),
+        "{id} logs in as lead_crm"
+    );
+    assert_eq!(
+        template.env(function, "CRM_DB_SECRET_ARN"),
+        Some(reference("CrmSecretArn"))
+    );
+    assert_eq!(
+        template.env(function, "CRM_DEAD_LETTER_QUEUE_URL"),
+        Some(reference("CrmDeadLetterQueue"))
+    );
+    assert_eq!(
+        template.grants(id, "sns:publish"),
+        vec![json!("*")],
+        "{id}: texts"
+    );
+    assert!(
+        template.grants(id, "events:").is_empty(),
+        "{id} stores no lead"
+    );
 }

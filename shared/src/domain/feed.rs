@@ -252,6 +252,16 @@ enum Edge {
     End,
 }
 
+/// A date or date-time as the feed reads `fromDate` (`end`: as it reads `toDate`, a date
+/// covering its whole day), in Unix microseconds: the CRM backfill's span is written so.
+pub fn moment(parameter: &str, value: &str, end: bool) -> Result<i64, ParameterError> {
+    time(
+        parameter,
+        value.trim(),
+        if end { Edge::End } else { Edge::Start },
+    )
+}
+
 /// A date or date-time as Unix microseconds. A date-time without an offset, or a bare
 /// date, is IST. `toDate` is inclusive: a date covers its whole day, a date-time itself.
 fn time(parameter: &str, value: &str, edge: Edge) -> Result<i64, ParameterError> {

@@ -2,7 +2,9 @@
 //! fields, the lead, its identity, the record to store — and of a proof. No I/O here:
 //! plain unit tests cover it.
 
+pub mod assignment;
 pub mod auth;
+pub mod crm;
 pub mod csv;
 pub mod cursor;
 pub mod dedup;

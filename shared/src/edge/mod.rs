@@ -5,6 +5,7 @@
 //! what every `main` shares.
 
 pub mod answer;
+pub mod crm;
 pub mod desk;
 pub mod feed;
 pub mod http;

@@ -9,12 +9,15 @@ use crate::domain::auth::ApiKeys;
 use crate::domain::meta::MetaSecrets;
 use crate::error::ConfigError;
 use crate::infra::buffer::Buffer;
+use crate::infra::config::crm::SmsMode;
 use crate::infra::config::{Config, Provided};
+use crate::infra::crm::Crm;
 use crate::infra::events::Events;
 use crate::infra::graph::Graph;
 use crate::infra::graph::Meta;
 use crate::infra::knowlarity::{CallLog, Knowlarity, KnowlarityKeys};
 use crate::infra::secrets::{DbCredentials, Refreshing, SecretsClient, Setting};
+use crate::infra::sms::Sms;
 use crate::infra::store::Store;
 
 #[derive(Debug)]
@@ -37,10 +40,14 @@ pub struct Container {
     pub relay: Option<Refreshing<DbCredentials>>,
     /// `migrate` only: the sales desk's role, whose password it sets from this secret.
     pub desk: Option<Refreshing<DbCredentials>>,
+    /// `migrate` only: the CRM hand-off's role, whose password it sets from this secret.
+    pub handoff: Option<Refreshing<DbCredentials>>,
     /// The leads feed only: its reader keys.
     pub feed_api_keys: Option<Setting<ApiKeys>>,
     /// The leads feed only: the dashboard's origins.
     pub feed_allowed_origins: Vec<String>,
+    /// The CRM hand-off only: the CRM's side.
+    pub crm: Option<Crm>,
 }
 
 impl Container {
@@ -83,6 +90,51 @@ impl Container {
         let reader = role(config.database.reader_arn, "DB_READER_SECRET_ARN")?;
         let relay = role(config.database.relay_arn, "DB_RELAY_SECRET_ARN")?;
         let desk = role(config.database.desk_arn, "DB_DESK_SECRET_ARN")?;
+        let handoff = role(config.database.handoff_arn, "DB_CRM_SECRET_ARN")?;
+        let crm = match config.crm {
+            None => None,
+            Some(crm) => {
+                // No queue to rest towards: a failed hand-off is delivered again.
+                let settings = crate::infra::store::StoreSettings {
+                    breaker: Duration::ZERO,
+                    ..config.database.settings.clone()
+                };
+                let mut store = Store::new(crm.options, settings);
+                if let Some(arn) = crm.credentials_arn {
+                    store = store.with_credentials(Refreshing::new(
+                        secret("CRM_DB_SECRET_ARN")?,
+                        arn,
+                        config.secrets_ttl,
+                        DbCredentials::from_secret,
+                    ));
+                }
+                let no_aws = |name: &'static str| ConfigError::Invalid {
+                    name,
+                    reason: "no AWS SDK configuration".into(),
+                };
+                let sms = match crm.sms {
+                    SmsMode::Log => Sms::Log,
+                    SmsMode::Sns => Sms::sns(aws.ok_or_else(|| no_aws("CRM_SMS"))?, crm.dlt),
+                };
+                let dead_letters = match crm.dead_letter_queue_url {
+                    Some(url) => Some(
+                        Buffer::new(
+                            aws.ok_or_else(|| no_aws("CRM_DEAD_LETTER_QUEUE_URL"))?,
+                            url.clone(),
+                        )
+                        .with_dead_letter(url),
+                    ),
+                    None => None,
+                };
+                Some(Crm {
+                    store,
+                    sms,
+                    sources: crm.sources,
+                    template: crm.template,
+                    dead_letters,
+                })
+            }
+        };
         let mut settings = config.database.settings;
         // Resting sends leads to the buffer queue without trying the database; with no
         // queue to send them to, it would only refuse leads that might have stored.
@@ -154,8 +206,10 @@ impl Container {
             reader,
             relay,
             desk,
+            handoff,
             feed_api_keys,
             feed_allowed_origins: config.feed.allowed_origins,
+            crm,
         })
     }
 }

@@ -75,7 +75,134 @@ fn micros(column: &str) -> String {
     )
 }
 
+/// One stored lead, as the CRM hand-off reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredLead {
+    pub id: String,
+    pub platform: String,
+    pub name: Option<String>,
+    pub phone_number: Option<String>,
+    pub car_model: Option<String>,
+    /// The platform's own id of the lead, when it sent one.
+    pub partner_lead_id: Option<String>,
+    pub payload: serde_json::Value,
+    /// When it arrived, Unix milliseconds.
+    pub created_at_ms: i64,
+}
+
+/// The columns the hand-off reads (its role may read these and no other), of the row
+/// `WHERE` names.
+const ONE_LEAD: &str = r#"
+SELECT id::text, coalesce(platform, ''), name, phone_number, car_model, partner_lead_id,
+       coalesce(payload::text, 'null'),
+       coalesce((extract(epoch FROM created_at) * 1000)::int8, 0)
+FROM public."mg-digital-leads" WHERE "#;
+
 impl Reader {
+    /// The lead whose row id is `id` (a number's digits, or a legacy table's text).
+    pub async fn lead(&self, id: &str) -> Result<Option<StoredLead>, StoreError> {
+        type Row = (
+            String,
+            String,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            i64,
+        );
+        // An integer id by its index; a number that is no integer id names no row.
+        let sql = if self.integer_id().await? {
+            if id.parse::<i64>().is_err() {
+                return Ok(None);
+            }
+            format!("{ONE_LEAD}id = $1::int8")
+        } else {
+            format!("{ONE_LEAD}id::text = $1")
+        };
+        let id = id.to_owned();
+        let row: Option<Row> = self
+            .store
+            .read(|connection| {
+                let (sql, id) = (sql.clone(), id.clone());
+                Box::pin(async move {
+                    sqlx::query_as(&sql)
+                        .bind(id)
+                        .fetch_optional(connection)
+                        .await
+                })
+            })
+            .await?;
+        Ok(row.map(
+            |(
+                id,
+                platform,
+                name,
+                phone_number,
+                car_model,
+                partner_lead_id,
+                payload,
+                created_at_ms,
+            )| {
+                StoredLead {
+                    id,
+                    platform,
+                    name,
+                    phone_number,
+                    car_model,
+                    partner_lead_id,
+                    payload: serde_json::from_str(&payload).unwrap_or(serde_json::Value::Null),
+                    created_at_ms,
+                }
+            },
+        ))
+    }
+
+    /// The ids of the leads that arrived from `from_ms` until `until_ms` (Unix
+    /// milliseconds), test leads aside, after the row `after`, at most `limit`, in the
+    /// order of their ids: a backfill's next page.
+    pub async fn ids(
+        &self,
+        from_ms: i64,
+        until_ms: i64,
+        after: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<String>, StoreError> {
+        let (compare, after) = if self.integer_id().await? {
+            let after = match after {
+                Some(id) => id.parse::<i64>().unwrap_or(i64::MAX),
+                None => i64::MIN,
+            };
+            ("id > $3::int8 ORDER BY id", after.to_string())
+        } else {
+            (
+                "id::text > $3 ORDER BY id::text",
+                after.unwrap_or_default().to_owned(),
+            )
+        };
+        let sql = format!(
+            // The text under a name of its own: `ORDER BY id` must name the column.
+            r#"SELECT id::text AS row_id FROM public."mg-digital-leads"
+               WHERE created_at >= to_timestamp($1::float8 / 1000)
+                 AND created_at < to_timestamp($2::float8 / 1000)
+                 AND coalesce(status, '') <> 'test' AND {compare} LIMIT $4"#
+        );
+        self.store
+            .read(|connection| {
+                let (sql, after) = (sql.clone(), after.clone());
+                Box::pin(async move {
+                    sqlx::query_scalar(&sql)
+                        .bind(from_ms as f64)
+                        .bind(until_ms as f64)
+                        .bind(after)
+                        .bind(limit)
+                        .fetch_all(connection)
+                        .await
+                })
+            })
+            .await
+    }
+
     /// Reads through `store`, which should log in as `lead_reader`.
     pub fn new(store: Store) -> Self {
         Self {

@@ -5,7 +5,8 @@
 //! and exits. Configuration is the functions' database part — `DATABASE_URL`, or
 //! `DB_SECRET_ARN` (the master user) with `DB_HOST`/`DB_PORT`/`DB_NAME` — and one
 //! secret per role: `DB_WRITER_SECRET_ARN` (the functions'), `DB_READER_SECRET_ARN` (the
-//! feed's), `DB_RELAY_SECRET_ARN` (the relay's), `DB_DESK_SECRET_ARN` (the sales desk's).
+//! feed's), `DB_RELAY_SECRET_ARN` (the relay's), `DB_DESK_SECRET_ARN` (the sales desk's),
+//! `DB_CRM_SECRET_ARN` (the CRM hand-off's).
 
 use std::time::Duration;
 
@@ -27,7 +28,7 @@ pub struct Role {
 }
 
 /// Every function role the migrations create.
-pub const ROLES: [Role; 4] = [
+pub const ROLES: [Role; 5] = [
     Role {
         name: "lead_writer",
         secret: "DB_WRITER_SECRET_ARN",
@@ -47,6 +48,11 @@ pub const ROLES: [Role; 4] = [
         name: "lead_desk",
         secret: "DB_DESK_SECRET_ARN",
         function: "the sales desk",
+    },
+    Role {
+        name: "lead_crm",
+        secret: "DB_CRM_SECRET_ARN",
+        function: "the CRM hand-off",
     },
 ];
 
@@ -73,6 +79,7 @@ impl Migration {
             container.reader,
             container.relay,
             container.desk,
+            container.handoff,
         ];
         Self {
             store: container.store,
@@ -134,7 +141,7 @@ mod tests {
 
     #[test]
     fn each_secret_must_name_its_own_role() {
-        let [writer, reader, relay, _] = ROLES;
+        let [writer, reader, relay, _, _] = ROLES;
         assert!(check(&writer, "lead_writer", "postgres").is_ok());
         assert!(check(&relay, "lead_relay", "postgres").is_ok());
         let master = check(&reader, "postgres", "postgres").unwrap_err();

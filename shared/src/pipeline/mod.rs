@@ -4,6 +4,7 @@
 //! [`migrate`] run; and what became of each lead ([`outcome`]).
 
 pub mod app;
+pub mod crm;
 pub mod desk;
 pub mod drain;
 pub mod feed;

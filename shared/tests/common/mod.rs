@@ -5,11 +5,13 @@
 
 pub mod bus;
 pub mod graph;
+pub mod http;
 pub mod knowlarity;
 pub mod local_aws;
 pub mod proxy;
 pub mod queue;
 pub mod sam_local;
+pub mod sns;
 
 use std::path::{Path, PathBuf};
 

@@ -573,7 +573,7 @@ async fn run(args: Args) -> Result<(), Error> {
         eprintln!("bench: wrote {}", display_relative(&path));
     }
     if let Some(path) = &args.doc {
-        let doc = keep_lead_events_block(std::fs::read_to_string(path).ok().as_deref(), doc);
+        let doc = keep_blocks(std::fs::read_to_string(path).ok().as_deref(), doc);
         std::fs::write(path, &doc)
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
         eprintln!("bench: wrote {}", display_relative(path));
@@ -581,22 +581,27 @@ async fn run(args: Args) -> Result<(), Error> {
     Ok(())
 }
 
-/// Where the lead events' figures begin and end in the performance document: written by
-/// `make bench-events` (shared/tests/lead_events.rs), not by this run, so kept as found.
-const LEAD_EVENTS_BEGIN: &str = "<!-- lead-events: begin -->";
-const LEAD_EVENTS_END: &str = "<!-- lead-events: end -->";
+/// Where the blocks other commands write begin and end in the performance document: the
+/// lead events' (`make bench-events`, shared/tests/lead_events.rs) and the CRM hand-off's
+/// (`make bench-crm`, shared/tests/crm.rs), not written by this run, so kept as found.
+const KEPT_BLOCKS: [(&str, &str); 2] = [
+    ("<!-- lead-events: begin -->", "<!-- lead-events: end -->"),
+    ("<!-- crm-handoff: begin -->", "<!-- crm-handoff: end -->"),
+];
 
-/// `doc` with the lead events' block of the document it replaces, if that had one.
-fn keep_lead_events_block(old: Option<&str>, doc: String) -> String {
-    let block = old.and_then(|old| {
-        let start = old.find(LEAD_EVENTS_BEGIN)?;
-        let end = old[start..].find(LEAD_EVENTS_END)? + start + LEAD_EVENTS_END.len();
-        Some(&old[start..end])
-    });
-    match block {
-        Some(block) => format!("{}\n\n{block}\n", doc.trim_end()),
-        None => doc,
+/// `doc` with the kept blocks of the document it replaces, those it had, in order.
+fn keep_blocks(old: Option<&str>, mut doc: String) -> String {
+    for (begin, end) in KEPT_BLOCKS {
+        let block = old.and_then(|old| {
+            let start = old.find(begin)?;
+            let stop = old[start..].find(end)? + start + end.len();
+            Some(&old[start..stop])
+        });
+        if let Some(block) = block {
+            doc = format!("{}\n\n{block}\n", doc.trim_end());
+        }
     }
+    doc
 }
 
 fn metrics(cold: &[ColdStart], rounds: &[Round], sizes: &Sizes) -> Vec<Metric> {
@@ -905,17 +910,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_rewrite_keeps_the_lead_events_block() {
-        let old = "# Performance\n\nold figures\n\n<!-- lead-events: begin -->\nevents\n<!-- lead-events: end -->\n";
+    fn a_rewrite_keeps_the_blocks_other_commands_write() {
+        let old = "# Performance\n\nold figures\n\n<!-- lead-events: begin -->\nevents\n<!-- lead-events: end -->\n\n<!-- crm-handoff: begin -->\ncrm\n<!-- crm-handoff: end -->\n";
         assert_eq!(
-            keep_lead_events_block(Some(old), "# Performance\n\nnew figures\n".into()),
-            "# Performance\n\nnew figures\n\n<!-- lead-events: begin -->\nevents\n<!-- lead-events: end -->\n"
+            keep_blocks(Some(old), "# Performance\n\nnew figures\n".into()),
+            "# Performance\n\nnew figures\n\n<!-- lead-events: begin -->\nevents\n<!-- lead-events: end -->\n\n<!-- crm-handoff: begin -->\ncrm\n<!-- crm-handoff: end -->\n"
         );
         assert_eq!(
-            keep_lead_events_block(Some("# Performance\n"), "new\n".into()),
+            keep_blocks(Some("# Performance\n"), "new\n".into()),
             "new\n"
         );
-        assert_eq!(keep_lead_events_block(None, "new\n".into()), "new\n");
+        assert_eq!(keep_blocks(None, "new\n".into()), "new\n");
     }
 
     fn parse(args: &[&str]) -> Result<Args, String> {

@@ -4,6 +4,8 @@
 //! Local runs and tests give `DATABASE_URL` and `API_KEYS` directly. On AWS the
 //! deployment gives Secrets Manager ARNs instead (`DB_SECRET_ARN`, `API_KEYS_SECRET_ARN`).
 
+pub mod crm;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -84,8 +86,11 @@ pub struct Config {
     /// `EVENT_BUS_NAME`: the EventBridge bus every stored lead's `Lead stored` event goes
     /// to. Unset, no event is recorded or published.
     pub event_bus_name: Option<String>,
-    /// `NEW_LEADS_TOPIC_ARN`, the sales desk only: the topic its messages go to.
+    /// `NEW_LEADS_TOPIC_ARN`, the sales desk and the CRM hand-off: the topic the sales
+    /// desk's messages go to.
     pub new_leads_topic_arn: Option<String>,
+    /// The CRM hand-off's part; `None` without a CRM database (see [`crm::CrmConfig`]).
+    pub crm: Option<crm::CrmConfig>,
     /// The leads feed's part (`FEED_API_KEYS`, `FEED_ALLOWED_ORIGINS`); see [`FeedConfig`].
     pub feed: FeedConfig,
 }
@@ -174,6 +179,9 @@ pub struct DatabaseConfig {
     /// `DB_DESK_SECRET_ARN`, `migrate` only: the sales desk's role (`lead_desk`), whose
     /// password it sets.
     pub desk_arn: Option<String>,
+    /// `DB_CRM_SECRET_ARN`, `migrate` only: the CRM hand-off's role (`lead_crm`), whose
+    /// password it sets.
+    pub handoff_arn: Option<String>,
     pub settings: StoreSettings,
 }
 
@@ -189,6 +197,7 @@ impl std::fmt::Debug for DatabaseConfig {
             .field("reader_arn", &self.reader_arn)
             .field("relay_arn", &self.relay_arn)
             .field("desk_arn", &self.desk_arn)
+            .field("handoff_arn", &self.handoff_arn)
             .field("settings", &self.settings)
             .finish_non_exhaustive()
     }
@@ -262,6 +271,7 @@ impl Config {
                 .map_or(DEFAULT_REQUEST_BUDGET, Duration::from_millis),
             event_bus_name: get("EVENT_BUS_NAME").map(|name| name.trim().to_owned()),
             new_leads_topic_arn: get("NEW_LEADS_TOPIC_ARN"),
+            crm: crm::CrmConfig::from_lookup(&get)?,
             feed: FeedConfig::from_lookup(&get)?,
         })
     }
@@ -276,7 +286,13 @@ impl Config {
             || self.database.reader_arn.is_some()
             || self.database.relay_arn.is_some()
             || self.database.desk_arn.is_some()
+            || self.database.handoff_arn.is_some()
             || self.new_leads_topic_arn.is_some()
+            || self.crm.as_ref().is_some_and(|crm| {
+                crm.credentials_arn.is_some()
+                    || crm.sms == crm::SmsMode::Sns
+                    || crm.dead_letter_queue_url.is_some()
+            })
             || matches!(self.feed.api_keys, Some(Provided::Secret { .. }))
             || self.buffer_queue_url.is_some()
             || self.dead_letter_queue_url.is_some()
@@ -286,30 +302,8 @@ impl Config {
 
 impl DatabaseConfig {
     fn from_lookup(get: &impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        let (options, credentials_arn) = match (get("DATABASE_URL"), get("DB_SECRET_ARN")) {
-            (Some(url), _) => {
-                let options =
-                    PgConnectOptions::from_str(&url).map_err(|error| ConfigError::Invalid {
-                        name: "DATABASE_URL",
-                        reason: error.to_string(),
-                    })?;
-                (options, None)
-            }
-            (None, Some(arn)) => {
-                let host = get("DB_HOST").ok_or(ConfigError::Missing("DB_HOST"))?;
-                let name = get("DB_NAME").ok_or(ConfigError::Missing("DB_NAME"))?;
-                let mut options = PgConnectOptions::new_without_pgpass()
-                    .host(&host)
-                    .port(parse(get, "DB_PORT")?.unwrap_or(5432))
-                    .database(&name)
-                    .ssl_mode(parse(get, "DB_SSLMODE")?.unwrap_or(PgSslMode::Require));
-                if let Some(path) = get("DB_SSLROOTCERT") {
-                    options = options.ssl_root_cert(path);
-                }
-                (options, Some(arn))
-            }
-            (None, None) => return Err(ConfigError::Missing("DATABASE_URL or DB_SECRET_ARN")),
-        };
+        let (options, credentials_arn) =
+            connection(get, &OWN)?.ok_or(ConfigError::Missing("DATABASE_URL or DB_SECRET_ARN"))?;
 
         let defaults = StoreSettings::default();
         let millis = |name: &'static str, default: Duration| -> Result<Duration, ConfigError> {
@@ -330,12 +324,68 @@ impl DatabaseConfig {
             reader_arn: get("DB_READER_SECRET_ARN"),
             relay_arn: get("DB_RELAY_SECRET_ARN"),
             desk_arn: get("DB_DESK_SECRET_ARN"),
+            handoff_arn: get("DB_CRM_SECRET_ARN"),
             settings,
         })
     }
 }
 
-fn parse<T: FromStr>(
+/// The variables naming a database's place and credentials.
+pub(crate) struct DatabaseNames {
+    pub url: &'static str,
+    pub secret: &'static str,
+    pub host: &'static str,
+    pub port: &'static str,
+    pub name: &'static str,
+    pub sslmode: &'static str,
+    pub sslrootcert: &'static str,
+}
+
+/// This project's database.
+const OWN: DatabaseNames = DatabaseNames {
+    url: "DATABASE_URL",
+    secret: "DB_SECRET_ARN",
+    host: "DB_HOST",
+    port: "DB_PORT",
+    name: "DB_NAME",
+    sslmode: "DB_SSLMODE",
+    sslrootcert: "DB_SSLROOTCERT",
+};
+
+/// A database's connection options (without credentials when a secret holds them) and
+/// its secret's ARN, from the variables `names` names; `None` when neither a URL nor a
+/// secret is set.
+pub(crate) fn connection(
+    get: &impl Fn(&str) -> Option<String>,
+    names: &DatabaseNames,
+) -> Result<Option<(PgConnectOptions, Option<String>)>, ConfigError> {
+    Ok(match (get(names.url), get(names.secret)) {
+        (Some(url), _) => {
+            let options =
+                PgConnectOptions::from_str(&url).map_err(|error| ConfigError::Invalid {
+                    name: names.url,
+                    reason: error.to_string(),
+                })?;
+            Some((options, None))
+        }
+        (None, Some(arn)) => {
+            let host = get(names.host).ok_or(ConfigError::Missing(names.host))?;
+            let name = get(names.name).ok_or(ConfigError::Missing(names.name))?;
+            let mut options = PgConnectOptions::new_without_pgpass()
+                .host(&host)
+                .port(parse(get, names.port)?.unwrap_or(5432))
+                .database(&name)
+                .ssl_mode(parse(get, names.sslmode)?.unwrap_or(PgSslMode::Require));
+            if let Some(path) = get(names.sslrootcert) {
+                options = options.ssl_root_cert(path);
+            }
+            Some((options, Some(arn)))
+        }
+        (None, None) => None,
+    })
+}
+
+pub(crate) fn parse<T: FromStr>(
     get: &impl Fn(&str) -> Option<String>,
     name: &'static str,
 ) -> Result<Option<T>, ConfigError>
