@@ -18,4 +18,5 @@ pub mod payload;
 pub mod phone;
 pub mod record;
 pub mod shape;
+pub mod sla;
 pub mod source;
