@@ -94,3 +94,8 @@ CREATE TABLE IF NOT EXISTS assignment_pointers (
     total_assignments     integer NOT NULL DEFAULT 0,
     updated_at            timestamptz DEFAULT now()
 );
+
+-- What speed to lead's scan reads by (docs/crm.md): the leads assigned lately, and a
+-- lead's timeline.
+CREATE INDEX IF NOT EXISTS leads_master_assigned_at ON leads_master (assigned_at);
+CREATE INDEX IF NOT EXISTS leads_logs_lead_id ON leads_logs (lead_id);

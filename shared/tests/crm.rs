@@ -34,6 +34,14 @@ fn office_hours() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 7, 5, 0, 0).unwrap()
 }
 
+/// Now, as the database's `now()` has it.
+fn wall_clock() -> DateTime<Utc> {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap();
+    DateTime::from_timestamp_micros(since.as_micros() as i64).unwrap()
+}
+
 /// A fresh CRM database on the CRM's cluster, with the fixture's tables.
 async fn crm_database() -> (PgPool, PgConnectOptions) {
     let url = std::env::var("CRM_TEST_DATABASE_URL")
@@ -885,4 +893,118 @@ async fn a_batch_keeps_refusals_and_hands_back_failures(
         .unwrap_or_default()
         .contains("fewer than ten digits")));
     assert_eq!(sns.texts().len(), 1, "the good lead's salesperson");
+}
+
+/// Speed to lead on the hand-off's lead: nothing before the reminder's threshold, one
+/// reminder, then the next member and the team lead told, once however often runs come;
+/// after the last re-assignment the team lead told nobody took it; a touch stops it.
+#[sqlx::test(migrations = "../migrations")]
+async fn an_untouched_lead_is_reminded_then_reassigned_once(
+    _: PgPoolOptions,
+    options: PgConnectOptions,
+) {
+    use shared::domain::sla::Thresholds;
+    use shared::pipeline::sla::{Sla, Wording};
+    let (ours, crm, crm_options, sns) = setup(&options).await;
+    let asha = cre(&crm, "Asha", "9876500001", true).await;
+    let ravi = cre(&crm, "Ravi", "9876500002", true).await;
+    sqlx::query(
+        "INSERT INTO users (username, full_name, role, phone_number, status)
+         VALUES ('meena', 'Meena', 'CRE_TL', '9876500009', true)",
+    )
+    .execute(&crm)
+    .await
+    .expect("a team lead");
+    rule(&crm, "round_robin", 1, None, &[(asha, None), (ravi, None)]).await;
+    let id = lead(&ours, "Meta", "Kiran", "9812300001", None).await;
+    let handoff = handoff(&options, &crm_options, &sns).await;
+    let done = handoff
+        .hand_off(&event(id), wall_clock())
+        .await
+        .expect("handed off");
+    assert_eq!(done.texted, Texted::Sent);
+    let sla = Sla::new(handoff, Thresholds::default(), Wording::default());
+    let texts_to = |number: &str| {
+        sns.texts()
+            .iter()
+            .filter(|text| text.phone_number.as_deref() == Some(number))
+            .count()
+    };
+    let at = |minutes: i64| wall_clock() + chrono::Duration::minutes(minutes);
+
+    let report = sla.run(at(2)).await.expect("a run");
+    assert_eq!((report.untouched, report.texts), (1, 0));
+    let report = sla.run(at(4)).await.expect("a run");
+    assert_eq!(report.reminded, 1);
+    assert_eq!(sla.run(at(4)).await.expect("a run").reminded, 0);
+    assert_eq!(texts_to("+919876500001"), 2);
+
+    // Two runs at once past the threshold: one re-assignment.
+    let (first, second) = tokio::join!(sla.run(at(6)), sla.run(at(6)));
+    let (first, second) = (first.expect("a run"), second.expect("a run"));
+    assert_eq!(
+        first.reassigned + second.reassigned,
+        1,
+        "{first:?} {second:?}"
+    );
+    let assigned: i64 = sqlx::query_scalar("SELECT assigned_to FROM leads_master")
+        .fetch_one(&crm)
+        .await
+        .expect("the lead");
+    assert_eq!(assigned, ravi);
+    let logged: (String, i64, i64) = sqlx::query_as(
+        "SELECT new_status, (metadata->>'from')::int8, (metadata->>'to')::int8 FROM leads_logs
+         WHERE metadata->>'action' = 'sla_reassignment'",
+    )
+    .fetch_one(&crm)
+    .await
+    .expect("one re-assignment logged");
+    assert_eq!(logged, ("Assigned".into(), asha, ravi));
+    assert_eq!(texts_to("+919876500002"), 1);
+    let told = sns.texts();
+    let told: Vec<_> = told
+        .iter()
+        .filter(|text| text.phone_number.as_deref() == Some("+919876500009"))
+        .collect();
+    assert_eq!(told.len(), 1);
+    assert!(
+        told[0].message.contains("not touched by Asha"),
+        "{}",
+        told[0].message
+    );
+
+    // Once more re-assigned (spending the allowance), then the team lead is told nobody
+    // took it, once.
+    // (A re-assignment's clock starts at the CRM's now, not the run's.)
+    assert_eq!(sla.run(at(12)).await.expect("a run").reassigned, 1);
+    let report = sla.run(at(18)).await.expect("a run");
+    assert_eq!(report.gave_up, 1, "{report:?}");
+    assert_eq!(sla.run(at(24)).await.expect("a run").gave_up, 0);
+    let reassignments: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM leads_logs WHERE metadata->>'action' = 'sla_reassignment'",
+    )
+    .fetch_one(&crm)
+    .await
+    .expect("count");
+    assert_eq!(reassignments, 2);
+    let gave_up = sns
+        .texts()
+        .into_iter()
+        .filter(|text| text.message.contains("still untouched after 2"))
+        .count();
+    assert_eq!(gave_up, 1);
+
+    // A touch: no step any more, and its first touch measured once.
+    sqlx::query(
+        "UPDATE leads_master SET status = 'Pending', total_attempts = 1, updated_at = now()",
+    )
+    .execute(&crm)
+    .await
+    .expect("a touch");
+    let report = sla.run(at(40)).await.expect("a run");
+    assert_eq!(
+        (report.untouched, report.texts, report.first_touches),
+        (0, 0, 1)
+    );
+    assert_eq!(sla.run(at(41)).await.expect("a run").first_touches, 0);
 }

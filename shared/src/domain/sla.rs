@@ -126,6 +126,29 @@ pub fn due(
     (waited >= thresholds.reminder && !reminded).then_some(Step::Remind)
 }
 
+/// The reminder's wording: the hand-off text's fields and `{minutes}` waited.
+pub const DEFAULT_REMINDER_TEMPLATE: &str = "Reminder: lead {name}, {phone}, {model}, via {source} at {time} IST has waited {minutes} min. Please call now.";
+/// The team leads' word of a re-assignment: `{lead}` (the CRM's id), `{name}`,
+/// `{source}`, who had it (`{from}`), for how long (`{minutes}`), who has it (`{to}`).
+pub const DEFAULT_REASSIGNED_TEMPLATE: &str = "Lead {name} via {source} (CRM #{lead}) was not touched by {from} in {minutes} min; re-assigned to {to}.";
+/// The team leads' word that nobody took a lead: `{lead}`, `{name}`, `{source}`, who has
+/// it (`{cre}`), after how many re-assignments (`{count}`).
+pub const DEFAULT_GAVE_UP_TEMPLATE: &str = "Lead {name} via {source} (CRM #{lead}) is still untouched after {count} re-assignments; with {cre} now. Please assign it by hand.";
+
+/// `template` with each `{field}` of `fields` filled in.
+pub fn fill(template: &str, fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .fold(template.to_owned(), |text, (field, value)| {
+            text.replace(&format!("{{{field}}}"), value.trim())
+        })
+}
+
+/// Whole minutes, as the texts say them.
+pub fn minutes(waited: Duration) -> String {
+    (waited.as_secs() / 60).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -221,6 +244,25 @@ mod tests {
         assert_eq!(due(&t, at(5), 0, true), Some(Step::Reassign(1)));
         assert_eq!(due(&t, at(5), 1, false), Some(Step::Reassign(2)));
         assert_eq!(due(&t, at(5), 2, true), Some(Step::GiveUp));
+    }
+
+    #[test]
+    fn texts_fill_their_fields() {
+        assert_eq!(
+            fill(
+                DEFAULT_REASSIGNED_TEMPLATE,
+                &[
+                    ("lead", "7"),
+                    ("name", " Asha "),
+                    ("source", "Meta"),
+                    ("from", "Ravi"),
+                    ("minutes", "5"),
+                    ("to", "Meena")
+                ]
+            ),
+            "Lead Asha via Meta (CRM #7) was not touched by Ravi in 5 min; re-assigned to Meena."
+        );
+        assert_eq!(super::minutes(Duration::from_secs(359)), "5");
     }
 
     proptest! {

@@ -11,6 +11,7 @@ pub mod crm;
 pub mod events;
 pub mod graph;
 pub mod knowlarity;
+pub mod metrics;
 pub mod notices;
 pub mod outbox;
 pub mod reader;

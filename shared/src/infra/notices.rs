@@ -99,3 +99,52 @@ pub async fn mark_sent(
         })
         .await
 }
+
+/// Which messages of `lead_ids` were sent, on any channel: (lead id, channel) pairs.
+pub async fn sent_among(
+    store: &Store,
+    lead_ids: Vec<String>,
+) -> Result<std::collections::HashSet<(String, String)>, StoreError> {
+    store
+        .with_connection(move |connection| {
+            Box::pin(async move {
+                let rows: Vec<(String, String)> = sqlx::query_as(
+                    "SELECT lead_id, channel FROM public.lead_notices
+                     WHERE lead_id = ANY($1) AND sent_at IS NOT NULL",
+                )
+                .bind(&lead_ids)
+                .fetch_all(&mut *connection)
+                .await
+                .map_err(classify)?;
+                Ok(rows.into_iter().collect())
+            })
+        })
+        .await
+}
+
+/// Records, once, that `channel` happened for each of `lead_ids` (a mark with nothing
+/// to send); the ids recorded now, not before.
+pub async fn record_once(
+    store: &Store,
+    lead_ids: Vec<String>,
+    channel: &str,
+) -> Result<Vec<String>, StoreError> {
+    let channel = channel.to_owned();
+    store
+        .with_connection(move |connection| {
+            Box::pin(async move {
+                sqlx::query_scalar(
+                    "INSERT INTO public.lead_notices (lead_id, channel, sent_at)
+                     SELECT id, $2, now() FROM unnest($1::text[]) AS id
+                     ON CONFLICT (lead_id, channel) DO NOTHING
+                     RETURNING lead_id",
+                )
+                .bind(&lead_ids)
+                .bind(&channel)
+                .fetch_all(&mut *connection)
+                .await
+                .map_err(classify)
+            })
+        })
+        .await
+}

@@ -40,8 +40,20 @@ impl Sms {
         }
     }
 
-    /// Sends `text` to `number` (E.164); the message id (`logged` when only logged).
+    /// Sends `text` to `number` (E.164) under the registration's template; the message
+    /// id (`logged` when only logged).
     pub async fn send(&self, number: &str, text: &str) -> Result<String, TopicError> {
+        self.send_as(number, text, None).await
+    }
+
+    /// Sends `text` to `number` under the DLT template `template_id` (the registration's
+    /// own when `None`).
+    pub async fn send_as(
+        &self,
+        number: &str,
+        text: &str,
+        template_id: Option<&str>,
+    ) -> Result<String, TopicError> {
         let (client, dlt) = match self {
             Self::Log => {
                 tracing::info!(
@@ -68,7 +80,10 @@ impl Sms {
         for (name, value) in [
             ("AWS.SNS.SMS.SenderID", &dlt.sender_id),
             ("AWS.MM.SMS.EntityId", &dlt.entity_id),
-            ("AWS.MM.SMS.TemplateId", &dlt.template_id),
+            (
+                "AWS.MM.SMS.TemplateId",
+                &template_id.map(str::to_owned).or(dlt.template_id.clone()),
+            ),
         ] {
             if let Some(value) = value {
                 publish = publish.message_attributes(name, attribute(value)?);

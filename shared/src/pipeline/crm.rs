@@ -18,6 +18,7 @@ use crate::error::{ConfigError, CrmError};
 use crate::infra::config::Config;
 use crate::infra::container::Container;
 use crate::infra::crm::{self as crm_db, Assignee, Crm, Entered, Entry};
+use crate::infra::metrics;
 use crate::infra::notices::{self, Claim};
 use crate::infra::reader::{Reader, StoredLead};
 use crate::infra::store::Store;
@@ -295,33 +296,58 @@ impl Handoff {
         })
     }
 
-    /// The assigned salesperson's text, once.
+    /// The assigned salesperson's text, once; its time from the lead stored measured.
     async fn text(&self, lead: &StoredLead, assignee: &Assignee) -> Result<Texted, CrmError> {
         let Some(number) = assignee.phone_number.as_deref().and_then(crm::cre_number) else {
             return Ok(Texted::Unreachable {
                 user_id: assignee.user_id,
             });
         };
+        let text = crm::sms_text(&self.crm.template, &sms_lead(lead));
+        if !self.text_once(&lead.id, TEXT, &number, &text, None).await? {
+            return Ok(Texted::Repeat);
+        }
+        let now_ms = crate::domain::record::unix_ms(std::time::SystemTime::now()) as i64;
+        metrics::emit(
+            metrics::STORED_TO_SMS,
+            (now_ms - lead.created_at_ms) as f64,
+            &lead.platform,
+            assignee.user_id,
+            now_ms,
+        );
+        Ok(Texted::Sent)
+    }
+
+    /// Texts `text` to `number` once for `lead_id` on `channel` (claim, send, mark):
+    /// whether it was sent now (not before).
+    pub(crate) async fn text_once(
+        &self,
+        lead_id: &str,
+        channel: &str,
+        number: &str,
+        text: &str,
+        template_id: Option<&str>,
+    ) -> Result<bool, CrmError> {
         let store = self.leads.store();
-        match notices::claim(store, &lead.id, TEXT).await? {
-            Claim::Sent => Ok(Texted::Repeat),
-            Claim::InFlight => Err(CrmError::InFlight(lead.id.clone())),
+        match notices::claim(store, lead_id, channel).await? {
+            Claim::Sent => Ok(false),
+            Claim::InFlight => Err(CrmError::InFlight(lead_id.to_owned())),
             Claim::Taken => {
-                let text = crm::sms_text(
-                    &self.crm.template,
-                    &SmsLead {
-                        name: lead.name.as_deref().unwrap_or_default(),
-                        phone: lead.phone_number.as_deref().unwrap_or_default(),
-                        model: lead.car_model.as_deref(),
-                        source: &lead.platform,
-                        arrived_ms: lead.created_at_ms,
-                    },
-                );
-                let message_id = self.crm.sms.send(&number, &text).await?;
-                notices::mark_sent(store, &lead.id, TEXT, &message_id).await?;
-                Ok(Texted::Sent)
+                let message_id = self.crm.sms.send_as(number, text, template_id).await?;
+                notices::mark_sent(store, lead_id, channel, &message_id).await?;
+                Ok(true)
             }
         }
+    }
+
+    /// Our lead table, read as `lead_crm`, and its ledger of notices.
+    pub(crate) fn leads(&self) -> &Reader {
+        &self.leads
+    }
+
+    /// The CRM's side: its database, texts, wording.
+    pub(crate) fn crm(&self) -> &Crm {
+        &self.crm
     }
 
     /// The sales desk's word that no rule took the lead (the CRM's manual fallback), once.
@@ -351,8 +377,19 @@ impl Handoff {
     }
 }
 
+/// What a text says of `lead`.
+pub(crate) fn sms_lead(lead: &StoredLead) -> SmsLead<'_> {
+    SmsLead {
+        name: lead.name.as_deref().unwrap_or_default(),
+        phone: lead.phone_number.as_deref().unwrap_or_default(),
+        model: lead.car_model.as_deref(),
+        source: &lead.platform,
+        arrived_ms: lead.created_at_ms,
+    }
+}
+
 /// Now, as the rules read it.
-fn clock() -> DateTime<Utc> {
+pub(crate) fn clock() -> DateTime<Utc> {
     let ms = crate::domain::record::unix_ms(std::time::SystemTime::now());
     DateTime::<Utc>::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
         .unwrap_or_default()

@@ -16,3 +16,4 @@ pub mod outcome;
 pub mod pull;
 pub mod relay;
 pub mod request;
+pub mod sla;

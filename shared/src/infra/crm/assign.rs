@@ -8,12 +8,11 @@ use sqlx::postgres::PgConnection;
 use super::Assignee;
 use crate::domain::assignment::{self, Member, Rule, RuleType};
 
-/// The active rules that may apply to a lead of `source_id`.
-const RULES: &str = r#"
+/// A rule's columns, as [`rule`] reads them.
+const RULE_COLUMNS: &str = r#"
 SELECT id::text, source_id, rule_type, priority, active_from::text, active_to::text,
        active_days::int4[], fallback_rule_id::text
-FROM assignment_rules
-WHERE is_active AND (source_id = $1 OR source_id IS NULL)"#;
+FROM assignment_rules"#;
 
 /// A rule's members that may take a lead: active, their user active, in the order they
 /// joined.
@@ -60,10 +59,12 @@ pub(super) async fn assign(
     handoff: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<Assignee>, sqlx::Error> {
-    let rows: Vec<RuleRow> = sqlx::query_as(RULES)
-        .bind(source_id)
-        .fetch_all(&mut *connection)
-        .await?;
+    let rows: Vec<RuleRow> = sqlx::query_as(&format!(
+        "{RULE_COLUMNS} WHERE is_active AND (source_id = $1 OR source_id IS NULL)"
+    ))
+    .bind(source_id)
+    .fetch_all(&mut *connection)
+    .await?;
     let rules: Vec<(Rule, Option<String>)> = rows.into_iter().filter_map(rule).collect();
     let plain: Vec<Rule> = rules.iter().map(|(rule, _)| rule.clone()).collect();
     for candidate in assignment::candidates(&plain, source_id, now) {
@@ -75,7 +76,8 @@ pub(super) async fn assign(
                 break;
             }
             tried.push(rule.id.clone());
-            if let Some(assignee) = take(connection, lead_id, &rule, handoff).await? {
+            if let Some(assignee) = take(connection, lead_id, &rule, &Why::Handoff(handoff)).await?
+            {
                 return Ok(Some(assignee));
             }
             let fallback = rules
@@ -96,24 +98,60 @@ async fn fallback_rule(
     connection: &mut PgConnection,
     id: &str,
 ) -> Result<Option<Rule>, sqlx::Error> {
-    let row: Option<RuleRow> = sqlx::query_as(
-        "SELECT id::text, source_id, rule_type, priority, active_from::text, active_to::text,
-                active_days::int4[], fallback_rule_id::text
-         FROM assignment_rules WHERE id = $1::uuid AND is_active",
-    )
-    .bind(id)
-    .fetch_optional(&mut *connection)
-    .await?;
+    let row: Option<RuleRow> =
+        sqlx::query_as(&format!("{RULE_COLUMNS} WHERE id = $1::uuid AND is_active"))
+            .bind(id)
+            .fetch_optional(&mut *connection)
+            .await?;
     Ok(row.and_then(rule).map(|(rule, _)| rule))
+}
+
+/// Why a lead is given to a member, as its log row says.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Why<'a> {
+    /// The hand-off's assignment of a new lead.
+    Handoff(&'a str),
+    /// Nobody touched it in time: it goes to the next member but `from`.
+    Untouched {
+        handoff: &'a str,
+        from: i64,
+        /// Which re-assignment this is, from one.
+        reassignment: u32,
+        waited_secs: u64,
+    },
+}
+
+/// A rule by id, active or not (a lead's re-assignment stays with the rule that gave it).
+pub(super) async fn rule_by_id(
+    connection: &mut PgConnection,
+    id: &str,
+) -> Result<Option<Rule>, sqlx::Error> {
+    let row: Option<RuleRow> = sqlx::query_as(&format!("{RULE_COLUMNS} WHERE id::text = $1"))
+        .bind(id)
+        .fetch_optional(&mut *connection)
+        .await?;
+    Ok(row.and_then(rule).map(|(rule, _)| rule))
+}
+
+/// Every rule, active or not: what a lead's working time is read by.
+pub(super) async fn rules(connection: &mut PgConnection) -> Result<Vec<Rule>, sqlx::Error> {
+    let rows: Vec<RuleRow> = sqlx::query_as(RULE_COLUMNS)
+        .fetch_all(&mut *connection)
+        .await?;
+    Ok(rows
+        .into_iter()
+        .filter_map(rule)
+        .map(|(rule, _)| rule)
+        .collect())
 }
 
 /// The lead to the member at `rule`'s pointer, the pointer held while it moves; `None`
 /// when the rule has no member who may take it.
-async fn take(
+pub(super) async fn take(
     connection: &mut PgConnection,
     lead_id: i64,
     rule: &Rule,
-    handoff: &str,
+    why: &Why<'_>,
 ) -> Result<Option<Assignee>, sqlx::Error> {
     let members: Vec<(i64, Option<f64>, i32)> = sqlx::query_as(MEMBERS)
         .bind(&rule.id)
@@ -127,7 +165,10 @@ async fn take(
             weight,
         })
         .collect();
-    let rotation = assignment::rotation(rule.rule_type, &members);
+    let mut rotation = assignment::rotation(rule.rule_type, &members);
+    if let Why::Untouched { from, .. } = why {
+        rotation.retain(|user| user != from);
+    }
     if rotation.is_empty() {
         return Ok(None);
     }
@@ -174,18 +215,39 @@ async fn take(
         .bind(user_id)
         .execute(&mut *connection)
         .await?;
+    let (remarks, metadata) = match *why {
+        Why::Handoff(handoff) => (
+            "Assigned automatically".to_owned(),
+            serde_json::json!({
+                "action": "auto_assignment", "ruleId": rule.id,
+                "ruleType": rule.rule_type.as_str(), "handoff": handoff,
+            }),
+        ),
+        Why::Untouched {
+            handoff,
+            from,
+            reassignment,
+            waited_secs,
+        } => (
+            format!(
+                "Re-assigned automatically: untouched for {} min",
+                waited_secs / 60
+            ),
+            serde_json::json!({
+                "action": "sla_reassignment", "ruleId": rule.id,
+                "ruleType": rule.rule_type.as_str(), "handoff": handoff, "from": from,
+                "to": user_id, "reassignment": reassignment, "waitedSeconds": waited_secs,
+            }),
+        ),
+    };
     sqlx::query(
         "INSERT INTO leads_logs
              (lead_id, old_status, new_status, remarks, attempt_no, created_by, metadata, created_at)
-         VALUES ($1, 'New', 'Assigned', 'Assigned automatically', 0, NULL,
-                 jsonb_build_object('action', 'auto_assignment', 'ruleId', $2::text,
-                                    'ruleType', $3::text, 'handoff', $4::text),
-                 now())",
+         VALUES ($1, 'New', 'Assigned', $2, 0, NULL, $3, now())",
     )
     .bind(lead_id)
-    .bind(&rule.id)
-    .bind(rule.rule_type.as_str())
-    .bind(handoff)
+    .bind(remarks)
+    .bind(metadata)
     .execute(&mut *connection)
     .await?;
     sqlx::query(

@@ -18,6 +18,7 @@ use crate::infra::sms::Sms;
 use crate::infra::store::{classify, Store};
 
 mod assign;
+pub mod sla;
 
 use assign::{assign, assigned_by};
 
