@@ -290,13 +290,8 @@ async fn after_an_outage_leads_go_straight_to_the_queue_until_a_probe(
 async fn a_queued_lead_leaves_no_trace_at_trace_level(_: PgPoolOptions, options: PgConnectOptions) {
     let (queue, _proxy, app) = database_down(&CARDEKHO, &options).await;
     let captured = common::Captured::default();
-    let writer = captured.clone();
-    let subscriber = shared::edge::telemetry::json_subscriber(
-        tracing::level_filters::LevelFilter::TRACE,
-        move || writer.clone(),
-    );
     let (answer, elapsed) = {
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _installed = captured.install(tracing::level_filters::LevelFilter::TRACE);
         post(
             &app,
             &[],

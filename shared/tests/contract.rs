@@ -182,10 +182,7 @@ async fn one_json_log_line_per_request_without_key_or_phone(
     options: PgConnectOptions,
 ) {
     let captured = common::Captured::default();
-    let writer = captured.clone();
-    let subscriber =
-        shared::edge::telemetry::json_subscriber(LevelFilter::TRACE, move || writer.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _installed = captured.install(LevelFilter::TRACE);
 
     let app = common::app(&KNOWLARITY, options);
     let key = common::dev_key(&KNOWLARITY);

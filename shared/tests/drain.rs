@@ -266,14 +266,9 @@ async fn a_database_that_refuses_the_function_is_retried_and_logged_for_an_opera
     let drain = drain_on(&queue, options);
 
     let captured = common::Captured::default();
-    let writer = captured.clone();
-    let subscriber = shared::edge::telemetry::json_subscriber(
-        tracing::level_filters::LevelFilter::INFO,
-        move || writer.clone(),
-    );
     let tried = Instant::now();
     let (handed, failed) = {
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _installed = captured.install(tracing::level_filters::LevelFilter::INFO);
         queue
             .drain_once_with_visibility(&drain, QUEUE_VISIBILITY_S)
             .await

@@ -664,10 +664,7 @@ async fn one_log_line_without_anything_personal(_: PgPoolOptions, options: PgCon
     let pool = common::pool(&options).await;
     insert(&pool, &seed("Asha Rao", "2026-01-10T10:00:00Z")).await;
     let captured = common::Captured::default();
-    let writer = captured.clone();
-    let subscriber =
-        shared::edge::telemetry::json_subscriber(LevelFilter::TRACE, move || writer.clone());
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let _installed = captured.install(LevelFilter::TRACE);
 
     assert_eq!(
         list(&feed, "phone=09876500000&platform=CarDekho")

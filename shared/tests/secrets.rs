@@ -244,11 +244,8 @@ async fn a_malformed_key_secret_is_a_loud_500(_: PgPoolOptions, options: PgConne
         )
         .await;
     let captured = common::Captured::default();
-    let writer = captured.clone();
-    let subscriber =
-        shared::edge::telemetry::json_subscriber(LevelFilter::TRACE, move || writer.clone());
     let answer = {
-        let _guard = tracing::subscriber::set_default(subscriber);
+        let _installed = captured.install(LevelFilter::TRACE);
         let body = br#"{"name":"Asha","mobile":"9800000001"}"#.to_vec();
         common::call(&app, common::request(Some("key-one"), None, body)).await
     };

@@ -218,7 +218,33 @@ impl std::io::Write for Captured {
     }
 }
 
+/// A capture installed on this thread; it ends when this drops.
+pub struct Installed {
+    _default: tracing::subscriber::DefaultGuard,
+    _anchor: tracing::Dispatch,
+}
+
 impl Captured {
+    /// Installs the JSON subscriber on this thread at `level`, writing here.
+    ///
+    /// Tracing caches each callsite's interest for the whole process, and while one
+    /// dispatcher is registered it asks only the registering thread's: a sibling test
+    /// with no subscriber would mark the request line "never" for everyone. A second
+    /// dispatcher held alongside makes every registration ask all live dispatchers,
+    /// this capture's among them.
+    pub fn install(&self, level: tracing::level_filters::LevelFilter) -> Installed {
+        let anchor = tracing::Dispatch::new(shared::edge::telemetry::json_subscriber(
+            level,
+            std::io::sink,
+        ));
+        let writer = self.clone();
+        let subscriber = shared::edge::telemetry::json_subscriber(level, move || writer.clone());
+        Installed {
+            _default: tracing::subscriber::set_default(subscriber),
+            _anchor: anchor,
+        }
+    }
+
     /// Everything written.
     pub fn text(&self) -> String {
         String::from_utf8(self.0.lock().expect("log buffer").clone()).expect("utf-8")
