@@ -49,7 +49,7 @@ for line in "${served[@]}"; do
     read -r _ _ name _ <<<"$line"
     case " ${functions[*]} " in *" $name "*) ;; *) functions+=("$name") ;; esac
 done
-bins=(--bin migrate --bin crm)
+bins=(--bin migrate --bin crm --bin crm-sla)
 for name in "${functions[@]}"; do bins+=(--bin "$name"); done
 
 # `cargo lambda watch` starts a function with `cargo run --bin <name>` at the workspace
@@ -63,10 +63,10 @@ cargo build "${bins[@]}"
 say "built in $((SECONDS - start)) s"
 
 helper=
-follower=
+followers=()
 cleanup() {
     if [ -n "$helper" ]; then kill "$helper" 2>/dev/null || true; fi
-    if [ -n "$follower" ]; then kill "$follower" 2>/dev/null || true; fi
+    for follower in "${followers[@]}"; do kill "$follower" 2>/dev/null || true; done
     if [ -n "${pg_dir:-}" ]; then "$root/scripts/pg.sh" stop "$pg_dir"; fi
 }
 trap cleanup EXIT
@@ -91,15 +91,19 @@ base="http://$address:$port"
 
 # The CRM hand-off: a `crm` database beside the leads' with the CRM's tables
 # (local/crm.sql), two CREs and a round-robin rule (local/crm-dev.sql), made once; every
-# lead stored is handed off to it, assigned, and its text written to this log, not sent.
+# lead stored is handed off to it, assigned, and its text written to this log, not sent;
+# speed to lead runs beside it, its reminders and team leads' texts written there too.
 crm_url="${DATABASE_URL%/*}/crm"
 if ! psql "$DATABASE_URL" -tAc "SELECT 1 FROM pg_database WHERE datname = 'crm'" | grep -q 1; then
     say "creating the CRM's database $crm_url (local/crm.sql, local/crm-dev.sql)"
     psql -q "$DATABASE_URL" -c 'CREATE DATABASE crm'
     psql -q -v ON_ERROR_STOP=1 "$crm_url" -f local/crm.sql -f local/crm-dev.sql
 fi
-CRM_DATABASE_URL="$crm_url" CRM_SMS=log cargo run --quiet --bin crm -- follow &
-follower=$!
+# Texts go to the log: no AWS is asked for, nor its region looked up.
+CRM_DATABASE_URL="$crm_url" CRM_SMS=log AWS_EC2_METADATA_DISABLED=true cargo run --quiet --bin crm -- follow &
+followers+=($!)
+CRM_DATABASE_URL="$crm_url" CRM_SMS=log AWS_EC2_METADATA_DISABLED=true cargo run --quiet --bin crm-sla -- follow &
+followers+=($!)
 
 # Starts each function with a request without a key or body (nothing stored: a partner's
 # answered 401; Google's 400, since its key would be in the body it lacks; Meta's handshake

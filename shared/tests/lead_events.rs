@@ -536,7 +536,7 @@ fn write_performance_block(path: &str, leads: usize, p50: f64, p99: f64, max: f6
             "{BACKLOG_BEGIN}\n(`make bench-events` writes the backlog's figures here.)\n{BACKLOG_END}"
         )),
     );
-    replace_block(path, BEGIN, END, &block);
+    common::replace_block(path, BEGIN, END, &block);
 }
 
 /// The backlog's part of the lead events' block.
@@ -549,19 +549,6 @@ fn kept_block(path: &str, begin: &str, end: &str) -> Option<String> {
     let start = doc.find(begin)?;
     let stop = doc[start..].find(end)? + start + end.len();
     Some(doc[start..stop].to_owned())
-}
-
-/// Writes `block` (its markers included) in place of the one between `begin` and `end`,
-/// or at the document's end.
-fn replace_block(path: &str, begin: &str, end: &str, block: &str) {
-    let old = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let doc = match (old.find(begin), old.find(end)) {
-        (Some(start), Some(stop)) if start < stop => {
-            format!("{}{block}{}", &old[..start], &old[stop + end.len()..])
-        }
-        _ => format!("{}\n\n{block}\n", old.trim_end()),
-    };
-    std::fs::write(path, doc).unwrap_or_else(|e| panic!("{path}: {e}"));
 }
 
 /// Writes an outbox row as a function before the event was bounded (or by hand) may have:
@@ -796,7 +783,7 @@ async fn a_backlog_after_an_outage_is_published_within_minutes(
             slowest.as_secs_f64(),
         );
         if kept_block(&path, BACKLOG_BEGIN, BACKLOG_END).is_some() {
-            replace_block(&path, BACKLOG_BEGIN, BACKLOG_END, &block);
+            common::replace_block(&path, BACKLOG_BEGIN, BACKLOG_END, &block);
         } else {
             // Inside the lead events' block, which `make bench` keeps.
             let end = "<!-- lead-events: end -->";

@@ -922,7 +922,7 @@ fn other_functions_have_no_route_and_no_api_key() {
                     || (binary == KNOWLARITY_SYNC && grant == reference(KNOWLARITY_SECRET))
                     || (binary == "relay" && grant == reference(RELAY_SECRET_ID))
                     || (binary == "desk" && grant == reference(DESK_SECRET_ID))
-                    || (binary == "crm"
+                    || ((binary == "crm" || binary == "crm-sla")
                         && (grant == reference(CRM_SECRET_ID)
                             || grant == reference("CrmSecretArn"))),
                 "{id} may read {grant}, which is not a secret it needs"
@@ -1247,11 +1247,11 @@ fn the_functions_log_in_as_lead_writer_and_only_migrate_as_master() {
         }
         // The outbox's names and phones are the relay's alone, the ledger of notices the
         // desk's: each logs in as its own role and reads no other role's credentials.
-        // The CRM hand-off also reads the CRM's own user's secret.
+        // The CRM hand-off and speed to lead also read the CRM's own user's secret.
         let own = match binary.as_str() {
             "relay" => Some((RELAY_SECRET_ID, vec![reference(RELAY_SECRET_ID)])),
             "desk" => Some((DESK_SECRET_ID, vec![reference(DESK_SECRET_ID)])),
-            "crm" => Some((
+            "crm" | "crm-sla" => Some((
                 CRM_SECRET_ID,
                 vec![reference(CRM_SECRET_ID), reference("CrmSecretArn")],
             )),
@@ -2870,8 +2870,9 @@ fn lead_events_reach_the_sales_desk_from_every_storing_function() {
         "{desk_id}: the topic's key only"
     );
     for (binary, id) in &template.functions {
-        // The CRM hand-off texts phone numbers (the_crm_hand_off_is_a_queue_fed_function_off_by_default).
-        if binary != "desk" && binary != "crm" {
+        // The CRM hand-off and speed to lead text phone numbers
+        // (the_crm_hand_off_is_a_queue_fed_function_off_by_default).
+        if !["desk", "crm", "crm-sla"].contains(&binary.as_str()) {
             assert!(
                 template.grants(id, "sns:").is_empty(),
                 "{id} publishes to no topic"
@@ -3227,4 +3228,142 @@ fn the_crm_hand_off_is_a_queue_fed_function_off_by_default() {
         template.grants(id, "events:").is_empty(),
         "{id} stores no lead"
     );
+    assert_eq!(
+        template.env(function, "METRICS_NAMESPACE"),
+        Some(json!({ "Fn::Sub": "MgDigitalLeads/${AWS::StackName}" })),
+        "{id}: its metrics beside the stack's others"
+    );
+}
+
+/// Speed to lead: on with the hand-off, every minute, never retried (the next run covers a
+/// failed one), one run at a time; the hand-off's databases, texts and wording, its
+/// thresholds and own wording from parameters; its errors alarmed; and a dashboard of
+/// the figures the code emits.
+#[test]
+fn speed_to_lead_runs_every_minute_beside_the_hand_off() {
+    let template = Template::load();
+    for id in [
+        "CrmSlaFunction",
+        "CrmSlaLogGroup",
+        "CrmSlaErrorsAlarm",
+        "LeadsDashboard",
+    ] {
+        assert_eq!(template.resource(id)["Condition"], "HandOffToCrm", "{id}");
+    }
+    let (id, function) = template.function("crm-sla");
+    let events = template.events(id);
+    let (kind, props) = events.values().next().expect("its schedule");
+    assert_eq!((events.len(), kind.as_str()), (1, "ScheduleV2"), "{id}");
+    assert_eq!(props["ScheduleExpression"], "rate(1 minute)");
+    let invoke = template.property(function, "EventInvokeConfig");
+    assert_eq!(invoke["MaximumRetryAttempts"], 0, "{id}");
+    assert_eq!(
+        number(
+            &template.property(function, "ReservedConcurrentExecutions"),
+            "reserved"
+        ),
+        1
+    );
+    assert!(number(&template.property(function, "Timeout"), "Timeout") < 60);
+    // The hand-off's own settings, so a lead is escalated in the words and through the
+    // database the hand-off used.
+    let (_, crm) = template.function("crm");
+    for name in [
+        "DB_SECRET_ARN",
+        "CRM_DB_SECRET_ARN",
+        "CRM_DB_HOST",
+        "CRM_DB_PORT",
+        "CRM_DB_NAME",
+        "CRM_SOURCES",
+        "CRM_SMS_SENDER_ID",
+        "CRM_DLT_ENTITY_ID",
+        "CRM_DLT_TEMPLATE_ID",
+        "CRM_SMS_TEMPLATE",
+        "METRICS_NAMESPACE",
+    ] {
+        assert_eq!(
+            template.env(function, name),
+            template.env(crm, name),
+            "{id}: {name}"
+        );
+    }
+    for (name, parameter) in [
+        ("CRM_SLA_REMINDER_MINUTES", "CrmSlaReminderMinutes"),
+        ("CRM_SLA_REASSIGN_MINUTES", "CrmSlaReassignMinutes"),
+        ("CRM_SLA_MAX_REASSIGNMENTS", "CrmSlaMaxReassignments"),
+        ("CRM_SLA_REMINDER_TEMPLATE", "CrmSlaReminderTemplate"),
+        ("CRM_SLA_REASSIGNED_TEMPLATE", "CrmSlaReassignedTemplate"),
+        ("CRM_SLA_GAVE_UP_TEMPLATE", "CrmSlaGaveUpTemplate"),
+        ("CRM_DLT_REMINDER_TEMPLATE_ID", "CrmDltReminderTemplateId"),
+        (
+            "CRM_DLT_REASSIGNED_TEMPLATE_ID",
+            "CrmDltReassignedTemplateId",
+        ),
+        ("CRM_DLT_GAVE_UP_TEMPLATE_ID", "CrmDltGaveUpTemplateId"),
+    ] {
+        assert_eq!(
+            template.env(function, name),
+            Some(reference(parameter)),
+            "{id}: {name}"
+        );
+    }
+    // The parameters' defaults are the code's.
+    let defaults = shared::domain::sla::Thresholds::default();
+    for (parameter, value) in [
+        ("CrmSlaReminderMinutes", defaults.reminder.as_secs() / 60),
+        (
+            "CrmSlaReassignMinutes",
+            defaults.reassignment.as_secs() / 60,
+        ),
+        (
+            "CrmSlaMaxReassignments",
+            u64::from(defaults.max_reassignments),
+        ),
+    ] {
+        assert_eq!(
+            number(&template.parameters[parameter]["Default"], parameter),
+            value,
+            "{parameter}"
+        );
+    }
+    assert_eq!(
+        template.grants(id, "sns:publish"),
+        vec![json!("*")],
+        "{id}: texts"
+    );
+    let alarm = &template.resource("CrmSlaErrorsAlarm")["Properties"];
+    assert_eq!(
+        (&alarm["Namespace"], &alarm["MetricName"]),
+        (&json!("AWS/Lambda"), &json!("Errors"))
+    );
+    assert!(as_list(&alarm["Dimensions"])
+        .iter()
+        .any(|dimension| dimension["Value"] == reference("CrmSlaFunction")));
+
+    // The dashboard reads the names the code emits, and every dead-letter queue.
+    let body = template.resource("LeadsDashboard")["Properties"]["DashboardBody"]["Fn::Sub"][0]
+        .as_str()
+        .expect("a dashboard body to substitute")
+        .to_owned();
+    let widgets: Value = serde_json::from_str(&body).expect("the dashboard body is JSON");
+    assert!(as_list(&widgets["widgets"]).len() >= 6);
+    for metric in [
+        shared::infra::metrics::STORED_TO_SMS,
+        shared::infra::metrics::STORED_TO_FIRST_TOUCH,
+        shared::infra::metrics::LEADS,
+    ] {
+        assert!(
+            body.contains(&format!("MetricName=\\\"{metric}\\\"")),
+            "the dashboard shows {metric}"
+        );
+    }
+    for (queue, _) in template
+        .of_type("AWS::SQS::Queue")
+        .filter(|(queue, _)| queue.ends_with("DeadLetterQueue"))
+    {
+        assert!(
+            body.contains(&format!("${{{queue}.QueueName}}")),
+            "the dashboard shows {queue}"
+        );
+    }
 }

@@ -96,6 +96,27 @@ impl Default for Thresholds {
     }
 }
 
+/// What the escalations say, and under which DLT templates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wording {
+    pub reminder: String,
+    pub reassigned: String,
+    pub gave_up: String,
+    /// The DLT template ids of the three, when registered apart from the hand-off's.
+    pub template_ids: [Option<String>; 3],
+}
+
+impl Default for Wording {
+    fn default() -> Self {
+        Self {
+            reminder: DEFAULT_REMINDER_TEMPLATE.into(),
+            reassigned: DEFAULT_REASSIGNED_TEMPLATE.into(),
+            gave_up: DEFAULT_GAVE_UP_TEMPLATE.into(),
+            template_ids: Default::default(),
+        }
+    }
+}
+
 /// An escalation step of an untouched lead.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {

@@ -14,4 +14,5 @@ pub mod queue;
 pub mod relay;
 pub mod runtime;
 pub mod schedule;
+pub mod sla;
 pub mod telemetry;

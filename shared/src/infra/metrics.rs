@@ -2,8 +2,9 @@
 //! which CloudWatch Logs turns into metrics. No API call, nothing to wait for, nothing
 //! that can fail a lead's path.
 //!
-//! Each figure is published per source, per salesperson (their CRM user id) and overall,
-//! under `METRICS_NAMESPACE` (the stack's; `MgDigitalLeads` when unset).
+//! Each time is published per source, per salesperson (their CRM user id) and overall;
+//! each count per source and overall; under `METRICS_NAMESPACE` (the stack's;
+//! `MgDigitalLeads` when unset).
 
 use std::io::Write;
 use std::sync::LazyLock;
@@ -21,6 +22,31 @@ static NAMESPACE: LazyLock<String> = LazyLock::new(|| {
 pub const STORED_TO_SMS: &str = "StoredToSms";
 /// From a customer's lead stored to a person's first touch of it in the CRM.
 pub const STORED_TO_FIRST_TOUCH: &str = "StoredToFirstTouch";
+
+/// A lead that reached the CRM (a repeat of the same event not counted again).
+pub const LEADS: &str = "Leads";
+
+/// The line of one lead counted for `source` (per source and overall).
+pub fn count_line(name: &str, source: &str, at_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": at_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE.as_str(),
+                "Dimensions": [["Source"], []],
+                "Metrics": [{ "Name": name, "Unit": "Count" }],
+            }],
+        },
+        "Source": source,
+        name: 1,
+    })
+    .to_string()
+}
+
+/// Writes one count's line (see [`count_line`]).
+pub fn count(name: &str, source: &str, at_ms: i64) {
+    write(&count_line(name, source, at_ms));
+}
 
 /// The line of one figure in milliseconds, for `source` and the salesperson `cre`.
 pub fn line(name: &str, milliseconds: f64, source: &str, cre: i64, at_ms: i64) -> String {
@@ -42,7 +68,10 @@ pub fn line(name: &str, milliseconds: f64, source: &str, cre: i64, at_ms: i64) -
 
 /// Writes one figure's line (see [`line`]).
 pub fn emit(name: &str, milliseconds: f64, source: &str, cre: i64, at_ms: i64) {
-    let line = line(name, milliseconds, source, cre, at_ms);
+    write(&line(name, milliseconds, source, cre, at_ms));
+}
+
+fn write(line: &str) {
     // A metric lost to a closed stdout is no lead lost: nothing to report it to.
     let _ = writeln!(std::io::stdout().lock(), "{line}");
 }
@@ -64,6 +93,18 @@ mod tests {
         assert_eq!(line["Source"], "Meta");
         assert_eq!(line["Cre"], "42");
         assert_eq!(line[STORED_TO_SMS], 1234.5);
+        let counted: serde_json::Value =
+            serde_json::from_str(&count_line(LEADS, "CarDekho", 1_700_000_000_000)).unwrap();
+        let directive = &counted["_aws"]["CloudWatchMetrics"][0];
+        assert_eq!(
+            directive["Metrics"][0],
+            json!({ "Name": LEADS, "Unit": "Count" })
+        );
+        assert_eq!(directive["Dimensions"], json!([["Source"], []]));
+        assert_eq!(
+            (&counted["Source"], &counted[LEADS]),
+            (&json!("CarDekho"), &json!(1))
+        );
         assert_eq!(
             serde_json::from_str::<serde_json::Value>(&super::line("x", -5.0, "s", 1, 0)).unwrap()
                 ["x"],

@@ -253,6 +253,9 @@ impl Handoff {
             .ok_or_else(|| CrmError::Missing(lead_id.clone()))?;
         let entry = self.entry(&lead)?;
         let entered = crm_db::enter(&self.crm.store, &entry, now).await?;
+        if !matches!(entered, Entered::Repeat { mine: true, .. }) {
+            metrics::count(metrics::LEADS, &lead.platform, now.timestamp_millis());
+        }
         let texted = match &entered {
             Entered::New {
                 assignee: Some(assignee),

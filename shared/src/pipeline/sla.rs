@@ -17,8 +17,9 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::assignment::Rule;
 use crate::domain::crm;
-use crate::domain::sla::{self, fill, minutes, Step, Thresholds};
-use crate::error::CrmError;
+use crate::domain::sla::{self, fill, minutes, Step, Thresholds, Wording};
+use crate::error::{ConfigError, CrmError};
+use crate::infra::config::sla::SlaConfig;
 use crate::infra::crm::sla::{self as crm_sla, Assigned, Moved, Person};
 use crate::infra::crm::Assignee;
 use crate::infra::metrics;
@@ -32,27 +33,6 @@ pub const WINDOW: Duration = Duration::from_secs(7 * 24 * 3600);
 pub const FIRST_TOUCH_WITHIN: Duration = Duration::from_secs(3600);
 /// The ledger's mark of a measured first touch.
 pub const FIRST_TOUCH: &str = "first-touch";
-
-/// What the escalations say, and under which DLT templates.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Wording {
-    pub reminder: String,
-    pub reassigned: String,
-    pub gave_up: String,
-    /// The DLT template ids of the three, when registered apart from the hand-off's.
-    pub template_ids: [Option<String>; 3],
-}
-
-impl Default for Wording {
-    fn default() -> Self {
-        Self {
-            reminder: sla::DEFAULT_REMINDER_TEMPLATE.into(),
-            reassigned: sla::DEFAULT_REASSIGNED_TEMPLATE.into(),
-            gave_up: sla::DEFAULT_GAVE_UP_TEMPLATE.into(),
-            template_ids: Default::default(),
-        }
-    }
-}
 
 /// What a run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
@@ -79,6 +59,18 @@ pub struct Sla {
     wording: Wording,
 }
 
+impl Report {
+    /// Whether the run only looked: nothing sent, moved, measured or failed.
+    pub fn is_idle(&self) -> bool {
+        *self
+            == Report {
+                assigned: self.assigned,
+                untouched: self.untouched,
+                ..Report::default()
+            }
+    }
+}
+
 impl Sla {
     pub fn new(handoff: Handoff, thresholds: Thresholds, wording: Wording) -> Self {
         Self {
@@ -86,6 +78,19 @@ impl Sla {
             thresholds,
             wording,
         }
+    }
+
+    /// Speed to lead as the environment configures it: the hand-off's databases and
+    /// texts (`Handoff::from_env`), the thresholds and wording (`SlaConfig`).
+    pub async fn from_env() -> Result<Self, ConfigError> {
+        let config = SlaConfig::from_env()?;
+        let handoff = Handoff::from_env().await?;
+        Ok(Self::new(handoff, config.thresholds, config.wording))
+    }
+
+    /// One run now.
+    pub async fn run_now(&self) -> Result<Report, CrmError> {
+        self.run(crate::pipeline::crm::clock()).await
     }
 
     /// One run at `now`.
@@ -367,4 +372,40 @@ fn reassigned_channel(n: u32, team_lead: i64) -> String {
 }
 fn gave_up_channel(team_lead: i64) -> String {
     format!("sla-gave-up:{team_lead}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_that_only_looked_is_idle() {
+        let looked = Report {
+            assigned: 40,
+            untouched: 3,
+            ..Report::default()
+        };
+        assert!(looked.is_idle());
+        for acted in [
+            Report {
+                reminded: 1,
+                texts: 1,
+                ..looked.clone()
+            },
+            Report {
+                stale: 1,
+                ..looked.clone()
+            },
+            Report {
+                failed: 1,
+                ..looked.clone()
+            },
+            Report {
+                first_touches: 1,
+                ..looked.clone()
+            },
+        ] {
+            assert!(!acted.is_idle(), "{acted:?}");
+        }
+    }
 }

@@ -267,3 +267,16 @@ pub fn sqlstate(error: &sqlx::Error) -> Option<String> {
         _ => None,
     }
 }
+
+/// Writes `block` (its markers included) in place of the one between `begin` and `end`,
+/// or at the document's end.
+pub fn replace_block(path: &str, begin: &str, end: &str, block: &str) {
+    let old = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let doc = match (old.find(begin), old.find(end)) {
+        (Some(start), Some(stop)) if start < stop => {
+            format!("{}{block}{}", &old[..start], &old[stop + end.len()..])
+        }
+        _ => format!("{}\n\n{block}\n", old.trim_end()),
+    };
+    std::fs::write(path, doc).unwrap_or_else(|e| panic!("{path}: {e}"));
+}

@@ -582,11 +582,13 @@ async fn run(args: Args) -> Result<(), Error> {
 }
 
 /// Where the blocks other commands write begin and end in the performance document: the
-/// lead events' (`make bench-events`, shared/tests/lead_events.rs) and the CRM hand-off's
-/// (`make bench-crm`, shared/tests/crm.rs), not written by this run, so kept as found.
-const KEPT_BLOCKS: [(&str, &str); 2] = [
+/// lead events' (`make bench-events`, shared/tests/lead_events.rs), the CRM hand-off's
+/// (`make bench-crm`) and speed to lead's (`make bench-sla`, both shared/tests/crm.rs), not
+/// written by this run, so kept as found.
+const KEPT_BLOCKS: [(&str, &str); 3] = [
     ("<!-- lead-events: begin -->", "<!-- lead-events: end -->"),
     ("<!-- crm-handoff: begin -->", "<!-- crm-handoff: end -->"),
+    ("<!-- crm-sla: begin -->", "<!-- crm-sla: end -->"),
 ];
 
 /// `doc` with the kept blocks of the document it replaces, those it had, in order.

@@ -5,6 +5,7 @@
 //! deployment gives Secrets Manager ARNs instead (`DB_SECRET_ARN`, `API_KEYS_SECRET_ARN`).
 
 pub mod crm;
+pub mod sla;
 
 use std::str::FromStr;
 use std::time::Duration;

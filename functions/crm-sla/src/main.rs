@@ -1,0 +1,17 @@
+//! Speed to lead: every minute, the leads the hand-off assigned that nobody touched are
+//! escalated, and first touches measured (see `shared::pipeline::sla`).
+
+// The runtime's future over the hand-off's two databases and SNS is deeper than rustc's
+// default limit.
+#![recursion_limit = "256"]
+
+use shared::edge::{runtime, sla};
+use shared::pipeline::sla::Sla;
+
+fn main() -> std::process::ExitCode {
+    runtime::run(async {
+        let sla = Sla::from_env().await?;
+        let args: Vec<String> = std::env::args().skip(1).collect();
+        sla::serve(&sla, &args).await
+    })
+}
