@@ -1,8 +1,7 @@
-//! Lambda's side: each kind of event to a pipeline's inputs, its result to the response
-//! and the one log line per request. [`http`] for API Gateway, [`queue`] for SQS,
-//! [`schedule`] for a scheduled pull, [`invoke`] for a direct invocation; [`answer`]
-//! words every status and message of the contract; [`runtime`] and [`telemetry`] are
-//! what every `main` shares.
+//! Lambda's side: each kind of event a function is handed, to its pipeline's inputs, and
+//! the result to the answer and the one log line per request or run. [`answer`] words
+//! every status and message of the contract; [`runtime`] and [`telemetry`] are what every
+//! `main` shares.
 
 pub mod answer;
 pub mod crm;

@@ -1,7 +1,6 @@
-//! The one place a configuration becomes what a container keeps between invocations:
-//! the store, the source's API keys, the buffer queue. Every kind of function (the
-//! sources, the drain, migrate) builds its state here, once per cold start. Nothing
-//! connects yet; secrets are read by the function's warm-up or first use.
+//! The one place a configuration becomes what a container keeps between invocations.
+//! Every kind of function builds its state here, once per cold start. Nothing connects
+//! yet; secrets are read by the function's warm-up or first use.
 
 use std::time::Duration;
 

@@ -1,7 +1,6 @@
-//! What the pipelines reach beyond the process: the lead table ([`store`]), the buffer
-//! queue and its dead-letter queue ([`buffer`]), Meta's Graph API ([`graph`]), secrets,
-//! the AWS SDK's settings; and the [`config`] a [`container`] is built from once per
-//! cold start.
+//! What the pipelines reach beyond the process (databases, queues, buses, topics, the
+//! partners' APIs, secrets), one room per thing reached; and the [`config`] a
+//! [`container`] is built from once per cold start.
 
 pub mod aws;
 pub mod buffer;

@@ -1,7 +1,6 @@
-//! What each function does with what its edge hands it, free of Lambda's types: a source
-//! function's request ([`app`], by the source's proof kind: [`keyed`] or
-//! [`notification`]), the [`drain`] of the buffer queue, Meta's scheduled [`pull`], a
-//! [`migrate`] run; and what became of each lead ([`outcome`]).
+//! What each function does with what its edge hands it, free of Lambda's types: one room
+//! per kind of work a function does (take a lead in, keep it, pull, relay, tell, hand
+//! off, escalate), each deciding what happens and asking `infra` to do it.
 
 pub mod app;
 pub mod crm;
