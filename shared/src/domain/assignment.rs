@@ -71,6 +71,19 @@ pub fn clock(text: &str) -> Option<NaiveTime> {
 }
 
 impl Rule {
+    /// A rule open every day at every hour, of no source.
+    pub fn always() -> Self {
+        Self {
+            id: String::new(),
+            source_id: None,
+            rule_type: RuleType::RoundRobin,
+            priority: 0,
+            active_from: None,
+            active_to: None,
+            active_days: None,
+        }
+    }
+
     /// Whether the rule's days and hours include `now`, read in IST.
     pub fn is_open(&self, now: DateTime<Utc>) -> bool {
         let local = now.with_timezone(&IST);

@@ -21,7 +21,6 @@ use crate::domain::sla::{self, fill, minutes, Step, Thresholds, Wording};
 use crate::error::{ConfigError, CrmError};
 use crate::infra::config::sla::SlaConfig;
 use crate::infra::crm::sla::{self as crm_sla, Assigned, Moved, Person};
-use crate::infra::crm::Assignee;
 use crate::infra::metrics;
 use crate::infra::notices;
 use crate::pipeline::crm::{sms_lead, Handoff};
@@ -179,12 +178,10 @@ impl Sla {
                     .iter()
                     .any(|tl| !is_sent(&reassigned_channel(n, tl.user_id)));
             if owed {
-                let to = Assignee {
+                let to = Person {
                     user_id: lead.assigned_to,
                     full_name: lead.cre_name.clone(),
                     phone_number: lead.cre_phone.clone(),
-                    rule_id: lead.rule_id.clone(),
-                    rule_type: String::new(),
                 };
                 let waited =
                     Duration::from_secs(lead.previous_waited_secs.unwrap_or(0).max(0) as u64);
@@ -194,15 +191,8 @@ impl Sla {
                     .await?;
             }
         }
-        let always = Rule {
-            id: String::new(),
-            source_id: None,
-            rule_type: crate::domain::assignment::RuleType::RoundRobin,
-            priority: 0,
-            active_from: None,
-            active_to: None,
-            active_days: None,
-        };
+        // A rule deleted since runs on the clock.
+        let always = Rule::always();
         let waited = sla::waited(rule.unwrap_or(&always), lead.assigned_at, now);
         let reminded = is_sent(&reminder_channel(n));
         match sla::due(&self.thresholds, waited, n, reminded) {
@@ -217,6 +207,7 @@ impl Sla {
                     Moved::To(to) => {
                         report.reassigned += 1;
                         let from = lead.cre_name.clone().unwrap_or_default();
+                        let to = Person::from(&to);
                         report.texts += self
                             .tell_reassigned(lead, next, &from, &to, waited, team_leads)
                             .await?;
@@ -269,7 +260,7 @@ impl Sla {
         lead: &Assigned,
         n: u32,
         from: &str,
-        to: &Assignee,
+        to: &Person,
         waited: Duration,
         team_leads: &[Person],
     ) -> Result<usize, CrmError> {
@@ -298,19 +289,11 @@ impl Sla {
                 ("to", to.full_name.as_deref().unwrap_or_default()),
             ],
         );
-        for tl in team_leads {
-            let Some(number) = tl.phone_number.as_deref().and_then(crm::cre_number) else {
-                continue;
-            };
-            let channel = reassigned_channel(n, tl.user_id);
-            let template = self.wording.template_ids[1].as_deref();
-            texts += usize::from(
-                self.handoff
-                    .text_once(&lead.handoff, &channel, &number, &text, template)
-                    .await?,
-            );
-        }
-        Ok(texts)
+        let template = self.wording.template_ids[1].as_deref();
+        let told = team_leads
+            .iter()
+            .map(|tl| (tl, reassigned_channel(n, tl.user_id)));
+        Ok(texts + self.tell(lead, told, &text, template).await?)
     }
 
     /// Each team lead's word that nobody took the lead, once; the texts sent now.
@@ -341,16 +324,28 @@ impl Sla {
                 ("count", &count),
             ],
         );
+        let template = self.wording.template_ids[2].as_deref();
+        let told = owed.into_iter().map(|tl| (tl, gave_up_channel(tl.user_id)));
+        self.tell(lead, told, &text, template).await
+    }
+
+    /// `text` to each team lead with a usable number, once on their channel; the texts
+    /// sent now.
+    async fn tell(
+        &self,
+        lead: &Assigned,
+        team_leads: impl Iterator<Item = (&Person, String)>,
+        text: &str,
+        template: Option<&str>,
+    ) -> Result<usize, CrmError> {
         let mut texts = 0;
-        for tl in owed {
+        for (tl, channel) in team_leads {
             let Some(number) = tl.phone_number.as_deref().and_then(crm::cre_number) else {
                 continue;
             };
-            let channel = gave_up_channel(tl.user_id);
-            let template = self.wording.template_ids[2].as_deref();
             texts += usize::from(
                 self.handoff
-                    .text_once(&lead.handoff, &channel, &number, &text, template)
+                    .text_once(&lead.handoff, &channel, &number, text, template)
                     .await?,
             );
         }

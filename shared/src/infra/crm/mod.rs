@@ -15,7 +15,7 @@ use crate::domain::crm::SourceMap;
 use crate::error::StoreError;
 use crate::infra::buffer::Buffer;
 use crate::infra::sms::Sms;
-use crate::infra::store::{classify, Store};
+use crate::infra::store::Store;
 
 mod assign;
 pub mod sla;
@@ -92,17 +92,8 @@ pub async fn enter(
 ) -> Result<Entered, StoreError> {
     let entry = entry.clone();
     store
-        .with_connection(move |connection| {
-            Box::pin(async move {
-                let mut transaction = sqlx::Connection::begin(&mut *connection)
-                    .await
-                    .map_err(classify)?;
-                let entered = enter_within(&mut transaction, &entry, now)
-                    .await
-                    .map_err(classify)?;
-                transaction.commit().await.map_err(classify)?;
-                Ok(entered)
-            })
+        .in_transaction(move |connection| {
+            Box::pin(async move { enter_within(connection, &entry, now).await })
         })
         .await
 }

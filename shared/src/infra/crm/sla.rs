@@ -94,6 +94,16 @@ pub struct Person {
     pub phone_number: Option<String>,
 }
 
+impl From<&Assignee> for Person {
+    fn from(assignee: &Assignee) -> Self {
+        Self {
+            user_id: assignee.user_id,
+            full_name: assignee.full_name.clone(),
+            phone_number: assignee.phone_number.clone(),
+        }
+    }
+}
+
 /// What a re-assignment found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Moved {
@@ -190,17 +200,8 @@ pub async fn reassign(
 ) -> Result<Moved, StoreError> {
     let lead = lead.clone();
     store
-        .with_connection(move |connection| {
-            Box::pin(async move {
-                let mut transaction = sqlx::Connection::begin(&mut *connection)
-                    .await
-                    .map_err(classify)?;
-                let moved = reassign_within(&mut transaction, &lead, waited_secs)
-                    .await
-                    .map_err(classify)?;
-                transaction.commit().await.map_err(classify)?;
-                Ok(moved)
-            })
+        .in_transaction(move |connection| {
+            Box::pin(async move { reassign_within(connection, &lead, waited_secs).await })
         })
         .await
 }

@@ -219,6 +219,27 @@ impl Store {
         result
     }
 
+    /// Runs `work` in one transaction on the open connection, committed when it
+    /// succeeds (rolled back when it fails or is dropped).
+    pub(crate) async fn in_transaction<T: Send + 'static>(
+        &self,
+        work: impl for<'c> FnOnce(&'c mut PgConnection) -> BoxFuture<'c, Result<T, sqlx::Error>>
+            + Send
+            + 'static,
+    ) -> Result<T, StoreError> {
+        self.with_connection(move |connection| {
+            Box::pin(async move {
+                let mut transaction = sqlx::Connection::begin(&mut *connection)
+                    .await
+                    .map_err(classify)?;
+                let value = work(&mut transaction).await.map_err(classify)?;
+                transaction.commit().await.map_err(classify)?;
+                Ok(value)
+            })
+        })
+        .await
+    }
+
     /// Runs `operation` on the open connection, or a new one. A connection the server
     /// closed while the container was idle (a restart, a failover, a terminated backend)
     /// is only noticed when used: the operation is tried once more on a new one, which
