@@ -14,8 +14,8 @@
 //!
 //! docs/architecture.md walks a request through them and keeps the glossary.
 
-// The sales desk's future (an event, the ledger's two statements, an SNS call) is
-// deeper than rustc's default limit.
+// The runtime's futures over the pipelines, built here (each edge's `serve` boxes its
+// own), are deeper than rustc's default limit.
 #![recursion_limit = "256"]
 
 pub mod domain;

@@ -1,10 +1,6 @@
 //! Speed to lead: every minute, the leads the hand-off assigned that nobody touched are
 //! escalated, and first touches measured (see `shared::pipeline::sla`).
 
-// The runtime's future over the hand-off's two databases and SNS is deeper than rustc's
-// default limit.
-#![recursion_limit = "256"]
-
 use shared::edge::{runtime, sla};
 use shared::pipeline::sla::Sla;
 

@@ -1,10 +1,6 @@
 //! The CRM hand-off: every non-test stored lead enters the group's CRM, is assigned by
 //! the CRM's rules, and its salesperson is texted (see `shared::pipeline::crm`).
 
-// The runtime's future over the hand-off's two databases and SNS is deeper than rustc's
-// default limit.
-#![recursion_limit = "256"]
-
 use shared::edge::{crm, runtime};
 use shared::pipeline::crm::Handoff;
 

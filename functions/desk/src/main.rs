@@ -2,10 +2,6 @@
 //! new-leads topic, once per lead however often the event arrives (see
 //! `shared::pipeline::desk`).
 
-// The runtime's future over the desk's database and SNS calls is deeper than rustc's
-// default limit.
-#![recursion_limit = "256"]
-
 use shared::edge::{desk, runtime};
 use shared::pipeline::desk::Desk;
 

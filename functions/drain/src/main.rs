@@ -1,9 +1,6 @@
 //! The `drain` Lambda function: stores the leads the source functions queued while the
 //! database was unavailable (an SQS event source), with the same deduplication.
 
-// The runtime's future over SQS batches is deeper than rustc's default layout limit.
-#![recursion_limit = "256"]
-
 use shared::edge::{queue, runtime};
 use shared::pipeline::drain::Drain;
 

@@ -1,10 +1,6 @@
 //! Meta's scheduled pull: on every scheduled invocation, stores the page's leads that no
 //! notification brought (see `shared::pipeline::pull`).
 
-// The runtime's future over the pull's Graph and database calls is deeper than rustc's
-// default limit.
-#![recursion_limit = "256"]
-
 use shared::edge::{runtime, schedule};
 use shared::pipeline::pull::MetaPull;
 

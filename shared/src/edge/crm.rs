@@ -9,6 +9,7 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use futures_util::future::LocalBoxFuture;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -23,7 +24,14 @@ const RESERVE: Duration = Duration::from_secs(2);
 const FOLLOW_EVERY: Duration = Duration::from_secs(1);
 
 /// Serves the hand-off on Lambda, or runs what `args` ask for by hand.
-pub async fn serve(handoff: &Handoff, args: &[String]) -> Result<(), lambda_runtime::Error> {
+pub fn serve<'a>(
+    handoff: &'a Handoff,
+    args: &'a [String],
+) -> LocalBoxFuture<'a, Result<(), lambda_runtime::Error>> {
+    Box::pin(serve_unboxed(handoff, args))
+}
+
+async fn serve_unboxed(handoff: &Handoff, args: &[String]) -> Result<(), lambda_runtime::Error> {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         return by_hand(handoff, args).await;
     }

@@ -4,13 +4,18 @@
 
 use std::time::Instant;
 
+use futures_util::future::LocalBoxFuture;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use crate::pipeline::desk::{Desk, Told};
 
 /// Tells the desk once per event, one log line each (the lead's id, never its summary).
-pub async fn serve(desk: &Desk) -> Result<(), lambda_runtime::Error> {
+pub fn serve(desk: &Desk) -> LocalBoxFuture<'_, Result<(), lambda_runtime::Error>> {
+    Box::pin(serve_unboxed(desk))
+}
+
+async fn serve_unboxed(desk: &Desk) -> Result<(), lambda_runtime::Error> {
     tracing::info!("sales desk ready");
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         let started = Instant::now();

@@ -7,6 +7,7 @@
 
 use std::time::Instant;
 
+use futures_util::future::LocalBoxFuture;
 use lambda_http::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{service_fn, Body, Request, RequestExt, Response};
@@ -20,7 +21,11 @@ use crate::pipeline::feed::{Feed, Listed, PREFLIGHT_MAX_AGE};
 pub const CSV: &str = "text/csv; charset=utf-8";
 
 /// Serves API Gateway requests with `feed` until Lambda stops the container.
-pub async fn serve(feed: &Feed) -> Result<(), lambda_http::Error> {
+pub fn serve(feed: &Feed) -> LocalBoxFuture<'_, Result<(), lambda_http::Error>> {
+    Box::pin(serve_unboxed(feed))
+}
+
+async fn serve_unboxed(feed: &Feed) -> Result<(), lambda_http::Error> {
     tracing::info!(source = "feed", "function ready");
     lambda_http::run(service_fn(|request: Request| async move {
         Ok::<_, lambda_http::Error>(handle(feed, request).await)

@@ -3,6 +3,7 @@
 
 use std::time::{Instant, SystemTime};
 
+use futures_util::future::LocalBoxFuture;
 use lambda_http::http::header::{HeaderValue, CONTENT_TYPE};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::request::RequestContext;
@@ -21,7 +22,11 @@ use crate::pipeline::request::{Handshake, Incoming};
 /// already waiting when the start ends, so connecting earlier answers it no sooner (see
 /// docs/performance.md, Tuning), while a database that is down stays out of the
 /// start and an environment Lambda never invokes opens no connection.
-pub async fn serve(app: &App) -> Result<(), lambda_http::Error> {
+pub fn serve(app: &App) -> LocalBoxFuture<'_, Result<(), lambda_http::Error>> {
+    Box::pin(serve_unboxed(app))
+}
+
+async fn serve_unboxed(app: &App) -> Result<(), lambda_http::Error> {
     tracing::info!(source = app.source().slug, "function ready");
     let answers = &Answers::new(app.source());
     lambda_http::run(service_fn(|request: Request| async move {

@@ -4,6 +4,7 @@
 
 use std::time::{Duration, Instant, SystemTime};
 
+use futures_util::future::LocalBoxFuture;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -14,7 +15,11 @@ use crate::pipeline::relay::Relay;
 const RESERVE: Duration = Duration::from_secs(2);
 
 /// Relays once per invocation (the schedule's), one log line each.
-pub async fn serve(relay: &Relay) -> Result<(), lambda_runtime::Error> {
+pub fn serve(relay: &Relay) -> LocalBoxFuture<'_, Result<(), lambda_runtime::Error>> {
+    Box::pin(serve_unboxed(relay))
+}
+
+async fn serve_unboxed(relay: &Relay) -> Result<(), lambda_runtime::Error> {
     tracing::info!("outbox relay ready");
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         let left = record::from_unix_ms(event.context.deadline)

@@ -3,6 +3,7 @@
 
 use std::time::SystemTime;
 
+use futures_util::future::LocalBoxFuture;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -15,7 +16,11 @@ fn deadline_of(deadline_ms: u64) -> SystemTime {
 }
 
 /// Pulls once per invocation (the schedule's), one log line each.
-pub async fn serve(pull: &impl Pull) -> Result<(), lambda_runtime::Error> {
+pub fn serve(pull: &dyn Pull) -> LocalBoxFuture<'_, Result<(), lambda_runtime::Error>> {
+    Box::pin(serve_unboxed(pull))
+}
+
+async fn serve_unboxed(pull: &dyn Pull) -> Result<(), lambda_runtime::Error> {
     tracing::info!(source = pull.source().slug, "scheduled pull ready");
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| async move {
         let deadline = deadline_of(event.context.deadline);

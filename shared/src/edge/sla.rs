@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use futures_util::future::LocalBoxFuture;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
@@ -15,7 +16,14 @@ use crate::pipeline::sla::{Report, Sla};
 const FOLLOW_EVERY: Duration = Duration::from_secs(10);
 
 /// Serves speed to lead on Lambda, or runs what `args` ask for by hand.
-pub async fn serve(sla: &Sla, args: &[String]) -> Result<(), lambda_runtime::Error> {
+pub fn serve<'a>(
+    sla: &'a Sla,
+    args: &'a [String],
+) -> LocalBoxFuture<'a, Result<(), lambda_runtime::Error>> {
+    Box::pin(serve_unboxed(sla, args))
+}
+
+async fn serve_unboxed(sla: &Sla, args: &[String]) -> Result<(), lambda_runtime::Error> {
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         return by_hand(sla, args).await;
     }

@@ -343,11 +343,11 @@ impl Pull for KnowlarityPull {
         self.keeper.source
     }
 
-    fn run(
-        &self,
-        request_id: &str,
+    fn run<'a>(
+        &'a self,
+        request_id: &'a str,
         deadline: SystemTime,
-    ) -> impl std::future::Future<Output = Result<Report, PullError>> + Send {
-        KnowlarityPull::run(self, request_id, deadline)
+    ) -> futures_util::future::BoxFuture<'a, Result<Report, PullError>> {
+        Box::pin(KnowlarityPull::run(self, request_id, deadline))
     }
 }

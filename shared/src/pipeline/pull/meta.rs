@@ -429,11 +429,11 @@ impl Pull for MetaPull {
         self.source
     }
 
-    fn run(
-        &self,
-        request_id: &str,
+    fn run<'a>(
+        &'a self,
+        request_id: &'a str,
         deadline: SystemTime,
-    ) -> impl std::future::Future<Output = Result<Report, PullError>> + Send {
-        MetaPull::run(self, request_id, deadline)
+    ) -> futures_util::future::BoxFuture<'a, Result<Report, PullError>> {
+        Box::pin(MetaPull::run(self, request_id, deadline))
     }
 }

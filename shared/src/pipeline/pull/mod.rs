@@ -7,7 +7,7 @@
 pub mod knowlarity;
 pub mod meta;
 
-use std::future::Future;
+use futures_util::future::BoxFuture;
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -27,11 +27,12 @@ pub trait Pull: Sync {
 
     /// One run, until `deadline`; fails with [`PullError::Incomplete`] only after
     /// everything else it could do.
-    fn run(
-        &self,
-        request_id: &str,
+    /// Boxed, so a pull can be served as `dyn Pull` and its deep future is built here.
+    fn run<'a>(
+        &'a self,
+        request_id: &'a str,
         deadline: SystemTime,
-    ) -> impl Future<Output = Result<Report, PullError>> + Send;
+    ) -> BoxFuture<'a, Result<Report, PullError>>;
 }
 
 /// Why a run did not cover everything it was due to.
