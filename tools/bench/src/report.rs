@@ -234,6 +234,31 @@ pub fn keep_feed_block(previous: &str, mut doc: String) -> String {
     doc
 }
 
+/// Where the blocks other commands write begin and end in the performance document: the
+/// lead events' (`make bench-events`, shared/tests/lead_events.rs), the CRM hand-off's
+/// (`make bench-crm`) and speed to lead's (`make bench-sla`, both shared/tests/crm.rs), not
+/// written by this run, so kept as found.
+const KEPT_BLOCKS: [(&str, &str); 3] = [
+    ("<!-- lead-events: begin -->", "<!-- lead-events: end -->"),
+    ("<!-- crm-handoff: begin -->", "<!-- crm-handoff: end -->"),
+    ("<!-- crm-sla: begin -->", "<!-- crm-sla: end -->"),
+];
+
+/// `doc` with the kept blocks of the document it replaces, those it had, in order.
+pub fn keep_blocks(old: Option<&str>, mut doc: String) -> String {
+    for (begin, end) in KEPT_BLOCKS {
+        let block = old.and_then(|old| {
+            let start = old.find(begin)?;
+            let stop = old[start..].find(end)? + start + end.len();
+            Some(&old[start..stop])
+        });
+        if let Some(block) = block {
+            doc = format!("{}\n\n{block}\n", doc.trim_end());
+        }
+    }
+    doc
+}
+
 /// Before the run's tables: what is measured, how, and how to run it.
 const DOC_HEAD: &str = "\
 # Performance
