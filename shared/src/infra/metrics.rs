@@ -28,19 +28,8 @@ pub const LEADS: &str = "Leads";
 
 /// The line of one lead counted for `source` (per source and overall).
 pub fn count_line(name: &str, source: &str, at_ms: i64) -> String {
-    json!({
-        "_aws": {
-            "Timestamp": at_ms,
-            "CloudWatchMetrics": [{
-                "Namespace": NAMESPACE.as_str(),
-                "Dimensions": [["Source"], []],
-                "Metrics": [{ "Name": name, "Unit": "Count" }],
-            }],
-        },
-        "Source": source,
-        name: 1,
-    })
-    .to_string()
+    let dimensions = [("Source", source.to_owned())];
+    envelope(name, "Count", json!(1), &dimensions, at_ms)
 }
 
 /// Writes one count's line (see [`count_line`]).
@@ -50,20 +39,42 @@ pub fn count(name: &str, source: &str, at_ms: i64) {
 
 /// The line of one figure in milliseconds, for `source` and the salesperson `cre`.
 pub fn line(name: &str, milliseconds: f64, source: &str, cre: i64, at_ms: i64) -> String {
-    json!({
+    let dimensions = [("Source", source.to_owned()), ("Cre", cre.to_string())];
+    envelope(
+        name,
+        "Milliseconds",
+        json!(milliseconds.max(0.0)),
+        &dimensions,
+        at_ms,
+    )
+}
+
+/// One figure's line: its value under `name`, published per each of `dimensions` and
+/// overall.
+fn envelope(
+    name: &str,
+    unit: &str,
+    value: serde_json::Value,
+    dimensions: &[(&str, String)],
+    at_ms: i64,
+) -> String {
+    let mut sets: Vec<Vec<&str>> = dimensions.iter().map(|(key, _)| vec![*key]).collect();
+    sets.push(Vec::new());
+    let mut line = json!({
         "_aws": {
             "Timestamp": at_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE.as_str(),
-                "Dimensions": [["Source"], ["Cre"], []],
-                "Metrics": [{ "Name": name, "Unit": "Milliseconds" }],
+                "Dimensions": sets,
+                "Metrics": [{ "Name": name, "Unit": unit }],
             }],
         },
-        "Source": source,
-        "Cre": cre.to_string(),
-        name: milliseconds.max(0.0),
-    })
-    .to_string()
+        name: value,
+    });
+    for (key, value) in dimensions {
+        line[*key] = json!(value);
+    }
+    line.to_string()
 }
 
 /// Writes one figure's line (see [`line`]).
