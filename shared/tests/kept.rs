@@ -12,6 +12,8 @@ use common::proxy::{Mode, Proxy};
 use common::queue::{Queue, Queues};
 use serde_json::json;
 use shared::domain::source::{CARDEKHO, KNOWLARITY};
+use shared::infra::config::intake::SourceConfig;
+use shared::infra::parts::Parts;
 use shared::infra::store::{Store, StoreSettings};
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -223,14 +225,14 @@ async fn without_a_queue_the_store_never_rests(_: PgPoolOptions, options: PgConn
         proxy.addr.port(),
         options.get_database().expect("database name")
     );
-    let config = shared::infra::config::Config::from_lookup(|name| match name {
+    let config = SourceConfig::from_lookup(&KNOWLARITY, |name| match name {
         "DATABASE_URL" => Some(url.clone()),
         "API_KEYS" => Some(common::dev_key(&KNOWLARITY)),
         _ => None,
     })
     .expect("configuration");
-    let container = shared::infra::container::Container::build(config, None).expect("container");
-    let app = App::from_container(&KNOWLARITY, container).expect("app");
+    let parts = Parts::new(None, config.base.secrets_ttl);
+    let app = App::build(&KNOWLARITY, config, &parts).expect("app");
     proxy.set(Mode::Refuse);
     assert_eq!(
         common::call(&app, knowlarity("9100000011")).await.status,

@@ -8,8 +8,9 @@ mod common;
 
 use common::local_aws::LocalAws;
 use shared::domain::source::{Source, CARDEKHO, CARWALE, GOOGLE, KNOWLARITY};
-use shared::infra::config::Config;
-use shared::infra::container::Container;
+use shared::infra::config::intake::SourceConfig;
+use shared::infra::config::MigrateConfig;
+use shared::infra::parts::Parts;
 use shared::App;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use tracing::level_filters::LevelFilter;
@@ -55,14 +56,14 @@ impl Fixture {
 
     /// An app configured the way the deployment configures it, with `vars` on top.
     async fn app(&self, source: &'static Source, vars: &[(&str, String)]) -> App {
-        let config = Config::from_lookup(|name| {
+        let config = SourceConfig::from_lookup(source, |name| {
             vars.iter()
                 .find(|(key, _)| *key == name)
                 .map(|(_, value)| value.clone())
         })
         .expect("valid configuration");
-        let container = Container::build(config, Some(&self.config)).expect("container");
-        let app = App::from_container(source, container).expect("app");
+        let parts = Parts::new(Some(self.config.clone()), config.base.secrets_ttl);
+        let app = App::build(source, config, &parts).expect("app");
         app.warm_up().await;
         app
     }
@@ -274,7 +275,7 @@ async fn migrate_refuses_a_secret_naming_another_role(_: PgPoolOptions, options:
     let writer = aws.create("writer", &secret("lead_writer")).await;
     let relay = aws.create("relay", &secret("lead_relay")).await;
     let migration = |reader: String| {
-        let config = Config::from_lookup(|name| match name {
+        let config = MigrateConfig::from_lookup(|name| match name {
             "DATABASE_URL" => Some(database_url(&options)),
             "DB_WRITER_SECRET_ARN" => Some(writer.clone()),
             "DB_READER_SECRET_ARN" => Some(reader.clone()),
@@ -282,9 +283,8 @@ async fn migrate_refuses_a_secret_naming_another_role(_: PgPoolOptions, options:
             _ => None,
         })
         .expect("config");
-        shared::pipeline::migrate::Migration::new(
-            Container::build(config, Some(&aws.config)).expect("container"),
-        )
+        let parts = Parts::new(Some(aws.config.clone()), config.base.secrets_ttl);
+        shared::pipeline::migrate::Migration::build(config, &parts).expect("migration")
     };
 
     for (name, user, message) in [

@@ -1,11 +1,10 @@
 //! What the pipelines reach beyond the process (databases, queues, buses, topics, the
-//! partners' APIs, secrets), one room per thing reached; and the [`config`] a
-//! [`container`] is built from once per cold start.
+//! partners' APIs, secrets), one room per thing reached; and each function's
+//! [`config`], which [`parts`] builds once per cold start.
 
 pub mod aws;
 pub mod buffer;
 pub mod config;
-pub mod container;
 pub mod crm;
 pub mod events;
 pub mod graph;
@@ -13,6 +12,7 @@ pub mod knowlarity;
 pub mod metrics;
 pub mod notices;
 pub mod outbox;
+pub mod parts;
 pub mod reader;
 pub mod scram;
 pub mod secrets;

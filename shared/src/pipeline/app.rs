@@ -8,12 +8,13 @@
 use std::time::{Duration, Instant};
 
 use crate::domain::auth::ApiKeys;
-use crate::domain::source::{Auth, Source};
+use crate::domain::source::Source;
 use crate::error::{ConfigError, Error};
 use crate::infra::buffer::Buffer;
+use crate::infra::config::intake::{ProofConfig, SourceConfig};
 use crate::infra::config::DEFAULT_REQUEST_BUDGET;
-use crate::infra::container::Container;
 use crate::infra::graph::Meta;
+use crate::infra::parts::Parts;
 use crate::infra::secrets::Setting;
 use crate::infra::store::Store;
 use crate::pipeline::keep::Keeper;
@@ -74,33 +75,31 @@ impl App {
         self
     }
 
-    /// The state the environment configures (see `config`), with its secrets read.
+    /// The state the environment configures (see [`SourceConfig`]), with its secrets
+    /// read.
     pub async fn from_env(source: &'static Source) -> Result<Self, ConfigError> {
-        let app = Self::from_container(source, Container::from_env().await?)?;
+        let config = SourceConfig::from_env(source)?;
+        let parts = Parts::load(config.needs_aws(), config.base.secrets_ttl).await;
+        let app = Self::build(source, config, &parts)?;
         app.warm_up().await;
         Ok(app)
     }
 
-    /// A source function's state from its container's parts: what its declaration says
-    /// it proves itself with is required.
-    pub fn from_container(
+    /// A source function's state from its configuration, built with `parts`.
+    pub fn build(
         source: &'static Source,
-        container: Container,
+        config: SourceConfig,
+        parts: &Parts,
     ) -> Result<Self, ConfigError> {
-        let proof = match source.auth {
-            Auth::Header | Auth::Body(_) => Proof::Keys(
-                container
-                    .api_keys
-                    .ok_or(ConfigError::Missing("API_KEYS or API_KEYS_SECRET_ARN"))?,
-            ),
-            Auth::Signature => Proof::Signature(
-                container
-                    .meta
-                    .ok_or(ConfigError::Missing("META_SECRET_ARN or META_APP_SECRETS"))?,
-            ),
+        let proof = match config.proof {
+            ProofConfig::Keys(keys) => {
+                Proof::Keys(parts.setting(keys, "API_KEYS_SECRET_ARN", ApiKeys::from_secret)?)
+            }
+            ProofConfig::Signature(meta) => Proof::Signature(parts.meta(meta)?),
         };
-        let app = Self::with(source, proof, container.store).with_budget(container.request_budget);
-        Ok(match container.buffer {
+        let (store, buffer) = parts.keeping(config.base.database, config.keeping)?;
+        let app = Self::with(source, proof, store).with_budget(config.request_budget);
+        Ok(match buffer {
             Some(buffer) => app.with_buffer(buffer),
             None => app,
         })

@@ -15,11 +15,11 @@ use chrono::{DateTime, Utc};
 use crate::domain::crm::{self, SmsLead};
 use crate::domain::mask;
 use crate::error::{ConfigError, CrmError};
-use crate::infra::config::Config;
-use crate::infra::container::Container;
+use crate::infra::config::crm::HandoffConfig;
 use crate::infra::crm::{self as crm_db, Assignee, Crm, Entered, Entry};
 use crate::infra::metrics;
 use crate::infra::notices::{self, Claim};
+use crate::infra::parts::Parts;
 use crate::infra::reader::{Reader, StoredLead};
 use crate::infra::store::Store;
 use crate::infra::topic::Topic;
@@ -110,18 +110,14 @@ impl Handoff {
     /// The hand-off the environment configures: the lead table (as `lead_crm`), the
     /// CRM's database and texts, and the sales desk's topic.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        let topic = config.new_leads_topic_arn.clone();
-        let aws = crate::infra::aws::sdk_config_from_env().await;
-        let container = Container::build(config, Some(&aws))?;
-        let crm = container.crm.ok_or(ConfigError::Missing(
-            "CRM_DATABASE_URL or CRM_DB_SECRET_ARN",
-        ))?;
-        Ok(Self::new(
-            container.store,
-            crm,
-            topic.map(|arn| Topic::new(&aws, arn)),
-        ))
+        let config = HandoffConfig::from_env()?;
+        let parts = Parts::load(true, config.base.secrets_ttl).await;
+        let crm = parts.crm(config.crm, &config.base.database)?;
+        let topic = match config.topic_arn {
+            Some(arn) => Some(Topic::new(parts.aws("NEW_LEADS_TOPIC_ARN")?, arn)),
+            None => None,
+        };
+        Ok(Self::new(parts.store(config.base.database)?, crm, topic))
     }
 
     /// Hands off every message of a batch it can; dead-letters at once, with the reason,

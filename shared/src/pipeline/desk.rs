@@ -7,9 +7,9 @@
 
 use crate::domain::event::Notice;
 use crate::error::{ConfigError, DeskError};
-use crate::infra::config::Config;
-use crate::infra::container::Container;
+use crate::infra::config::readers::DeskConfig;
 use crate::infra::notices::{self, Claim};
+use crate::infra::parts::Parts;
 use crate::infra::store::Store;
 use crate::infra::topic::Topic;
 
@@ -39,14 +39,10 @@ impl Desk {
 
     /// The desk the environment configures: the database and `NEW_LEADS_TOPIC_ARN`.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        let arn = config
-            .new_leads_topic_arn
-            .clone()
-            .ok_or(ConfigError::Missing("NEW_LEADS_TOPIC_ARN"))?;
-        let aws = crate::infra::aws::sdk_config_from_env().await;
-        let container = Container::build(config, Some(&aws))?;
-        Ok(Self::new(container.store, Topic::new(&aws, arn)))
+        let config = DeskConfig::from_env()?;
+        let parts = Parts::load(true, config.base.secrets_ttl).await;
+        let topic = Topic::new(parts.aws("NEW_LEADS_TOPIC_ARN")?, config.topic_arn);
+        Ok(Self::new(parts.store(config.base.database)?, topic))
     }
 
     /// Tells the desk of the lead of an event's `detail`, unless it was told already.

@@ -21,10 +21,10 @@ use crate::domain::mask;
 use crate::domain::record::LeadRecord;
 use crate::error::{BufferError, ConfigError, SecretError, StoreError};
 use crate::infra::buffer::{self, Buffer, Queued, Unfetched, VisibilityError};
-use crate::infra::config::Config;
-use crate::infra::container::Container;
+use crate::infra::config::intake::DrainConfig;
 use crate::infra::graph::GraphError;
 use crate::infra::graph::{FetchError, Meta};
+use crate::infra::parts::Parts;
 use crate::infra::store::{Store, Stored};
 
 /// Why one queued message was not stored.
@@ -174,14 +174,15 @@ impl Drain {
     /// rests after a failure (see `store`): the drain hands the rest of a batch back
     /// itself, and must store again as soon as the database answers.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let mut config = Config::from_env()?;
-        config.database.settings.breaker = Duration::ZERO;
-        let container = Container::from_config(config).await?;
-        let mut drain = Self::new(container.store);
-        if let Some(meta) = container.meta {
-            drain = drain.with_meta(meta);
+        let mut config = DrainConfig::from_env()?;
+        config.base.database.settings.breaker = Duration::ZERO;
+        let parts = Parts::load(config.needs_aws(), config.base.secrets_ttl).await;
+        let (store, buffer) = parts.keeping(config.base.database, config.keeping)?;
+        let mut drain = Self::new(store);
+        if let Some(meta) = config.meta {
+            drain = drain.with_meta(parts.meta(meta)?);
         }
-        match container.buffer {
+        match buffer {
             Some(buffer) => drain = drain.with_buffer(buffer),
             None => tracing::warn!(
                 "no BUFFER_QUEUE_URL: failed leads come back after the queue's visibility \

@@ -10,7 +10,8 @@ use crate::domain::auth::{require_present, ApiKeys, Fingerprint};
 use crate::domain::csv;
 use crate::domain::feed::{self, Format, Query};
 use crate::error::{ConfigError, FeedError};
-use crate::infra::container::Container;
+use crate::infra::config::readers::FeedConfig;
+use crate::infra::parts::Parts;
 use crate::infra::reader::Reader;
 use crate::infra::secrets::Setting;
 use crate::infra::store::Store;
@@ -74,20 +75,23 @@ impl Feed {
 
     /// The feed the environment configures, with its secrets read.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let feed = Self::from_container(Container::from_env().await?)?;
+        let config = FeedConfig::from_env()?;
+        let parts = Parts::load(config.needs_aws(), config.base.secrets_ttl).await;
+        let feed = Self::build(config, &parts)?;
         feed.warm_up().await;
         Ok(feed)
     }
 
-    /// The feed from its container's parts: its reader keys are required.
-    pub fn from_container(container: Container) -> Result<Self, ConfigError> {
-        let keys = container.feed_api_keys.ok_or(ConfigError::Missing(
-            "FEED_API_KEYS or FEED_API_KEYS_SECRET_ARN",
-        ))?;
+    /// The feed of `config`, built with `parts`.
+    pub fn build(config: FeedConfig, parts: &Parts) -> Result<Self, ConfigError> {
         Ok(Self {
-            keys,
-            reader: Reader::new(container.store),
-            allowed_origins: container.feed_allowed_origins,
+            keys: parts.setting(
+                config.api_keys,
+                "FEED_API_KEYS_SECRET_ARN",
+                ApiKeys::from_secret,
+            )?,
+            reader: Reader::new(parts.store(config.base.database)?),
+            allowed_origins: config.allowed_origins,
             body_budget: RESPONSE_LIMIT - HEADROOM,
         })
     }

@@ -8,11 +8,9 @@
 //! feed's), `DB_RELAY_SECRET_ARN` (the relay's), `DB_DESK_SECRET_ARN` (the sales desk's),
 //! `DB_CRM_SECRET_ARN` (the CRM hand-off's).
 
-use std::time::Duration;
-
 use crate::error::{ConfigError, GrantError};
-use crate::infra::config::Config;
-use crate::infra::container::Container;
+use crate::infra::config::MigrateConfig;
+use crate::infra::parts::Parts;
 use crate::infra::secrets::{DbCredentials, Refreshing};
 use crate::infra::store::Store;
 
@@ -67,28 +65,30 @@ impl Migration {
     /// The migration the environment configures, with no statement limit (a migration
     /// may rewrite a table).
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let mut config = Config::from_env()?;
-        config.database.settings.statement_timeout = Duration::ZERO;
-        Ok(Self::new(Container::from_config(config).await?))
+        let config = MigrateConfig::from_env()?;
+        let parts = Parts::load(config.needs_aws(), config.base.secrets_ttl).await;
+        Self::build(config, &parts)
     }
 
-    /// The migration of a built container: its store and its roles' secrets.
-    pub fn new(container: Container) -> Self {
-        let secrets = [
-            container.writer,
-            container.reader,
-            container.relay,
-            container.desk,
-            container.handoff,
+    /// The migration of `config`: its store and its roles' secrets.
+    pub fn build(config: MigrateConfig, parts: &Parts) -> Result<Self, ConfigError> {
+        const NAMES: [&str; 5] = [
+            "DB_WRITER_SECRET_ARN",
+            "DB_READER_SECRET_ARN",
+            "DB_RELAY_SECRET_ARN",
+            "DB_DESK_SECRET_ARN",
+            "DB_CRM_SECRET_ARN",
         ];
-        Self {
-            store: container.store,
-            roles: ROLES
-                .into_iter()
-                .zip(secrets)
-                .filter_map(|(role, secret)| secret.map(|secret| (role, secret)))
-                .collect(),
+        let mut roles = Vec::new();
+        for ((role, arn), name) in ROLES.into_iter().zip(config.role_arns()).zip(NAMES) {
+            if let Some(arn) = arn {
+                roles.push((role, parts.credentials(arn, name)?));
+            }
         }
+        Ok(Self {
+            store: parts.store(config.base.database)?,
+            roles,
+        })
     }
 
     /// Applies what is pending, then sets each configured role's password; returns every

@@ -7,9 +7,10 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{ConfigError, StoreError};
-use crate::infra::config::Config;
-use crate::infra::container::Container;
+use crate::infra::config::readers::RelayConfig;
+use crate::infra::events::Events;
 use crate::infra::outbox::{self, Relayed};
+use crate::infra::parts::Parts;
 use crate::infra::store::Store;
 
 /// How old a row must be before the relay takes it: a function publishes its own
@@ -42,11 +43,12 @@ impl Relay {
 
     /// The relay the environment configures: the database and `EVENT_BUS_NAME`.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        if config.event_bus_name.is_none() {
-            return Err(ConfigError::Missing("EVENT_BUS_NAME"));
-        }
-        Ok(Self::new(Container::from_config(config).await?.store))
+        let config = RelayConfig::from_env()?;
+        let parts = Parts::load(true, config.base.secrets_ttl).await;
+        let events = Events::new(parts.aws("EVENT_BUS_NAME")?, config.event_bus_name);
+        Ok(Self::new(
+            parts.store(config.base.database)?.with_events(events),
+        ))
     }
 
     /// Publishes what the outbox holds, oldest first, until `deadline`.

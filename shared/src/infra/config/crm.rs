@@ -1,12 +1,13 @@
-//! The CRM hand-off's part of the configuration (the `crm` function only): where the
-//! CRM's database is, which `sources` row each platform maps to, how its salespeople are
-//! texted, where a lead the CRM refuses is kept.
+//! The CRM hand-off's configuration (the `crm` function's, and speed to lead's, which
+//! works the same two databases): where the CRM's database is, which `sources` row each
+//! platform maps to, how its salespeople are texted, where a lead the CRM refuses is kept.
 
 use sqlx::postgres::PgConnectOptions;
 
 use crate::domain::crm::{SourceMap, DEFAULT_SMS_TEMPLATE};
 use crate::error::ConfigError;
-use crate::infra::config::{connection, DatabaseNames};
+use crate::infra::config::database::{connection, DatabaseNames};
+use crate::infra::config::{env, set, Base};
 use crate::infra::sms::Dlt;
 
 /// The CRM's database: as this project's own, under `CRM_`.
@@ -103,6 +104,33 @@ impl CrmConfig {
     }
 }
 
+/// The hand-off's: the lead table (as `lead_crm`), the CRM's side, and the sales desk's
+/// topic when the hand-off tells it too.
+#[derive(Debug, Clone)]
+pub struct HandoffConfig {
+    pub base: Base,
+    pub crm: CrmConfig,
+    /// `NEW_LEADS_TOPIC_ARN`.
+    pub topic_arn: Option<String>,
+}
+
+impl HandoffConfig {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(env)
+    }
+
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = set(lookup);
+        Ok(Self {
+            crm: CrmConfig::from_lookup(&get)?.ok_or(ConfigError::Missing(
+                "CRM_DATABASE_URL or CRM_DB_SECRET_ARN",
+            ))?,
+            base: Base::from_lookup(&get)?,
+            topic_arn: get("NEW_LEADS_TOPIC_ARN"),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +146,13 @@ mod tests {
     #[test]
     fn off_without_a_crm_database() {
         assert!(lookup(&[("CRM_SMS", "log")]).unwrap().is_none());
+        assert_eq!(
+            HandoffConfig::from_lookup(
+                |name| (name == "DATABASE_URL").then(|| "postgres://h/db".to_owned())
+            )
+            .unwrap_err(),
+            ConfigError::Missing("CRM_DATABASE_URL or CRM_DB_SECRET_ARN")
+        );
     }
 
     #[test]

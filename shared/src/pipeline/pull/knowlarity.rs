@@ -26,9 +26,10 @@ use crate::domain::record::{self, LeadRecord};
 use crate::domain::source::{Source, KNOWLARITY};
 use crate::error::ConfigError;
 use crate::infra::buffer::Buffer;
-use crate::infra::config::{Config, DEFAULT_REQUEST_BUDGET};
-use crate::infra::container::Container;
-use crate::infra::knowlarity::{Knowlarity, KnowlarityError, MAX_PAGES};
+use crate::infra::config::intake::KnowlarityPullConfig;
+use crate::infra::config::DEFAULT_REQUEST_BUDGET;
+use crate::infra::knowlarity::{CallLog, Knowlarity, KnowlarityError, KnowlarityKeys, MAX_PAGES};
+use crate::infra::parts::Parts;
 use crate::infra::store::{Pass, Store, Stored};
 use crate::pipeline::keep::Keeper;
 use crate::pipeline::outcome::{Accepted, Outcome, Postponed};
@@ -111,15 +112,18 @@ impl KnowlarityPull {
     /// The pull the environment configures: Knowlarity's keys and call log, the
     /// database, the buffer and its dead-letter queue, `KNOWLARITY_SYNC_OVERLAP_SECONDS`.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        let overlap = config.knowlarity_overlap;
-        let container = Container::from_config(config).await?;
-        let knowlarity = container.knowlarity.ok_or(ConfigError::Missing(
-            "KNOWLARITY_SECRET_ARN or KNOWLARITY_APP_KEY and KNOWLARITY_SR_KEY",
-        ))?;
-        let pull = Self::new(&KNOWLARITY, knowlarity, container.store, overlap)
-            .with_budget(container.request_budget);
-        Ok(match container.buffer {
+        let config = KnowlarityPullConfig::from_env()?;
+        let parts = Parts::load(config.needs_aws(), config.base.secrets_ttl).await;
+        let keys = parts.setting(
+            config.keys,
+            "KNOWLARITY_SECRET_ARN",
+            KnowlarityKeys::from_secret,
+        )?;
+        let knowlarity = Knowlarity::new(keys, CallLog::new(config.api));
+        let (store, buffer) = parts.keeping(config.base.database, config.keeping)?;
+        let pull = Self::new(&KNOWLARITY, knowlarity, store, config.overlap)
+            .with_budget(config.request_budget);
+        Ok(match buffer {
             Some(buffer) => pull.with_buffer(buffer),
             None => pull,
         })

@@ -26,10 +26,10 @@ use crate::domain::record::{self, LeadRecord};
 use crate::domain::source::{Source, META};
 use crate::error::{ConfigError, StoreError};
 use crate::infra::buffer::{self, Buffer, Unfetched};
-use crate::infra::config::Config;
-use crate::infra::container::Container;
+use crate::infra::config::intake::MetaPullConfig;
 use crate::infra::graph::Meta;
 use crate::infra::graph::MAX_PAGES;
+use crate::infra::parts::Parts;
 use crate::infra::store::{Checkpoint, Pass, Store, Stored};
 use crate::pipeline::pull::{Pull, PullError, Report};
 
@@ -119,14 +119,12 @@ impl MetaPull {
     /// The pull the environment configures: Meta's settings, the database, the buffer
     /// and its dead-letter queue, and `META_SYNC_OVERLAP_SECONDS`.
     pub async fn from_env() -> Result<Self, ConfigError> {
-        let config = Config::from_env()?;
-        let overlap = config.sync_overlap;
-        let container = Container::from_config(config).await?;
-        let meta = container
-            .meta
-            .ok_or(ConfigError::Missing("META_SECRET_ARN or META_APP_SECRETS"))?;
-        let sync = Self::new(&META, meta, container.store, overlap);
-        Ok(match container.buffer {
+        let config = MetaPullConfig::from_env()?;
+        let parts = Parts::load(config.needs_aws(), config.base.secrets_ttl).await;
+        let meta = parts.meta(config.meta)?;
+        let (store, buffer) = parts.keeping(config.base.database, config.keeping)?;
+        let sync = Self::new(&META, meta, store, config.overlap);
+        Ok(match buffer {
             Some(buffer) => sync.with_buffer(buffer),
             None => sync,
         })
