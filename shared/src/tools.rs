@@ -5,7 +5,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::QueryScalar;
 use sqlx::Postgres;
 
-use crate::domain::record::LeadRecord;
+use crate::domain::lead::record::LeadRecord;
 
 /// The first statement [`Store::insert`](crate::infra::store::Store::insert) runs for a new
 /// `record`: the store-once INSERT with the record's identity bound (its body

@@ -390,8 +390,8 @@ async fn the_drain_reports_exactly_the_messages_it_could_not_store(
     assert_eq!(queue.depth().await, 2);
 }
 
-fn sample_record() -> shared::domain::record::LeadRecord {
-    shared::domain::record::LeadRecord {
+fn sample_record() -> shared::domain::lead::record::LeadRecord {
+    shared::domain::lead::record::LeadRecord {
         source: &CARDEKHO,
         lead: shared::domain::lead::Lead {
             name: "Ravi".into(),
@@ -403,7 +403,7 @@ fn sample_record() -> shared::domain::record::LeadRecord {
             test: false,
         },
         payload: r#"{"name":"Ravi","mobile":"9800000002"}"#.into(),
-        identity: shared::domain::dedup::Identity::default(),
+        identity: shared::domain::lead::dedup::Identity::default(),
         request_id: "r".into(),
         received_at: std::time::SystemTime::now(),
     }

@@ -8,7 +8,7 @@ use common::proxy::{upstream, via, Proxy};
 use std::time::Duration;
 
 use shared::domain::auth::ApiKeys;
-use shared::domain::payload::MAX_BODY_BYTES;
+use shared::domain::lead::payload::MAX_BODY_BYTES;
 use shared::domain::source::{self, Auth, Reply, CARDEKHO, KNOWLARITY};
 use shared::infra::store::{Store, StoreSettings};
 use shared::App;

@@ -20,11 +20,11 @@ use common::sns::SnsStandIn;
 use serde_json::json;
 use shared::domain::crm::{SourceMap, DEFAULT_SMS_TEMPLATE};
 use shared::error::CrmError;
+use shared::infra::aws::sms::{Dlt, Sms};
+use shared::infra::aws::topic::Topic;
 use shared::infra::crm::{Crm, Entered};
 use shared::infra::secrets::DbCredentials;
-use shared::infra::sms::{Dlt, Sms};
 use shared::infra::store::{Store, StoreSettings};
-use shared::infra::topic::Topic;
 use shared::pipeline::crm::{Handoff, Texted};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgPool};
@@ -896,9 +896,9 @@ async fn an_untouched_lead_is_reminded_then_reassigned_once(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    use shared::domain::sla::Thresholds;
-    use shared::domain::sla::Wording;
-    use shared::pipeline::sla::Sla;
+    use shared::domain::crm::sla::Thresholds;
+    use shared::domain::crm::sla::Wording;
+    use shared::pipeline::crm::sla::Sla;
     let (ours, crm, crm_options, sns) = setup(&options).await;
     let asha = cre(&crm, "Asha", "9876500001", true).await;
     let ravi = cre(&crm, "Ravi", "9876500002", true).await;
@@ -1012,8 +1012,8 @@ async fn an_untouched_lead_waits_only_in_its_rules_working_hours(
     _: PgPoolOptions,
     options: PgConnectOptions,
 ) {
-    use shared::domain::sla::{Thresholds, Wording};
-    use shared::pipeline::sla::Sla;
+    use shared::domain::crm::sla::{Thresholds, Wording};
+    use shared::pipeline::crm::sla::Sla;
     let (ours, crm, crm_options, sns) = setup(&options).await;
     let asha = cre(&crm, "Asha", "9876500001", true).await;
     let ravi = cre(&crm, "Ravi", "9876500002", true).await;
@@ -1108,8 +1108,8 @@ async fn an_untouched_lead_waits_only_in_its_rules_working_hours(
 #[sqlx::test(migrations = "../migrations")]
 #[ignore = "a benchmark: make bench-sla"]
 async fn bench_the_sla_run(_: PgPoolOptions, options: PgConnectOptions) {
-    use shared::domain::sla::{Thresholds, Wording};
-    use shared::pipeline::sla::Sla;
+    use shared::domain::crm::sla::{Thresholds, Wording};
+    use shared::pipeline::crm::sla::Sla;
     const LEADS: i64 = 5_000;
     const DUE: i64 = 20;
     const ROUNDS: usize = 5;

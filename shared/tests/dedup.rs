@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime};
 
 use common::Answer;
 use serde_json::json;
-use shared::domain::record::LeadRecord;
+use shared::domain::lead::record::LeadRecord;
 use shared::domain::source::{Source, CARDEKHO, CARWALE, KNOWLARITY};
 use shared::infra::store::{Store, StoreSettings, Stored};
 use shared::pipeline::request::Incoming;

@@ -11,9 +11,9 @@ use std::time::Duration;
 use common::local_aws::LocalAws;
 use serde_json::{json, Value};
 use shared::error::DeskError;
+use shared::infra::aws::topic::Topic;
 use shared::infra::secrets::DbCredentials;
 use shared::infra::store::{Store, StoreSettings};
-use shared::infra::topic::Topic;
 use shared::pipeline::desk::{Desk, Told, CHANNEL};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 

@@ -820,7 +820,7 @@ async fn every_feed_event_file_gets_its_answer(_: PgPoolOptions, options: PgConn
     }
     for (case, expected) in feed_expectations() {
         let request = common::event_request(&common::events_dir().join(format!("{case}.json")));
-        let response = shared::edge::feed::handle(&feed, request).await;
+        let response = shared::edge::dashboard::handle(&feed, request).await;
         let status = response.status().as_u16();
         let header = |name: &str| {
             response

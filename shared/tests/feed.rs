@@ -81,7 +81,7 @@ impl Answer {
 }
 
 async fn call(feed: &Feed, request: Request) -> Answer {
-    let response = shared::edge::feed::handle(feed, request).await;
+    let response = shared::edge::dashboard::handle(feed, request).await;
     let body = match response.body() {
         Body::Text(text) => text.clone(),
         Body::Empty => String::new(),
@@ -861,9 +861,9 @@ async fn a_legacy_table_with_text_ids_is_walked(_: PgPoolOptions, options: PgCon
         "by id, descending, as text"
     );
 
-    let numeric = shared::domain::feed::Cursor {
+    let numeric = shared::domain::listing::Cursor {
         listed_at_us: 0,
-        id: shared::domain::record::RowId::Number(7),
+        id: shared::domain::lead::record::RowId::Number(7),
     };
     let answer = list(&feed, &format!("cursor={}", numeric.encode())).await;
     assert_eq!(answer.status, 400, "{}", answer.body);

@@ -18,11 +18,11 @@ use common::graph::GraphStandIn;
 use common::queue::Queue;
 use serde_json::Value;
 use shared::domain::auth::ApiKeys;
-use shared::domain::dedup::Identity;
+use shared::domain::lead::dedup::Identity;
+use shared::domain::lead::record::LeadRecord;
 use shared::domain::lead::Lead;
-use shared::domain::record::LeadRecord;
 use shared::domain::source::{CARDEKHO, KNOWLARITY, META};
-use shared::infra::events::{Events, DETAIL_TYPE, PUBLISH_WAIT, SOURCE};
+use shared::infra::aws::events::{Events, DETAIL_TYPE, PUBLISH_WAIT, SOURCE};
 use shared::infra::secrets::DbCredentials;
 use shared::infra::store::{Store, StoreSettings};
 use shared::pipeline::drain::Drain;
@@ -775,9 +775,9 @@ async fn a_backlog_after_an_outage_is_published_within_minutes(
              | ---: | ---: | ---: | ---: | ---: |\n\
              | {EVENTS} | {runs} | {:.1} s | {:.1}–{:.1} s | {rate:.0} |\n\
              {BACKLOG_END}",
-            shared::infra::outbox::BATCH,
-            shared::infra::events::MAX_ENTRIES,
-            shared::infra::events::CONCURRENT_CALLS,
+            shared::infra::store::outbox::BATCH,
+            shared::infra::aws::events::MAX_ENTRIES,
+            shared::infra::aws::events::CONCURRENT_CALLS,
             took.as_secs_f64(),
             fastest.as_secs_f64(),
             slowest.as_secs_f64(),

@@ -542,7 +542,7 @@ async fn a_large_batch_is_answered_in_time_and_stored_once(
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let body = notification(&ids);
     assert!(
-        body.len() > shared::domain::payload::MAX_BODY_BYTES,
+        body.len() > shared::domain::lead::payload::MAX_BODY_BYTES,
         "{}",
         body.len()
     );

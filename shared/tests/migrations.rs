@@ -193,7 +193,7 @@ fn knowlarity_record(
     body: &[u8],
     idempotency_key: Option<&[u8]>,
     received_at: std::time::SystemTime,
-) -> shared::domain::record::LeadRecord {
+) -> shared::domain::lead::record::LeadRecord {
     shared::pipeline::keyed::prepare(
         &KNOWLARITY,
         &ApiKeys::new(["k"]),
@@ -510,7 +510,11 @@ async fn the_writers_password_never_reaches_the_server_log(
             .await
             .expect("decode the salt");
     assert_eq!(
-        shared::infra::scram::verifier_with(&password, &salt, shared::infra::scram::ITERATIONS),
+        shared::infra::store::scram::verifier_with(
+            &password,
+            &salt,
+            shared::infra::store::scram::ITERATIONS
+        ),
         stored
     );
 }

@@ -2756,7 +2756,7 @@ fn lead_events_reach_the_sales_desk_from_every_storing_function() {
             if puts {
                 assert_eq!(
                     statement["Condition"],
-                    json!({ "StringEquals": { "events:source": shared::infra::events::SOURCE } }),
+                    json!({ "StringEquals": { "events:source": shared::infra::aws::events::SOURCE } }),
                     "{id}: PutEvents only with the leads' own source"
                 );
             }
@@ -3308,7 +3308,7 @@ fn speed_to_lead_runs_every_minute_beside_the_hand_off() {
         );
     }
     // The parameters' defaults are the code's.
-    let defaults = shared::domain::sla::Thresholds::default();
+    let defaults = shared::domain::crm::sla::Thresholds::default();
     for (parameter, value) in [
         ("CrmSlaReminderMinutes", defaults.reminder.as_secs() / 60),
         (

@@ -1,8 +1,8 @@
 //! Speed to lead: every minute, the leads the hand-off assigned that nobody touched are
-//! escalated, and first touches measured (see `shared::pipeline::sla`).
+//! escalated, and first touches measured (see `shared::pipeline::crm::sla`).
 
 use shared::edge::{runtime, sla};
-use shared::pipeline::sla::Sla;
+use shared::pipeline::crm::sla::Sla;
 
 fn main() -> std::process::ExitCode {
     runtime::run(async {

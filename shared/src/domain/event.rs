@@ -11,7 +11,7 @@ use std::time::SystemTime;
 use chrono::DateTime;
 
 use crate::domain::ist::IST;
-use crate::domain::record::{unix_ms, LeadRecord};
+use crate::domain::lead::record::{unix_ms, LeadRecord};
 
 /// The most characters of each string field an event carries; a field not listed,
 /// [`OTHER_FIELD_CHARS`].
@@ -106,7 +106,7 @@ const HIDDEN: &str = "•••";
 /// the lead's arrival in IST.
 pub fn summary(record: &LeadRecord) -> String {
     let lead = &record.lead;
-    let phone_e164 = crate::domain::phone::e164(&lead.phone_number);
+    let phone_e164 = crate::domain::lead::phone::e164(&lead.phone_number);
     let mut parts = vec![
         lead.name.trim().to_owned(),
         masked_phone(phone_e164.as_deref(), &lead.phone_number),
@@ -164,7 +164,7 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     use super::*;
-    use crate::domain::dedup::Identity;
+    use crate::domain::lead::dedup::Identity;
     use crate::domain::lead::Lead;
     use crate::domain::source::{Source, CARDEKHO, CARWALE, GOOGLE, KNOWLARITY, META};
 

@@ -11,10 +11,10 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::domain::auth::{self, Fingerprint};
-use crate::domain::dedup::Identity;
 use crate::domain::lead;
-use crate::domain::record::LeadRecord;
-use crate::domain::shape;
+use crate::domain::lead::dedup::Identity;
+use crate::domain::lead::record::LeadRecord;
+use crate::domain::lead::shape;
 use crate::domain::source::Source;
 use crate::error::{ConfigError, Error, Refusal};
 
@@ -257,7 +257,7 @@ pub fn record(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::shape::object;
+    use crate::domain::lead::shape::object;
     use crate::domain::source::META;
     use serde_json::json;
 

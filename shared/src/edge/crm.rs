@@ -13,8 +13,8 @@ use futures_util::future::LocalBoxFuture;
 use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
-use crate::domain::feed;
-use crate::domain::record;
+use crate::domain::lead::record;
+use crate::domain::listing;
 use crate::pipeline::crm::{Backfilled, Handoff, Span};
 
 /// Kept back from an invocation's deadline for its answer.
@@ -66,8 +66,8 @@ async fn serve_unboxed(handoff: &Handoff, args: &[String]) -> Result<(), lambda_
 pub fn span(from: Option<&str>, until: Option<&str>) -> Result<Span, lambda_runtime::Error> {
     let from = from.ok_or("a backfill needs from (a date or date-time)")?;
     let until = until.ok_or("a backfill needs until (a date or date-time)")?;
-    let from_ms = feed::moment("from", from, false)? / 1000;
-    let until_ms = feed::moment("until", until, true)? / 1000;
+    let from_ms = listing::moment("from", from, false)? / 1000;
+    let until_ms = listing::moment("until", until, true)? / 1000;
     if from_ms >= until_ms {
         return Err("from is after until".into());
     }

@@ -6,12 +6,11 @@
 
 pub mod answer;
 pub mod crm;
+pub mod dashboard;
 pub mod desk;
-pub mod feed;
 pub mod http;
 pub mod invoke;
 pub mod queue;
-pub mod relay;
 pub mod runtime;
 pub mod schedule;
 pub mod sla;

@@ -10,7 +10,7 @@ use lambda_runtime::{service_fn, LambdaEvent};
 use serde_json::Value;
 
 use crate::error::CrmError;
-use crate::pipeline::sla::{Report, Sla};
+use crate::pipeline::crm::sla::{Report, Sla};
 
 /// How often `crm-sla follow` runs.
 const FOLLOW_EVERY: Duration = Duration::from_secs(10);

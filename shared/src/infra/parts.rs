@@ -7,15 +7,15 @@ use std::time::Duration;
 use aws_config::SdkConfig;
 
 use crate::error::ConfigError;
+use crate::infra::aws::events::Events;
+use crate::infra::aws::sms::Sms;
 use crate::infra::buffer::Buffer;
 use crate::infra::config::crm::{CrmConfig, SmsMode};
 use crate::infra::config::intake::{KeepingConfig, MetaConfig};
 use crate::infra::config::{DatabaseConfig, Provided};
 use crate::infra::crm::Crm;
-use crate::infra::events::Events;
 use crate::infra::graph::{Graph, Meta};
 use crate::infra::secrets::{DbCredentials, Refreshing, SecretsClient, Setting};
-use crate::infra::sms::Sms;
 use crate::infra::store::Store;
 
 /// What a function's state is built with: the AWS SDK's configuration when the function

@@ -116,7 +116,7 @@ impl App {
             tracing::error!(source = self.source().slug, error = %error, "secrets unavailable at start");
         }
         // The phone library loads its metadata on first use: here, not in a request.
-        let _ = crate::domain::phone::e164("+919876543210");
+        let _ = crate::domain::lead::phone::e164("+919876543210");
         if let Err(error) = self.keeper.store.read_credentials().await {
             tracing::error!(source = self.source().slug, error = %error, "database credentials unavailable at start");
         }

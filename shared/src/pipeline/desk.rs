@@ -1,17 +1,17 @@
 //! The sales desk: each non-test `Lead stored` event's summary to the new-leads topic
 //! (its e-mail and SMS subscribers), once per lead. Events arrive at least once (the
 //! relay, EventBridge's retries), so the ledger of notices decides who sends
-//! ([`crate::infra::notices`]): a repeat sends nothing, a repeat arriving while the first
+//! ([`crate::infra::store::notices`]): a repeat sends nothing, a repeat arriving while the first
 //! is sending fails to be delivered again, and an invocation that stopped before sending
 //! leaves a claim the next delivery takes over.
 
 use crate::domain::event::Notice;
 use crate::error::{ConfigError, DeskError};
+use crate::infra::aws::topic::Topic;
 use crate::infra::config::readers::DeskConfig;
-use crate::infra::notices::{self, Claim};
 use crate::infra::parts::Parts;
+use crate::infra::store::notices::{self, Claim};
 use crate::infra::store::Store;
-use crate::infra::topic::Topic;
 
 /// The ledger's channel of the sales desk's messages.
 pub const CHANNEL: &str = "sales-desk";

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant, SystemTime};
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent, SqsMessage};
 
+use crate::domain::lead::record::LeadRecord;
 use crate::domain::mask;
-use crate::domain::record::LeadRecord;
 use crate::error::{BufferError, ConfigError, SecretError, StoreError};
 use crate::infra::buffer::{self, Buffer, Queued, Unfetched, VisibilityError};
 use crate::infra::config::intake::DrainConfig;

@@ -7,13 +7,13 @@
 use std::time::Duration;
 
 use crate::domain::auth::{require_present, ApiKeys, Fingerprint};
-use crate::domain::csv;
-use crate::domain::feed::{self, Format, Query};
+use crate::domain::listing::csv;
+use crate::domain::listing::{self, Format, Query};
 use crate::error::{ConfigError, FeedError};
 use crate::infra::config::readers::FeedConfig;
 use crate::infra::parts::Parts;
-use crate::infra::reader::Reader;
 use crate::infra::secrets::Setting;
+use crate::infra::store::reader::Reader;
 use crate::infra::store::Store;
 
 /// Lambda's limit on a synchronous function's answer (the whole of its JSON, in which
@@ -102,7 +102,7 @@ impl Feed {
         if let Err(error) = self.keys.get().await {
             tracing::error!(error = %error, "reader keys unavailable at start");
         }
-        let _ = crate::domain::phone::e164("+919876543210");
+        let _ = crate::domain::lead::phone::e164("+919876543210");
         if let Err(error) = self.reader.store().read_credentials().await {
             tracing::error!(error = %error, "database credentials unavailable at start");
         }
@@ -133,7 +133,7 @@ impl Feed {
                 }
             }
         };
-        let query = match feed::parse(pairs, accept) {
+        let query = match listing::parse(pairs, accept) {
             Ok(query) => query,
             Err(error) => {
                 return Listed {
@@ -216,7 +216,7 @@ impl Writer {
 
     /// Adds a lead if it fits; the first always does, so a page never comes back empty
     /// while rows remain.
-    fn push(&mut self, lead: &feed::FeedLead) -> bool {
+    fn push(&mut self, lead: &listing::FeedLead) -> bool {
         let text = match self.format {
             Format::Json => {
                 // A lead of strings, numbers and stored JSON always serialises.

@@ -4,7 +4,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::domain::record::LeadRecord;
+use crate::domain::lead::record::LeadRecord;
 use crate::domain::source::Source;
 use crate::error::{BufferError, Error, Failure, StoreError};
 use crate::infra::buffer::Buffer;

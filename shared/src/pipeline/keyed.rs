@@ -9,11 +9,11 @@ use std::time::Instant;
 use serde_json::Value;
 
 use crate::domain::auth::{self, ApiKeys, Fingerprint};
-use crate::domain::dedup::Identity;
 use crate::domain::lead;
-use crate::domain::payload::{self, Payload};
-use crate::domain::record::LeadRecord;
-use crate::domain::shape;
+use crate::domain::lead::dedup::Identity;
+use crate::domain::lead::payload::{self, Payload};
+use crate::domain::lead::record::LeadRecord;
+use crate::domain::lead::shape;
 use crate::domain::source::{Auth, Source};
 use crate::error::{Error, Refusal};
 use crate::infra::secrets::Setting;

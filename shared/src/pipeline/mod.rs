@@ -15,4 +15,3 @@ pub mod outcome;
 pub mod pull;
 pub mod relay;
 pub mod request;
-pub mod sla;

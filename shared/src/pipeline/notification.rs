@@ -9,9 +9,9 @@ use futures_util::{stream, StreamExt};
 use serde_json::{Map, Value};
 
 use crate::domain::auth;
+use crate::domain::lead::payload;
+use crate::domain::lead::record::LeadRecord;
 use crate::domain::meta::{self, Reference};
-use crate::domain::payload;
-use crate::domain::record::LeadRecord;
 use crate::domain::source::Source;
 use crate::error::{BufferError, Error, Failure, StoreError};
 use crate::infra::buffer::Unfetched;

@@ -7,10 +7,10 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{ConfigError, StoreError};
+use crate::infra::aws::events::Events;
 use crate::infra::config::readers::RelayConfig;
-use crate::infra::events::Events;
-use crate::infra::outbox::{self, Relayed};
 use crate::infra::parts::Parts;
+use crate::infra::store::outbox::{self, Relayed};
 use crate::infra::store::Store;
 
 /// How old a row must be before the relay takes it: a function publishes its own

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_eventbridge::types::Target;
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_json::Value;
-use shared::infra::events::{Events, DETAIL_TYPE, SOURCE};
+use shared::infra::aws::events::{Events, DETAIL_TYPE, SOURCE};
 
 use super::local_aws::LocalAws;
 

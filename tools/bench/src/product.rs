@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::SystemTime;
 
 use shared::domain::auth::ApiKeys;
-use shared::domain::record::LeadRecord;
+use shared::domain::lead::record::LeadRecord;
 use shared::domain::source::Source;
 use shared::pipeline::request::Incoming;
 use sqlx::PgConnection;

@@ -1,5 +1,5 @@
 //! `make bench-feed`: the leads feed's latency on a table of 100,000 leads, through the
-//! feed's own handler (`shared::edge::feed::handle`: key check, query, JSON written) as
+//! feed's own handler (`shared::edge::dashboard::handle`: key check, query, JSON written) as
 //! `lead_reader`, on a database of its own that it creates on the server `DATABASE_URL`
 //! names, fills, measures and drops.
 //!
@@ -249,7 +249,7 @@ async fn call(feed: &Feed, query: &str) -> Result<serde_json::Value, Failure> {
         ))
         .header("x-api-key", READER_KEY)
         .body(Body::Empty)?;
-    let response = shared::edge::feed::handle(feed, request).await;
+    let response = shared::edge::dashboard::handle(feed, request).await;
     let status = response.status();
     let body = match response.body() {
         Body::Text(text) => text.as_str(),
@@ -312,7 +312,7 @@ database of its own on the server `DATABASE_URL` names (a throwaway cluster when
 migrates it, fills the lead table with {leads} leads (five platforms, people with leads
 from several sources, a year of stored times, a tenth of the rows from before
 `stored_at`, payloads of a partner's size), runs `VACUUM ANALYZE`, and asks the feed's own
-handler (`shared::edge::feed::handle`: the key check, the query as `lead_reader`, the JSON
+handler (`shared::edge::dashboard::handle`: the key check, the query as `lead_reader`, the JSON
 page written) each query {requests} times per round, the queries interleaved, over
 {rounds} rounds, on one connection, on this machine (PostgreSQL {postgres}). A figure is
 the median of the rounds' p50s (nearest-rank, `tools/stats`); the range is the rounds'.

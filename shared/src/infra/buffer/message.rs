@@ -6,10 +6,10 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::domain::dedup::Identity;
+use crate::domain::lead::dedup::Identity;
+use crate::domain::lead::record::{self, LeadRecord};
 use crate::domain::lead::Lead;
 use crate::domain::meta::Reference;
-use crate::domain::record::{self, LeadRecord};
 use crate::domain::source::{self, Source};
 use crate::error::BufferError;
 
@@ -311,7 +311,10 @@ mod tests {
             let frame = format!(r#"{{{key_json}"{phone}":"9876543210","{name}":""}}"#);
             format!(
                 r#"{{{key_json}"{phone}":"9876543210","{name}":"{}"}}"#,
-                fill(unit, crate::domain::payload::MAX_BODY_BYTES - frame.len())
+                fill(
+                    unit,
+                    crate::domain::lead::payload::MAX_BODY_BYTES - frame.len()
+                )
             )
             .into_bytes()
         };
@@ -319,7 +322,10 @@ mod tests {
             let frame = format!("{key_form}{phone}=9876543210&{name}=");
             format!(
                 "{frame}{}",
-                fill("%01", crate::domain::payload::MAX_BODY_BYTES - frame.len())
+                fill(
+                    "%01",
+                    crate::domain::lead::payload::MAX_BODY_BYTES - frame.len()
+                )
             )
             .into_bytes()
         };
@@ -341,7 +347,7 @@ mod tests {
         for source in bodied {
             let keys = crate::domain::auth::ApiKeys::new(["k"]);
             for (content_type, body) in worst_bodies(source) {
-                assert!(body.len() <= crate::domain::payload::MAX_BODY_BYTES);
+                assert!(body.len() <= crate::domain::lead::payload::MAX_BODY_BYTES);
                 let incoming = crate::pipeline::request::Incoming {
                     signature: None,
                     api_key: Some(b"k"),

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::{stream, StreamExt};
 
-use crate::domain::record::LeadRecord;
+use crate::domain::lead::record::LeadRecord;
 use crate::error::BufferError;
 
 mod message;

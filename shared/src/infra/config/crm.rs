@@ -6,9 +6,9 @@ use sqlx::postgres::PgConnectOptions;
 
 use crate::domain::crm::{SourceMap, DEFAULT_SMS_TEMPLATE};
 use crate::error::ConfigError;
+use crate::infra::aws::sms::Dlt;
 use crate::infra::config::database::{connection, DatabaseNames};
 use crate::infra::config::{env, set, Base};
-use crate::infra::sms::Dlt;
 
 /// The CRM's database: as this project's own, under `CRM_`.
 const CRM: DatabaseNames = DatabaseNames {

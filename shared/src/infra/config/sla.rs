@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use crate::domain::sla::{Thresholds, Wording};
+use crate::domain::crm::sla::{Thresholds, Wording};
 use crate::error::ConfigError;
 use crate::infra::config::parse;
 

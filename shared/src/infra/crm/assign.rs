@@ -1,12 +1,12 @@
 //! The CRM's assignment of a new lead, in the hand-off's transaction: the rules that
-//! apply (`domain::assignment`), the rule's pointer held `FOR UPDATE` while it moves, and
+//! apply (`domain::crm::assignment`), the rule's pointer held `FOR UPDATE` while it moves, and
 //! every row the CRM's own assignment writes.
 
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgConnection;
 
 use super::Assignee;
-use crate::domain::assignment::{self, Member, Rule, RuleType};
+use crate::domain::crm::assignment::{self, Member, Rule, RuleType};
 
 /// A rule's columns, as [`rule`] reads them.
 const RULE_COLUMNS: &str = r#"

@@ -13,8 +13,8 @@ use sqlx::postgres::PgConnection;
 
 use crate::domain::crm::SourceMap;
 use crate::error::StoreError;
+use crate::infra::aws::sms::Sms;
 use crate::infra::buffer::Buffer;
-use crate::infra::sms::Sms;
 use crate::infra::store::Store;
 
 mod assign;

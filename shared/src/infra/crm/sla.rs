@@ -11,7 +11,7 @@ use sqlx::postgres::PgConnection;
 
 use super::assign::{self, take, Why};
 use super::{Assignee, LOCK_TIMEOUT_MS};
-use crate::domain::assignment::Rule;
+use crate::domain::crm::assignment::Rule;
 use crate::error::StoreError;
 use crate::infra::store::{classify, Store};
 

@@ -13,8 +13,8 @@ use std::time::{Duration, SystemTime};
 use reqwest::Url;
 use serde_json::{Map, Value};
 
+use crate::domain::lead::record::LeadRecord;
 use crate::domain::meta::{self, MetaSecrets, PageToken, Reference};
-use crate::domain::record::LeadRecord;
 use crate::domain::source::Source;
 use crate::error::{Refusal, SecretError};
 use crate::infra::secrets::Setting;

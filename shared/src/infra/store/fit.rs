@@ -3,7 +3,7 @@
 
 use sqlx::postgres::PgConnection;
 
-use crate::domain::record::LeadRecord;
+use crate::domain::lead::record::LeadRecord;
 
 /// PostgreSQL's `string_data_right_truncation`: a value longer than its column.
 pub(super) const STRING_TOO_LONG: &str = "22001";

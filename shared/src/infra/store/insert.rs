@@ -16,8 +16,8 @@ use super::lead::Stored;
 use super::sqlstate::sqlstate;
 use super::RowId;
 use crate::domain::event;
-use crate::domain::record::LeadRecord;
-use crate::infra::events::Recorded;
+use crate::domain::lead::record::LeadRecord;
+use crate::infra::aws::events::Recorded;
 
 /// The insert of every lead, as a literal both statements are built from.
 /// `ON CONFLICT DO NOTHING` covers the unique deduplication indexes (see the migrations):
@@ -109,7 +109,7 @@ macro_rules! bind_lead {
             .bind(&record.identity.idempotency_key)
             .bind($body_claim)
             .bind(&record.identity.body_hash)
-            .bind(crate::domain::phone::e164(&lead.phone_number))
+            .bind(crate::domain::lead::phone::e164(&lead.phone_number))
             // A queued lead from before times were checked is held to the same range.
             .bind(
                 lead.submitted_at

@@ -10,9 +10,9 @@ use sqlx::postgres::PgConnection;
 use super::insert::insert_fitting;
 use super::sqlstate::is_connection_lost;
 use super::{Open, Operation, RowId, Store};
-use crate::domain::record::LeadRecord;
+use crate::domain::lead::record::LeadRecord;
 use crate::error::StoreError;
-use crate::infra::events::{Events, Recorded};
+use crate::infra::aws::events::{Events, Recorded};
 
 /// A function's own outbox row, once EventBridge took it (the functions' role may not
 /// delete any other).
@@ -60,10 +60,10 @@ impl Store {
     /// commit finds its row.
     ///
     /// With events configured, a new lead's `Lead stored` event is recorded by the same
-    /// statement, then published within [`PUBLISH_WAIT`](crate::infra::events::PUBLISH_WAIT) more and its outbox row
+    /// statement, then published within [`PUBLISH_WAIT`](crate::infra::aws::events::PUBLISH_WAIT) more and its outbox row
     /// deleted, when `limit` leaves time for that; an event EventBridge did not take
     /// (and, for a while after, every event: see
-    /// [`REST_AFTER_FAILURE`](crate::infra::events::REST_AFTER_FAILURE)) only waits for
+    /// [`REST_AFTER_FAILURE`](crate::infra::aws::events::REST_AFTER_FAILURE)) only waits for
     /// the relay, and never fails the lead.
     pub async fn insert_within(
         &self,
@@ -185,7 +185,7 @@ impl Operation for Find<'_> {
 }
 
 /// Publishes a lead's event right after its commit, within the events' wait
-/// ([`PUBLISH_WAIT`](crate::infra::events::PUBLISH_WAIT) unless a test sets another), and
+/// ([`PUBLISH_WAIT`](crate::infra::aws::events::PUBLISH_WAIT) unless a test sets another), and
 /// deletes its outbox row once EventBridge took it, within as long again. Anything short of that only
 /// logs: the row stays, and the relay publishes it.
 async fn publish_now(slot: &mut Option<Open>, events: &Events, recorded: Recorded) {

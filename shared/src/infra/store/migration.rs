@@ -42,7 +42,7 @@ impl Store {
     ) -> Result<(), crate::error::GrantError> {
         // The password's verifier, never the password: statements may be written to the
         // server's log and shown in its statistics views.
-        let verifier = crate::infra::scram::verifier(&credentials.password)?;
+        let verifier = crate::infra::store::scram::verifier(&credentials.password)?;
         let mut slot = self.slot.lock().await;
         let connection = self.connection(&mut slot.open).await?;
         // ALTER ROLE takes no parameters: the server quotes the name and verifier itself.

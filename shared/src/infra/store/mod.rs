@@ -1,8 +1,7 @@
 //! Our PostgreSQL: the one room that speaks its SQL, and so the one that decides which
-//! database errors mean "unavailable" ([`classify`]). Its parts: a lead stored once
-//! ([`lead`], its statements in [`insert`]), the scheduled pulls' checkpoints ([`pulls`]), migrations and role logins
-//! ([`migration`]), values made to fit the table ([`fit`]), what each SQLSTATE means
-//! ([`sqlstate`]); and here, the one connection they all run on.
+//! database errors mean "unavailable" ([`classify`]). Each of its rooms is one use of the
+//! database (a lead stored once, the outbox, the feed's reads, the ledger of notices,
+//! checkpoints, migrations and role logins); here, the one connection they all run on.
 //!
 //! A container holds one connection: Lambda hands it one request at a time, and a pool
 //! would add a round trip per request (sqlx pings a connection returned to its pool).
@@ -15,7 +14,11 @@ mod fit;
 mod insert;
 mod lead;
 mod migration;
+pub mod notices;
+pub mod outbox;
 mod pulls;
+pub mod reader;
+pub mod scram;
 mod sqlstate;
 
 use std::sync::Arc;
@@ -26,9 +29,9 @@ use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::{ConnectOptions, Executor};
 use tokio::sync::Mutex;
 
-pub use crate::domain::record::RowId;
+pub use crate::domain::lead::record::RowId;
 use crate::error::StoreError;
-use crate::infra::events::Events;
+use crate::infra::aws::events::Events;
 use crate::infra::secrets::{DbCredentials, Refreshing};
 #[cfg(feature = "tools")]
 pub(crate) use insert::insert_query;

@@ -19,10 +19,10 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{Map, Value};
 
-use crate::domain::dedup::Identity;
 use crate::domain::lead;
+use crate::domain::lead::dedup::Identity;
+use crate::domain::lead::record::{self, LeadRecord};
 use crate::domain::mask;
-use crate::domain::record::{self, LeadRecord};
 use crate::domain::source::{Source, KNOWLARITY};
 use crate::error::ConfigError;
 use crate::infra::buffer::Buffer;

@@ -21,8 +21,8 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::{json, Map, Value};
 
+use crate::domain::lead::record::{self, LeadRecord};
 use crate::domain::meta::{self, PageToken, Reference};
-use crate::domain::record::{self, LeadRecord};
 use crate::domain::source::{Source, META};
 use crate::error::{ConfigError, StoreError};
 use crate::infra::buffer::{self, Buffer, Unfetched};

@@ -1,6 +1,6 @@
 //! Speed to lead: each run looks at the leads the hand-off assigned lately and escalates
 //! those nobody touched, by the working time of the rule that assigned them
-//! (`domain::sla`): a reminder to the salesperson, then the next member of the rule, the
+//! (`domain::crm::sla`): a reminder to the salesperson, then the next member of the rule, the
 //! team leads told; after the last re-assignment the team leads are told nobody took it.
 //! A first touch is measured once.
 //!
@@ -15,14 +15,14 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::domain::assignment::Rule;
 use crate::domain::crm;
-use crate::domain::sla::{self, fill, minutes, Step, Thresholds, Wording};
+use crate::domain::crm::assignment::Rule;
+use crate::domain::crm::sla::{self, fill, minutes, Step, Thresholds, Wording};
 use crate::error::{ConfigError, CrmError};
 use crate::infra::config::sla::SlaConfig;
 use crate::infra::crm::sla::{self as crm_sla, Assigned, Moved, Person};
 use crate::infra::metrics;
-use crate::infra::notices;
+use crate::infra::store::notices;
 use crate::pipeline::crm::{sms_lead, Handoff};
 
 /// How far back a run looks: an assignment older than this is no longer escalated (a

@@ -10,8 +10,8 @@
 use sqlx::{Execute, FromRow, Postgres, QueryBuilder};
 use tokio::sync::OnceCell;
 
-use crate::domain::feed::{self, Cursor, FeedLead, Filter};
-use crate::domain::record::RowId;
+use crate::domain::lead::record::RowId;
+use crate::domain::listing::{self, Cursor, FeedLead, Filter};
 use crate::error::{FeedError, StoreError};
 use crate::infra::store::Store;
 
@@ -242,11 +242,11 @@ impl Reader {
             Some(Cursor {
                 listed_at_us,
                 id: RowId::Number(number),
-            }) if integer_id => Some((feed::bound(*listed_at_us), number.to_string())),
+            }) if integer_id => Some((listing::bound(*listed_at_us), number.to_string())),
             Some(Cursor {
                 listed_at_us,
                 id: RowId::Text(text),
-            }) if !integer_id => Some((feed::bound(*listed_at_us), text.clone())),
+            }) if !integer_id => Some((listing::bound(*listed_at_us), text.clone())),
             Some(_) => {
                 return Err(FeedError::Parameter {
                     parameter: "cursor".into(),
@@ -254,9 +254,9 @@ impl Reader {
                 })
             }
         };
-        let from = filter.from_us.map(feed::bound);
-        let until = filter.until_us.map(feed::bound);
-        let pattern = filter.search.as_deref().map(feed::like_pattern);
+        let from = filter.from_us.map(listing::bound);
+        let until = filter.until_us.map(listing::bound);
+        let pattern = filter.search.as_deref().map(listing::like_pattern);
         let mut query = QueryBuilder::<Postgres>::new("");
         {
             query.push(format!(
@@ -367,7 +367,7 @@ fn listed(row: Row, integer_id: bool) -> ListedLead {
     } else {
         RowId::Text(row.row_id)
     };
-    let time = |micros: Option<i64>| micros.and_then(feed::timestamp);
+    let time = |micros: Option<i64>| micros.and_then(listing::timestamp);
     // The stored text of a jsonb is JSON; should it ever not be, the lead goes without.
     let payload = row
         .payload

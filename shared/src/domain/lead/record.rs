@@ -4,7 +4,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use crate::domain::dedup::Identity;
+use crate::domain::lead::dedup::Identity;
 use crate::domain::lead::Lead;
 use crate::domain::source::Source;
 

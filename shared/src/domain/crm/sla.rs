@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Datelike, Days, NaiveDate, NaiveTime, TimeZone, Utc};
 
-use crate::domain::assignment::Rule;
+use crate::domain::crm::assignment::Rule;
 use crate::domain::ist::IST;
 
 /// The working time of `rule` between `from` and `to` (zero when `to` is not after
@@ -173,7 +173,7 @@ pub fn minutes(waited: Duration) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::assignment::{clock, RuleType};
+    use crate::domain::crm::assignment::{clock, RuleType};
     use proptest::prelude::*;
 
     fn rule(from: Option<&str>, to: Option<&str>, days: Option<Vec<i32>>) -> Rule {

@@ -1,4 +1,9 @@
-//! The AWS SDK configuration every client of a container shares (Secrets Manager, SQS).
+//! What the functions reach on AWS beside the database and the buffer: the bus, the
+//! topic, texts. Here, the AWS SDK configuration every client of a container shares.
+
+pub mod events;
+pub mod sms;
+pub mod topic;
 
 use std::time::Duration;
 

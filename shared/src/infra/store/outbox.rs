@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use crate::domain::event;
 use crate::error::StoreError;
-use crate::infra::events::Recorded;
+use crate::infra::aws::events::Recorded;
 use crate::infra::store::{classify, Store};
 
 /// How many rows a run takes and publishes at once.

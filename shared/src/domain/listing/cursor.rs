@@ -4,7 +4,7 @@
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 
-use crate::domain::record::RowId;
+use crate::domain::lead::record::RowId;
 
 /// The first time no cursor (and no date parameter) may name: 10000-01-01T00:00:00Z (a
 /// year of four digits is the most the database and the times the feed writes both

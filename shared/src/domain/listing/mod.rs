@@ -1,17 +1,20 @@
-//! The leads feed's query, pure: the request's parameters to a [`Query`] (each bad one
-//! named), with the opaque [`Cursor`] of keyset pagination (`domain::cursor`); a page's
-//! CSV is `domain::csv`.
+//! A listing of the lead table, as the leads feed asks for it, pure: the request's
+//! parameters to a [`Query`] (each bad one named), with the opaque [`Cursor`] of keyset
+//! pagination; its rooms also write a page as CSV.
 //!
 //! Rows are listed by the time they were stored, newest first, ties broken by id. Rows
 //! written before `stored_at` existed have none: they are listed by `created_at` instead
-//! (see `infra::reader`), so the walk covers every row of the table.
+//! (see `infra::store::reader`), so the walk covers every row of the table.
+
+pub mod csv;
+pub mod cursor;
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, Utc};
 
-pub use crate::domain::cursor::{Cursor, END_US};
 use crate::domain::ist::IST;
-use crate::domain::phone;
-use crate::domain::record::RowId;
+use crate::domain::lead::phone;
+use crate::domain::lead::record::RowId;
+pub use crate::domain::listing::cursor::{Cursor, END_US};
 
 /// Rows per page when `limit` is not given.
 pub const DEFAULT_LIMIT: u16 = 50;

@@ -1,6 +1,10 @@
-//! A stored lead in the group CRM's terms (docs/crm.md): its phone's last ten digits,
-//! the `sources` row its platform maps to, the platform's own id; and the text its
-//! salesperson is sent.
+//! The group CRM's rules, pure (docs/crm.md). Here, a stored lead in the CRM's terms:
+//! its phone's last ten digits, the `sources` row its platform maps to, the platform's own
+//! id; and the text its salesperson is sent. Its rooms: who is assigned, and when an
+//! untouched lead is escalated.
+
+pub mod assignment;
+pub mod sla;
 
 use chrono::DateTime;
 

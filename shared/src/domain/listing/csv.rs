@@ -1,7 +1,7 @@
 //! A feed page as CSV (RFC 4180), every field quoted and no cell a spreadsheet would run,
 //! and what a text costs inside Lambda's JSON answer.
 
-use crate::domain::feed::FeedLead;
+use crate::domain::listing::FeedLead;
 
 /// The CSV columns, in order; `payload` last and only when asked.
 pub const CSV_COLUMNS: &[&str] = &[

@@ -1,5 +1,13 @@
-//! Mapping a decoded body into the row it becomes, through a source's declaration.
-//! Pure: no I/O, so every alias rule is tested here without a database.
+//! A lead, from the body a partner sent to the record stored: here, mapping a decoded
+//! body into the row it becomes, through a source's declaration; in its rooms, what the
+//! body is, its phone, its identity, the record. Pure: no I/O, so every alias rule is
+//! tested here without a database.
+
+pub mod dedup;
+pub mod payload;
+pub mod phone;
+pub mod record;
+pub mod shape;
 
 use serde_json::{Map, Value};
 
@@ -136,7 +144,7 @@ pub fn map(source: &'static Source, body: &Map<String, Value>) -> Result<Lead, R
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::domain::shape::object;
+    use crate::domain::lead::shape::object;
     use crate::domain::source::{CARDEKHO, CARWALE, KNOWLARITY};
     use serde_json::json;
 

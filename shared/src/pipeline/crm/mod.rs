@@ -7,6 +7,8 @@
 //! notices says whether the text went, so a crash between the commit and the text ends
 //! with the text sent on the retry, and a text sent is never sent again.
 
+pub mod sla;
+
 use std::time::Instant;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -15,14 +17,14 @@ use chrono::{DateTime, Utc};
 use crate::domain::crm::{self, SmsLead};
 use crate::domain::mask;
 use crate::error::{ConfigError, CrmError};
+use crate::infra::aws::topic::Topic;
 use crate::infra::config::crm::HandoffConfig;
 use crate::infra::crm::{self as crm_db, Assignee, Crm, Entered, Entry};
 use crate::infra::metrics;
-use crate::infra::notices::{self, Claim};
 use crate::infra::parts::Parts;
-use crate::infra::reader::{Reader, StoredLead};
+use crate::infra::store::notices::{self, Claim};
+use crate::infra::store::reader::{Reader, StoredLead};
 use crate::infra::store::Store;
-use crate::infra::topic::Topic;
 
 /// The ledger's channel of a salesperson's text of a lead.
 pub const TEXT: &str = "cre-sms";
@@ -103,7 +105,7 @@ impl Handoff {
     }
 
     /// Texts through `sms` instead (a benchmark's SNS).
-    pub fn texts_through(&mut self, sms: crate::infra::sms::Sms) {
+    pub fn texts_through(&mut self, sms: crate::infra::aws::sms::Sms) {
         self.crm.sms = sms;
     }
 
@@ -306,7 +308,7 @@ impl Handoff {
         if !self.text_once(&lead.id, TEXT, &number, &text, None).await? {
             return Ok(Texted::Repeat);
         }
-        let now_ms = crate::domain::record::unix_ms(std::time::SystemTime::now()) as i64;
+        let now_ms = crate::domain::lead::record::unix_ms(std::time::SystemTime::now()) as i64;
         metrics::emit(
             metrics::STORED_TO_SMS,
             (now_ms - lead.created_at_ms) as f64,
@@ -364,7 +366,7 @@ impl Handoff {
                     lead.platform,
                     lead.name.as_deref().unwrap_or_default().trim(),
                     crate::domain::event::masked_phone(
-                        crate::domain::phone::e164(lead.phone_number.as_deref().unwrap_or_default()).as_deref(),
+                        crate::domain::lead::phone::e164(lead.phone_number.as_deref().unwrap_or_default()).as_deref(),
                         lead.phone_number.as_deref().unwrap_or_default(),
                     ),
                 );
@@ -389,7 +391,7 @@ pub(crate) fn sms_lead(lead: &StoredLead) -> SmsLead<'_> {
 
 /// Now, as the rules read it.
 pub(crate) fn clock() -> DateTime<Utc> {
-    let ms = crate::domain::record::unix_ms(std::time::SystemTime::now());
+    let ms = crate::domain::lead::record::unix_ms(std::time::SystemTime::now());
     DateTime::<Utc>::from_timestamp_millis(i64::try_from(ms).unwrap_or(i64::MAX))
         .unwrap_or_default()
 }

@@ -12,7 +12,7 @@ use lambda_http::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use lambda_http::http::{Method, StatusCode};
 use lambda_http::{service_fn, Body, Request, RequestExt, Response};
 
-use crate::domain::feed::Format;
+use crate::domain::listing::Format;
 use crate::domain::mask;
 use crate::edge::answer::{self, JSON};
 use crate::pipeline::feed::{Feed, Listed, PREFLIGHT_MAX_AGE};
