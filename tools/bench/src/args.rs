@@ -77,25 +77,26 @@ impl Args {
                 parsed.doc = None;
                 continue;
             }
-            let value = args.next().ok_or_else(|| format!("{flag} needs a value"))?;
-            let count = || {
+            // Taken only by a flag that has one, so an unknown flag is named as such.
+            let mut value = || args.next().ok_or_else(|| format!("{flag} needs a value"));
+            let count = |value: String| {
                 value
                     .parse::<usize>()
                     .map_err(|_| format!("{flag} takes a number, not {value:?}"))
             };
             match flag.as_str() {
-                "--bootstrap" => parsed.bootstrap = value.into(),
-                "--baseline" => parsed.baseline = value.into(),
-                "--event" => parsed.event = value.into(),
-                "--arm64-bootstrap" => parsed.arm64 = Ok(value.into()),
-                "--arm64-unavailable" => parsed.arm64 = Err(value),
-                "--cold-runs" => parsed.cold_runs = count()?,
-                "--warm-runs" => parsed.warm_runs = count()?,
-                "--warmup" => parsed.size.warmup = count()?,
-                "--invocations" => parsed.size.measured = count()?,
-                "--out" => parsed.out = value.into(),
-                "--doc" => parsed.doc = Some(value.into()),
-                "--function-log" => parsed.function_log = Some(value.into()),
+                "--bootstrap" => parsed.bootstrap = value()?.into(),
+                "--baseline" => parsed.baseline = value()?.into(),
+                "--event" => parsed.event = value()?.into(),
+                "--arm64-bootstrap" => parsed.arm64 = Ok(value()?.into()),
+                "--arm64-unavailable" => parsed.arm64 = Err(value()?),
+                "--cold-runs" => parsed.cold_runs = count(value()?)?,
+                "--warm-runs" => parsed.warm_runs = count(value()?)?,
+                "--warmup" => parsed.size.warmup = count(value()?)?,
+                "--invocations" => parsed.size.measured = count(value()?)?,
+                "--out" => parsed.out = value()?.into(),
+                "--doc" => parsed.doc = Some(value()?.into()),
+                "--function-log" => parsed.function_log = Some(value()?.into()),
                 _ => return Err(format!("unknown option {flag}")),
             }
         }
@@ -148,5 +149,30 @@ impl Args {
         } else {
             format!("make bench BENCH_ARGS='{}'", options.join(" "))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Args, String> {
+        Args::parse(args.iter().map(|arg| (*arg).to_owned()))
+    }
+
+    #[test]
+    fn a_flag_is_named_for_what_is_wrong_with_it() {
+        assert_eq!(parse(&["--bogus"]).unwrap_err(), "unknown option --bogus");
+        assert_eq!(
+            parse(&["--cold-runs"]).unwrap_err(),
+            "--cold-runs needs a value"
+        );
+        assert_eq!(
+            parse(&["--warm-runs", "many"]).unwrap_err(),
+            "--warm-runs takes a number, not \"many\""
+        );
+        let args = parse(&["--keep-rows", "--cold-runs", "3"]).unwrap();
+        assert!(args.keep_rows);
+        assert_eq!(args.cold_runs, 3);
     }
 }

@@ -25,6 +25,7 @@ mod report;
 mod runtime_api;
 
 use std::collections::HashSet;
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 use std::str::FromStr;
@@ -58,7 +59,8 @@ const ARM64_TARGET_MIB: f64 = 8.0;
 
 fn main() -> ExitCode {
     if std::env::args().any(|arg| arg == "--help" || arg == "-h") {
-        println!("{USAGE}");
+        // `bench --help | head` closes the pipe early: not worth a panic.
+        let _ = writeln!(std::io::stdout(), "{USAGE}");
         return ExitCode::SUCCESS;
     }
     let args = match Args::parse(std::env::args().skip(1)) {
@@ -414,13 +416,12 @@ async fn run(args: Args) -> Result<(), Error> {
         .map_err(|error| format!("cannot create {}: {error}", args.out.display()))?;
     let json = serde_json::to_string_pretty(&results)?;
     let doc = report::performance_doc(&args.command(), &table, &findings);
-    // `make bench-feed`'s section of the document is its own: kept as it is.
-    let doc = match &args.doc {
-        Some(path) => {
-            report::keep_feed_block(&std::fs::read_to_string(path).unwrap_or_default(), doc)
-        }
-        None => doc,
-    };
+    // The sections other commands write are theirs: kept as they are, in both copies.
+    let old = args
+        .doc
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(path).ok());
+    let doc = keep_blocks(old.as_deref(), doc);
     for (name, text) in [
         ("results.json", json + "\n"),
         ("performance.md", doc.clone()),
@@ -431,7 +432,6 @@ async fn run(args: Args) -> Result<(), Error> {
         eprintln!("bench: wrote {}", display_relative(&path));
     }
     if let Some(path) = &args.doc {
-        let doc = keep_blocks(std::fs::read_to_string(path).ok().as_deref(), doc);
         std::fs::write(path, &doc)
             .map_err(|error| format!("cannot write {}: {error}", path.display()))?;
         eprintln!("bench: wrote {}", display_relative(path));

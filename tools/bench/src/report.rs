@@ -217,29 +217,14 @@ pub fn performance_doc(command: &str, table: &str, findings: &str) -> String {
 pub const FEED_BLOCK_START: &str = "<!-- make bench-feed: start -->";
 pub const FEED_BLOCK_END: &str = "<!-- make bench-feed: end -->";
 
-/// `doc` with the `make bench-feed` section of `previous` (the document as it was) kept
-/// at its end; `doc` as it is when `previous` has none.
-pub fn keep_feed_block(previous: &str, mut doc: String) -> String {
-    let block = previous.find(FEED_BLOCK_START).and_then(|start| {
-        let end = previous[start..].find(FEED_BLOCK_END)? + start + FEED_BLOCK_END.len();
-        Some(&previous[start..end])
-    });
-    if let Some(block) = block {
-        if !doc.ends_with("\n\n") {
-            doc.push('\n');
-        }
-        doc.push_str(block);
-        doc.push('\n');
-    }
-    doc
-}
-
 /// Where the blocks other commands write begin and end in the performance document: the
-/// lead events' (`make bench-events`, shared/tests/lead_events.rs), the CRM hand-off's
-/// (`make bench-crm`) and speed to lead's (`make bench-sla`, both shared/tests/crm.rs), not
-/// written by this run, so kept as found.
-const KEPT_BLOCKS: [(&str, &str); 3] = [
+/// lead events' (`make bench-events`, shared/tests/lead_events.rs), the feed's (`make
+/// bench-feed`, tools/feed-bench), the CRM hand-off's (`make bench-crm`) and speed to
+/// lead's (`make bench-sla`, both shared/tests/crm.rs), not written by this run, so kept
+/// as found.
+const KEPT_BLOCKS: [(&str, &str); 4] = [
     ("<!-- lead-events: begin -->", "<!-- lead-events: end -->"),
+    (FEED_BLOCK_START, FEED_BLOCK_END),
     ("<!-- crm-handoff: begin -->", "<!-- crm-handoff: end -->"),
     ("<!-- crm-sla: begin -->", "<!-- crm-sla: end -->"),
 ];
@@ -456,16 +441,13 @@ mod tests {
     #[test]
     fn the_feed_section_is_kept() {
         let doc = performance_doc("make bench", "| t |\n", "f\n");
-        assert_eq!(keep_feed_block("# Performance\nold\n", doc.clone()), doc);
-        let previous =
-            format!("{doc}\n{FEED_BLOCK_START}\n## The leads feed\n| q |\n{FEED_BLOCK_END}\n");
-        let kept = keep_feed_block(&previous, doc.clone());
-        assert!(kept.starts_with(&doc));
-        assert!(kept.ends_with(&format!(
-            "{FEED_BLOCK_START}\n## The leads feed\n| q |\n{FEED_BLOCK_END}\n"
-        )));
+        assert_eq!(keep_blocks(Some("# Performance\nold\n"), doc.clone()), doc);
+        let block = format!("{FEED_BLOCK_START}\n## The leads feed\n| q |\n{FEED_BLOCK_END}");
+        let kept = keep_blocks(Some(&format!("{doc}\n{block}\n")), doc.clone());
+        assert!(kept.starts_with(doc.trim_end()));
+        assert!(kept.ends_with(&format!("\n\n{block}\n")));
         assert_eq!(
-            keep_feed_block(&kept, doc.clone()),
+            keep_blocks(Some(&kept), doc.clone()),
             kept,
             "kept once, however often"
         );
