@@ -139,6 +139,7 @@ announce() {
   Try:  curl -s $base/admin/mg-digital-leads/source/cardekho \\
           -H 'X-API-Key: local-dev-cardekho-key' -H 'Content-Type: application/json' \\
           -d '{"name":"Ravi Kumar","phone_number":"9876543210","car_model":"Tata Nexon EV"}'
+        export PATH="$root/.local/venv/bin:\$PATH"   # where cargo lambda and sam are
         cargo lambda invoke --invoke-address $address knowlarity --data-file events/knowlarity/call-webhook.json
         cargo lambda invoke --invoke-address $address google --data-file events/google/lead.json
         curl -s '$base/admin/mg-digital-leads/source/meta?hub.mode=subscribe&hub.verify_token=local-dev-meta-verify-token&hub.challenge=42'
