@@ -1,15 +1,15 @@
 //! What `template.yaml` and the local runs must hold that generation cannot promise,
 //! against the code's own list [`shared::domain::source::ALL`]. Each source's part of the
-//! template (its parameter, condition, WAF exemption, method settings, secret, function,
-//! log group, metric filters, alarms and outputs) is written by `make template` from its
-//! declaration, and `tools/template/tests/fresh.rs` fails while the checked-in template
+//! template (its parameter, condition, WAF exemption, secret, function, alarms and
+//! outputs) is written by `make template` from its declaration, and `tools/template/tests/fresh.rs` fails while the checked-in template
 //! is stale; so what is checked here is what the generator (or a hand-written part) could
 //! still get wrong. What differs between sources follows from how each proves itself
 //! (its [`Auth`]), never from its name:
 //!
 //! - every crate under `functions/` is deployed, built by cargo-lambda from its binary,
-//!   with its own log group and an alarm on its errors; the sources are the crates that
-//!   serve an `App` (`shared::edge::http::serve`), each with `events/<slug>/`;
+//!   with a log group (the sources share one) and an alarm on its errors; the sources
+//!   are the crates that serve an `App` (`shared::edge::http::serve`), each with
+//!   `events/<slug>/`;
 //! - each source's routes are its function's only events and no one else's; its secret
 //!   is generated, never written, readable by it alone (a signed source's also by the
 //!   Graph readers; in the shape the code reads), and it sends to the buffer queue and
@@ -1759,9 +1759,15 @@ fn every_variable_the_template_sets_is_read_by_the_code() {
     }
 }
 
+/// Every function logs to a log group of the stack, with the stack's retention, where the
+/// operations guide sends operators: a function of its own, `/aws/lambda/<stack>-<binary>`;
+/// the source functions share `/aws/lambda/<stack>-sources`, whose metric filters count
+/// every source at once (keyed by the `source` each line carries). Each function's errors
+/// are alarmed.
 #[test]
-fn every_function_has_its_own_log_group_and_an_errors_alarm() {
+fn every_function_has_a_log_group_and_an_errors_alarm() {
     let template = Template::load();
+    let slugs = sources();
     let mut owners = BTreeMap::new();
     for (binary, id) in &template.functions {
         let function = template.resource(id);
@@ -1770,9 +1776,14 @@ fn every_function_has_its_own_log_group_and_an_errors_alarm() {
             .unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup is !Ref <its log group>"));
         let group = template.resource(group_id);
         assert_eq!(group["Type"], "AWS::Logs::LogGroup", "{id}: {group_id}");
+        let name = if slugs.contains(binary) {
+            "sources"
+        } else {
+            binary
+        };
         assert_eq!(
             group["Properties"]["LogGroupName"],
-            json!({ "Fn::Sub": format!("/aws/lambda/${{AWS::StackName}}-{binary}") }),
+            json!({ "Fn::Sub": format!("/aws/lambda/${{AWS::StackName}}-{name}") }),
             "{group_id}: LogGroupName, where the operations guide sends operators"
         );
         assert_eq!(
@@ -1780,8 +1791,16 @@ fn every_function_has_its_own_log_group_and_an_errors_alarm() {
             reference("LogRetentionDays"),
             "{group_id}: RetentionInDays"
         );
-        if let Some(other) = owners.insert(group_id.to_owned(), id.clone()) {
-            panic!("{group_id} is the log group of both {other} and {id}");
+        let owner = if slugs.contains(binary) {
+            "the sources"
+        } else {
+            id
+        };
+        if let Some(other) = owners.insert(group_id.to_owned(), owner.to_owned()) {
+            assert_eq!(
+                other, owner,
+                "{group_id} is the log group of {other} and {id}"
+            );
         }
 
         let dimension = json!({ "Name": "FunctionName", "Value": reference(id) });
@@ -1794,6 +1813,55 @@ fn every_function_has_its_own_log_group_and_an_errors_alarm() {
                 && !as_list(&props["AlarmActions"]).is_empty()
         });
         assert!(alarmed, "{id}: no alarm on its AWS/Lambda Errors");
+    }
+}
+
+/// A source's alarms watch metrics that a filter on the sources' log group writes with a
+/// `Source` dimension from the line's own `source`, so every alarm of every source can
+/// fire from the one set of filters.
+#[test]
+fn every_source_alarm_watches_a_metric_the_sources_filters_write() {
+    let template = Template::load();
+    let group = &template.function(ALL[0].slug).1["Properties"]["LoggingConfig"]["LogGroup"];
+    let written: Vec<(Value, Value)> = template
+        .of_type("AWS::Logs::MetricFilter")
+        .filter(|(_, filter)| &filter["Properties"]["LogGroupName"] == group)
+        .map(|(id, filter)| {
+            let transformation = &filter["Properties"]["MetricTransformations"][0];
+            assert_eq!(
+                transformation["Dimensions"],
+                json!([{ "Key": "Source", "Value": "$.source" }]),
+                "{id}: keyed by the line's source"
+            );
+            let (_, namespace, metric) = metric_filter(filter);
+            (namespace, metric)
+        })
+        .collect();
+    assert!(
+        !written.is_empty(),
+        "no metric filter on the sources' log group"
+    );
+    for source in ALL {
+        let dimension = json!([{ "Name": "Source", "Value": source.slug }]);
+        let alarms: Vec<(&String, &Value)> = template
+            .of_type("AWS::CloudWatch::Alarm")
+            .filter(|(_, alarm)| alarm["Properties"]["Dimensions"] == dimension)
+            .collect();
+        assert!(
+            alarms.len() >= 4,
+            "{}: its alarms on its metrics",
+            source.slug
+        );
+        for (id, alarm) in alarms {
+            let watched = (
+                alarm["Properties"]["Namespace"].clone(),
+                alarm["Properties"]["MetricName"].clone(),
+            );
+            assert!(
+                written.contains(&watched),
+                "{id}: no filter writes {watched:?}"
+            );
+        }
     }
 }
 

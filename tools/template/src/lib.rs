@@ -1,7 +1,6 @@
 //! Each source's part of `template.yaml`, written from its declaration in
 //! [`shared::domain::source::ALL`]: its egress-range parameter, condition, WAF exemption and IP
-//! set, its route's method settings, its secret, function, log group, metric filters and
-//! alarms, and its outputs. What differs between sources follows from how each proves
+//! set, its secret, function and alarms, and its outputs. What differs between sources follows from how each proves
 //! itself (its [`Auth`]); everything else of the template is written by hand.
 //!
 //! The generated parts sit between marker comments, one pair per place in the template,
@@ -19,11 +18,10 @@ pub enum Error {
 }
 
 /// The places in the template a source has a part in, in the template's order.
-pub const PARTS: [Part; 7] = [
+pub const PARTS: [Part; 6] = [
     Part::ParameterGroup,
     Part::Parameters,
     Part::Conditions,
-    Part::MethodSettings,
     Part::WafRules,
     Part::Resources,
     Part::Outputs,
@@ -35,8 +33,6 @@ pub enum Part {
     ParameterGroup,
     Parameters,
     Conditions,
-    /// The stage's throttling and logging of each method of each route.
-    MethodSettings,
     /// The rules that exempt a source's own addresses on its own route.
     WafRules,
     Resources,
@@ -49,7 +45,6 @@ impl Part {
             Part::ParameterGroup => "parameter group",
             Part::Parameters => "parameters",
             Part::Conditions => "conditions",
-            Part::MethodSettings => "method settings",
             Part::WafRules => "WAF rules",
             Part::Resources => "resources",
             Part::Outputs => "outputs",
@@ -77,7 +72,6 @@ impl Part {
                 Part::ParameterGroup => "- <Stem>EgressCidrs\n".to_owned(),
                 Part::Parameters => PARAMETER.to_owned(),
                 Part::Conditions => CONDITION.to_owned(),
-                Part::MethodSettings => method_settings(source),
                 Part::WafRules => WAF_RULE.replace("<priority>", &index.to_string()),
                 Part::Resources => resources(source),
                 Part::Outputs => outputs(source),
@@ -143,11 +137,6 @@ pub fn stem(source: &Source) -> String {
         .collect()
 }
 
-/// A route as API Gateway's method settings name it: `/` escaped as `~1`.
-fn resource_path(source: &Source) -> String {
-    format!("/{}", source.route().replace('/', "~1"))
-}
-
 fn fill(text: &str, source: &Source) -> String {
     let key_field = match source.auth {
         Auth::Body(fields) => fields.first().copied().unwrap_or_default(),
@@ -158,7 +147,6 @@ fn fill(text: &str, source: &Source) -> String {
         .replace("<Platform>", source.platform)
         .replace("<Product>", source.product)
         .replace("<route>", &source.route())
-        .replace("<resource path>", &resource_path(source))
         .replace("<key field>", key_field)
 }
 
@@ -173,21 +161,6 @@ fn events(source: &Source) -> &'static [(&'static str, &'static str)] {
         Auth::Header | Auth::Body(_) => &[("Lead", "POST")],
         Auth::Signature => &[("Notification", "POST"), ("Handshake", "GET")],
     }
-}
-
-fn method_settings(source: &Source) -> String {
-    let mut text = String::new();
-    if matches!(source.auth, Auth::Signature) {
-        text.push_str(
-            "# <Platform>: signed notifications (POST) and the subscription handshake (GET).\n",
-        );
-    } else if source.query_push {
-        text.push_str("# <Platform>: its push as a form body (POST) or a query string (GET).\n");
-    }
-    for (_, method) in events(source) {
-        text.push_str(&METHOD_SETTING.replace("<method>", method));
-    }
-    text
 }
 
 fn resources(source: &Source) -> String {
@@ -216,16 +189,7 @@ fn resources(source: &Source) -> String {
                 .replace("<method>", method),
         );
     }
-    [
-        IP_SET,
-        &secret,
-        &function,
-        LOG_GROUP,
-        &filters(source),
-        alarms,
-        ERRORS_ALARM,
-    ]
-    .concat()
+    [IP_SET, &secret, &function, alarms, ERRORS_ALARM].concat()
 }
 
 fn outputs(source: &Source) -> String {
@@ -249,15 +213,6 @@ const PARAMETER: &str = r#"<Stem>EgressCidrs:
 "#;
 
 const CONDITION: &str = r#"Has<Stem>EgressRanges: !And [!Condition UseWaf, !Not [!Equals [!Ref <Stem>EgressCidrs, ""]]]
-"#;
-
-const METHOD_SETTING: &str = r#"- ResourcePath: <resource path>
-  HttpMethod: <method>
-  LoggingLevel: "OFF"
-  DataTraceEnabled: false
-  MetricsEnabled: true
-  ThrottlingRateLimit: !Ref RouteRateLimit
-  ThrottlingBurstLimit: !Ref RouteBurstLimit
 "#;
 
 const WAF_RULE: &str = r#"- !If
@@ -354,7 +309,7 @@ const KEYED_FUNCTION: &str = r#"<Stem>Function:
   Properties:
     Description: <function description>
     LoggingConfig:
-      LogGroup: !Ref <Stem>LogGroup
+      LogGroup: !Ref SourcesLogGroup
     Environment:
       Variables:
         API_KEYS_SECRET_ARN: !Ref <Stem>ApiKeySecret
@@ -383,7 +338,7 @@ const SIGNED_FUNCTION: &str = r#"<Stem>Function:
   Properties:
     Description: <Product> webhook (GET subscription handshake, POST signed notifications)
     LoggingConfig:
-      LogGroup: !Ref <Stem>LogGroup
+      LogGroup: !Ref SourcesLogGroup
     Environment:
       Variables:
         META_SECRET_ARN: !Ref <Stem>Secret
@@ -413,88 +368,6 @@ const ROUTE_EVENT: &str = r#"      <event>:
           Path: <route>
           TimeoutInMillis: 9000
 "#;
-
-const LOG_GROUP: &str = r#"<Stem>LogGroup:
-  Type: AWS::Logs::LogGroup
-  DeletionPolicy: Delete
-  UpdateReplacePolicy: Delete
-  Properties:
-    LogGroupName: !Sub /aws/lambda/${AWS::StackName}-<slug>
-    RetentionInDays: !Ref LogRetentionDays
-"#;
-
-/// One metric filter on a source's log group, counting the lines `<pattern>` matches.
-const METRIC_FILTER: &str = r#"<Stem><metric>Metric:
-  Type: AWS::Logs::MetricFilter
-  Properties:
-    LogGroupName: !Ref <Stem>LogGroup
-<comment>    FilterPattern: '<pattern>'
-    MetricTransformations:
-      - MetricNamespace: !Sub "MgDigitalLeads/${AWS::StackName}"
-        MetricName: <metric>
-        MetricValue: "1"
-        Dimensions:
-          - { Key: Source, Value: $.source }
-"#;
-
-/// A source's four metric filters, from the labels its log lines carry: a keyed source
-/// logs one line per lead, a signed one a line per notification with its counts, and its
-/// refusals are of its signature rather than a key.
-fn filters(source: &Source) -> String {
-    let signed = matches!(source.auth, Auth::Signature);
-    let accepted = if signed {
-        (
-            "One line per notification, with the counts of its leads.",
-            r#"{ $.outcome = "notification" && ($.stored > 0 || $.duplicates > 0 || $.queued > 0) }"#,
-        )
-    } else {
-        (
-            "",
-            r#"{ $.outcome = "stored" || $.outcome = "duplicate" || $.outcome = "queued" || $.outcome = "dead_lettered" }"#,
-        )
-    };
-    let rejected = (
-        "",
-        "{ $.status >= 400 && $.status < 500 && $.status != 401 && $.status != 403 }",
-    );
-    let refusals = if signed {
-        (
-            "<Platform> proves itself with a signature, not a key.",
-            r#"{ $.outcome = "missing_signature" || $.outcome = "invalid_signature" }"#,
-        )
-    } else {
-        ("", "{ $.status = 401 || $.status = 403 }")
-    };
-    let misconfigured = if signed {
-        (
-            "A handshake answered 500 is logged handshake_refused: <Stem>Secret unreadable or unfilled.",
-            r#"{ $.outcome = "database_denied" || $.outcome = "secret_unavailable" || $.outcome = "no_keys_configured" || ($.outcome = "handshake_refused" && $.status = 500) }"#,
-        )
-    } else {
-        (
-            "",
-            r#"{ $.outcome = "database_denied" || $.outcome = "secret_unavailable" || $.outcome = "no_keys_configured" }"#,
-        )
-    };
-    [
-        ("AcceptedLeads", accepted),
-        ("RejectedLeads", rejected),
-        ("KeyRefusals", refusals),
-        ("Misconfigured", misconfigured),
-    ]
-    .into_iter()
-    .map(|(metric, (comment, pattern))| {
-        let comment = match comment {
-            "" => String::new(),
-            text => format!("    # {text}\n"),
-        };
-        METRIC_FILTER
-            .replace("<metric>", metric)
-            .replace("<comment>", &comment)
-            .replace("<pattern>", pattern)
-    })
-    .collect()
-}
 
 /// The four alarms on a source's metrics, each with its own description.
 macro_rules! alarms {
