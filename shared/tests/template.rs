@@ -2536,7 +2536,7 @@ fn one_ip_gets_at_most_a_quarter_of_any_route_whatever_it_sends() {
 
 /// A rule allowing a source's own addresses on its own route: the IP set's logical id and
 /// the path it is limited to.
-fn source_exemption(rule: &Value) -> Option<(String, String)> {
+fn source_exemption(rule: &Value) -> Option<(String, Value)> {
     rule["Action"].get("Allow")?;
     let statements = rule["Statement"]["AndStatement"]["Statements"].as_array()?;
     let [addresses, path] = statements.as_slice() else {
@@ -2551,19 +2551,20 @@ fn source_exemption(rule: &Value) -> Option<(String, String)> {
     let path = &path["ByteMatchStatement"];
     (path["FieldToMatch"]["UriPath"].is_object() && path["PositionalConstraint"] == "ENDS_WITH")
         .then_some(())?;
-    let route = path["SearchString"].as_str()?.to_owned();
-    Some((ip_set, route))
+    Some((ip_set, path["SearchString"].clone()))
 }
 
-/// A partner's known addresses (an optional parameter per source) are never throttled by
-/// the rules meant for strangers, and only on its own route: an Allow rule ahead of every
-/// rate-based rule, for that IP set and that route, existing only when the parameter is
-/// set. No other rule allows anything.
+/// A partner's known addresses (its entry `source=CIDRs` in the one `SourceEgressCidrs`)
+/// are never throttled by the rules meant for strangers, and only on its own route. A rule
+/// is a list item, so the rules are slots: slot i's Allow rule, ahead of every rate-based
+/// rule, pairs the IP set of the i-th entry's CIDRs with the route of the same entry's
+/// source, and both exist only when that entry does. There is a slot for every source,
+/// the parameter takes no more entries than there are slots, and no other rule allows.
 #[test]
 fn a_sources_own_addresses_skip_the_per_ip_limits_on_its_own_route_only() {
     let template = Template::load();
     let (acl_id, acl) = web_acl(&template);
-    let acl_condition = acl["Condition"].as_str().map(str::to_owned);
+    let acl_condition = json!({ "Condition": acl["Condition"] });
     let rules = waf_rules(acl_id, &acl["Properties"]);
     let first_rate_rule = rules
         .iter()
@@ -2571,77 +2572,100 @@ fn a_sources_own_addresses_skip_the_per_ip_limits_on_its_own_route_only() {
         .map(|(_, rule)| number(&rule["Priority"], "Priority"))
         .min()
         .expect("rate-based rules");
+    let slots: Vec<&(Option<String>, Value)> = rules
+        .iter()
+        .filter(|(_, rule)| rule["Action"].get("Allow").is_some())
+        .collect();
+    assert!(
+        slots.len() >= ALL.len(),
+        "{acl_id}: a slot for every source"
+    );
 
-    let mut exempted = BTreeMap::new();
-    for (condition, rule) in &rules {
-        if rule["Action"].get("Allow").is_none() {
-            continue;
-        }
+    // Every route is the one prefix and the source's slug, which is what an entry names.
+    let slug = ALL[0].slug;
+    let prefix = ALL[0].route();
+    let prefix = prefix
+        .strip_suffix(slug)
+        .expect("a route ends with its slug");
+    for source in ALL {
+        assert_eq!(source.route(), format!("{prefix}{}", source.slug));
+    }
+    let padded =
+        json!({ "Fn::Sub": format!("${{SourceEgressCidrs}}{}", ";".repeat(slots.len() - 1)) });
+    for (index, (condition, rule)) in slots.iter().enumerate() {
         let name = &rule["Name"];
         let (ip_set_id, route) = source_exemption(rule).unwrap_or_else(|| {
-            panic!("{acl_id}.{name}: an Allow rule is a source's IP set on the source's route")
+            panic!("{acl_id}.{name}: an Allow rule is an IP set on a source's route")
         });
         assert!(
             number(&rule["Priority"], "Priority") < first_rate_rule,
             "{acl_id}.{name}: ahead of every rate-based rule"
         );
+        let entry = json!({ "Fn::Select": [index, { "Fn::Split": [";", padded] }] });
+        let part = |at: usize| json!({ "Fn::Select": [at, { "Fn::Split": ["=", entry] }] });
+        assert_eq!(
+            route,
+            json!({ "Fn::Sub": [format!("{prefix}${{Source}}"), { "Source": part(0) }] }),
+            "{acl_id}.{name}: the route of entry {index}'s source"
+        );
         let condition = condition
             .clone()
-            .unwrap_or_else(|| panic!("{acl_id}.{name}: exists only when its addresses are set"));
+            .unwrap_or_else(|| panic!("{acl_id}.{name}: exists only when its entry does"));
+        assert_eq!(
+            template.conditions.get(&condition),
+            Some(
+                &json!({ "Fn::And": [acl_condition, { "Fn::Not": [{ "Fn::Equals": [entry, ""] }] }] })
+            ),
+            "{condition}: true when entry {index} is there (and the WAF is on)"
+        );
         let ip_set = template.resource(&ip_set_id);
         assert_eq!(ip_set["Type"], "AWS::WAFv2::IPSet", "{ip_set_id}");
         assert_eq!(
             ip_set["Condition"], condition,
-            "{ip_set_id}: exists exactly when its rule does"
+            "{ip_set_id}: exists with its rule"
         );
-        let props = &ip_set["Properties"];
-        assert_eq!(props["Scope"], "REGIONAL", "{ip_set_id}");
-        let parameter = props["Addresses"]["Fn::Split"][1]["Ref"]
-            .as_str()
-            .unwrap_or_else(|| panic!("{ip_set_id}.Addresses: !Split [\",\", !Ref <parameter>]"))
-            .to_owned();
+        assert_eq!(ip_set["Properties"]["Scope"], "REGIONAL", "{ip_set_id}");
         assert_eq!(
-            props["Addresses"]["Fn::Split"][0], ",",
-            "{ip_set_id}: comma-separated"
-        );
-        let declared = &template.parameters[&parameter];
-        assert_eq!(
-            declared["Default"], "",
-            "{parameter}: empty (optional) by default"
-        );
-        assert!(
-            declared["AllowedPattern"].is_string(),
-            "{parameter}: a pattern, so a malformed list fails before WAF sees it"
-        );
-        let set = json!({ "Fn::Not": [{ "Fn::Equals": [reference(&parameter), ""] }] });
-        let expected = match &acl_condition {
-            Some(acl_condition) => json!({ "Fn::And": [{ "Condition": acl_condition }, set] }),
-            None => set,
-        };
-        assert_eq!(
-            template.conditions.get(&condition),
-            Some(&expected),
-            "{condition}: true when {parameter} is set (and the WAF is on)"
-        );
-        if let Some(other) = exempted.insert(route.clone(), parameter.clone()) {
-            panic!("{route}: exempted twice, by {other} and {parameter}");
-        }
-    }
-    let parameters: BTreeSet<&String> = exempted.values().collect();
-    assert_eq!(parameters.len(), exempted.len(), "one parameter per source");
-    for source in ALL {
-        assert!(
-            exempted.contains_key(&source.route()),
-            "{}: no optional addresses of its own exempted on {}",
-            source.slug,
-            source.route()
+            ip_set["Properties"]["Addresses"],
+            json!({ "Fn::Split": [",", part(1)] }),
+            "{ip_set_id}: the CIDRs of entry {index}"
         );
     }
-    assert_eq!(
-        exempted.len(),
-        ALL.len(),
-        "exemptions for routes that are no source's"
+
+    let parameter = &template.parameters["SourceEgressCidrs"];
+    assert_eq!(parameter["Default"], "", "SourceEgressCidrs: optional");
+    let pattern = parameter["AllowedPattern"]
+        .as_str()
+        .expect("SourceEgressCidrs: a pattern, so a malformed list fails before WAF sees it");
+    let pattern = regex_lite::Regex::new(pattern).expect("SourceEgressCidrs.AllowedPattern");
+    let entries: Vec<String> = (0..=slots.len())
+        .map(|at| {
+            format!(
+                "{}=203.0.113.0/28,198.51.100.7/32",
+                ALL[at % ALL.len()].slug
+            )
+        })
+        .collect();
+    assert!(pattern.is_match(""), "SourceEgressCidrs: empty");
+    assert!(
+        pattern.is_match(&entries[..slots.len()].join(";")),
+        "SourceEgressCidrs: an entry for every slot"
     );
+    let refused = [
+        entries.join(";"),
+        slug.to_owned(),
+        format!("{slug}="),
+        format!("{slug}=203.0.113.0/8"),
+        format!("{slug}=203.0.113.0/28, 198.51.100.7/32"),
+        format!("{slug}=203.0.113.0/28;"),
+        "=203.0.113.0/28".to_owned(),
+    ];
+    for value in refused {
+        assert!(
+            !pattern.is_match(&value),
+            "SourceEgressCidrs accepts {value:?}"
+        );
+    }
 }
 
 /// The `{ ... }` filter pattern and metric (namespace, name) of a metric filter.

@@ -1,6 +1,5 @@
 //! Each source's part of `template.yaml`, written from its declaration in
-//! [`shared::domain::source::ALL`]: its egress-range parameter, condition, WAF exemption and IP
-//! set, its secret, function and alarms, and its outputs. What differs between sources follows from how each proves
+//! [`shared::domain::source::ALL`]: its secret, function and alarms, and its outputs. What differs between sources follows from how each proves
 //! itself (its [`Auth`]); everything else of the template is written by hand.
 //!
 //! The generated parts sit between marker comments, one pair per place in the template,
@@ -18,23 +17,10 @@ pub enum Error {
 }
 
 /// The places in the template a source has a part in, in the template's order.
-pub const PARTS: [Part; 6] = [
-    Part::ParameterGroup,
-    Part::Parameters,
-    Part::Conditions,
-    Part::WafRules,
-    Part::Resources,
-    Part::Outputs,
-];
+pub const PARTS: [Part; 2] = [Part::Resources, Part::Outputs];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Part {
-    /// The egress-range parameters in the console's "Flood protection" group.
-    ParameterGroup,
-    Parameters,
-    Conditions,
-    /// The rules that exempt a source's own addresses on its own route.
-    WafRules,
     Resources,
     Outputs,
 }
@@ -42,10 +28,6 @@ pub enum Part {
 impl Part {
     fn name(self) -> &'static str {
         match self {
-            Part::ParameterGroup => "parameter group",
-            Part::Parameters => "parameters",
-            Part::Conditions => "conditions",
-            Part::WafRules => "WAF rules",
             Part::Resources => "resources",
             Part::Outputs => "outputs",
         }
@@ -67,12 +49,8 @@ impl Part {
     /// The part's text for every source, unindented.
     fn render(self) -> String {
         let mut text = String::new();
-        for (index, source) in ALL.iter().enumerate() {
+        for source in ALL {
             let part = match self {
-                Part::ParameterGroup => "- <Stem>EgressCidrs\n".to_owned(),
-                Part::Parameters => PARAMETER.to_owned(),
-                Part::Conditions => CONDITION.to_owned(),
-                Part::WafRules => WAF_RULE.replace("<priority>", &index.to_string()),
                 Part::Resources => resources(source),
                 Part::Outputs => outputs(source),
             };
@@ -189,7 +167,7 @@ fn resources(source: &Source) -> String {
                 .replace("<method>", method),
         );
     }
-    [IP_SET, &secret, &function, alarms, ERRORS_ALARM].concat()
+    [HEADING, &secret, &function, alarms, ERRORS_ALARM].concat()
 }
 
 fn outputs(source: &Source) -> String {
@@ -201,58 +179,9 @@ fn outputs(source: &Source) -> String {
     .to_owned()
 }
 
-const PARAMETER: &str = r#"<Stem>EgressCidrs:
-  Type: String
-  Default: ""
-  AllowedPattern: ^$|^((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/(1[6-9]|2[0-9]|3[0-2])(,((25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])\.){3}(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])/(1[6-9]|2[0-9]|3[0-2]))*$
-  ConstraintDescription: IPv4 CIDRs (/16 to /32), comma-separated, no spaces; or empty
-  Description: >
-    Optional: the addresses <Platform> posts from, as IPv4 CIDRs (e.g. 203.0.113.0/28,198.51.100.7/32).
-    Requests from them to <Platform>'s own route skip WAF's per-IP limits (its route's throttle
-    still applies). Only addresses that are <Platform>'s alone: anyone else on them is trusted too.
-"#;
-
-const CONDITION: &str = r#"Has<Stem>EgressRanges: !And [!Condition UseWaf, !Not [!Equals [!Ref <Stem>EgressCidrs, ""]]]
-"#;
-
-const WAF_RULE: &str = r#"- !If
-  - Has<Stem>EgressRanges
-  - Name: <slug>-egress-ranges
-    Priority: <priority>
-    Action:
-      Allow: {}
-    VisibilityConfig:
-      CloudWatchMetricsEnabled: true
-      MetricName: <slug>-egress-ranges
-      SampledRequestsEnabled: false
-    Statement:
-      AndStatement:
-        Statements:
-          - IPSetReferenceStatement:
-              Arn: !GetAtt <Stem>EgressRanges.Arn
-          # Its own route only (the execute-api URL puts the stage before it).
-          - ByteMatchStatement:
-              FieldToMatch:
-                UriPath: {}
-              PositionalConstraint: ENDS_WITH
-              SearchString: <route>
-              TextTransformations:
-                - { Priority: 0, Type: NONE }
-  - !Ref AWS::NoValue
-"#;
-
-const IP_SET: &str = r#"
+const HEADING: &str = "
 # ---------------------------------------------------------------- <Platform>
-<Stem>EgressRanges:
-  Type: AWS::WAFv2::IPSet
-  Condition: Has<Stem>EgressRanges
-  Properties:
-    Name: !Sub ${AWS::StackName}-<slug>-egress
-    Description: Addresses <slug> posts from, <Stem>EgressCidrs, exempt from the per-IP limits on its own route
-    Scope: REGIONAL
-    IPAddressVersion: IPV4
-    Addresses: !Split [",", !Ref <Stem>EgressCidrs]
-"#;
+";
 
 const HEADER_SECRET_DESCRIPTION: &str =
     "<Platform>'s X-API-Key (one key, or a JSON list of keys during a rotation)";
