@@ -298,6 +298,30 @@ const ROUTE_EVENT: &str = r#"      <event>:
           TimeoutInMillis: 9000
 "#;
 
+/// An alarm on a count of a source's lines: any `$threshold` in `$period` seconds.
+macro_rules! count_alarm {
+    ($metric:literal, $period:literal, $threshold:literal, $description:expr) => {
+        concat!(
+            "<Stem>", $metric, "Alarm:\n",
+            "  Type: AWS::CloudWatch::Alarm\n",
+            "  Properties:\n",
+            "    AlarmDescription: ", $description, "\n",
+            "    Namespace: !Sub \"MgDigitalLeads/${AWS::StackName}\"\n",
+            "    MetricName: ", $metric, "\n",
+            "    Dimensions:\n",
+            "      - { Name: Source, Value: <slug> }\n",
+            "    Statistic: Sum\n",
+            "    Period: ", $period, "\n",
+            "    EvaluationPeriods: 1\n",
+            "    Threshold: ", $threshold, "\n",
+            "    ComparisonOperator: GreaterThanOrEqualToThreshold\n",
+            "    TreatMissingData: notBreaching\n",
+            "    AlarmActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
+            "    OKActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
+        )
+    };
+}
+
 /// The four alarms on a source's metrics, each with its own description.
 macro_rules! alarms {
     ($silent:expr, $rejected:expr, $refusals:expr, $misconfigured:expr) => {
@@ -321,54 +345,9 @@ macro_rules! alarms {
             "    TreatMissingData: breaching\n",
             "    AlarmActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
             "    OKActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
-            "<Stem>RejectedLeadsAlarm:\n",
-            "  Type: AWS::CloudWatch::Alarm\n",
-            "  Properties:\n",
-            "    AlarmDescription: ", $rejected, "\n",
-            "    Namespace: !Sub \"MgDigitalLeads/${AWS::StackName}\"\n",
-            "    MetricName: RejectedLeads\n",
-            "    Dimensions:\n",
-            "      - { Name: Source, Value: <slug> }\n",
-            "    Statistic: Sum\n",
-            "    Period: 900\n",
-            "    EvaluationPeriods: 1\n",
-            "    Threshold: !Ref RejectedLeadsAlarmThreshold\n",
-            "    ComparisonOperator: GreaterThanOrEqualToThreshold\n",
-            "    TreatMissingData: notBreaching\n",
-            "    AlarmActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
-            "    OKActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
-            "<Stem>KeyRefusalsAlarm:\n",
-            "  Type: AWS::CloudWatch::Alarm\n",
-            "  Properties:\n",
-            "    AlarmDescription: ", $refusals, "\n",
-            "    Namespace: !Sub \"MgDigitalLeads/${AWS::StackName}\"\n",
-            "    MetricName: KeyRefusals\n",
-            "    Dimensions:\n",
-            "      - { Name: Source, Value: <slug> }\n",
-            "    Statistic: Sum\n",
-            "    Period: 900\n",
-            "    EvaluationPeriods: 1\n",
-            "    Threshold: !Ref KeyRefusalsAlarmThreshold\n",
-            "    ComparisonOperator: GreaterThanOrEqualToThreshold\n",
-            "    TreatMissingData: notBreaching\n",
-            "    AlarmActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
-            "    OKActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
-            "<Stem>MisconfiguredAlarm:\n",
-            "  Type: AWS::CloudWatch::Alarm\n",
-            "  Properties:\n",
-            "    AlarmDescription: ", $misconfigured, "\n",
-            "    Namespace: !Sub \"MgDigitalLeads/${AWS::StackName}\"\n",
-            "    MetricName: Misconfigured\n",
-            "    Dimensions:\n",
-            "      - { Name: Source, Value: <slug> }\n",
-            "    Statistic: Sum\n",
-            "    Period: 300\n",
-            "    EvaluationPeriods: 1\n",
-            "    Threshold: 1\n",
-            "    ComparisonOperator: GreaterThanOrEqualToThreshold\n",
-            "    TreatMissingData: notBreaching\n",
-            "    AlarmActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
-            "    OKActions: [!If [CreateAlarmTopic, !Ref AlarmTopic, !Ref ExistingAlarmTopicArn]]\n",
+            count_alarm!("RejectedLeads", "900", "!Ref RejectedLeadsAlarmThreshold", $rejected),
+            count_alarm!("KeyRefusals", "900", "!Ref KeyRefusalsAlarmThreshold", $refusals),
+            count_alarm!("Misconfigured", "300", "1", $misconfigured),
         )
     };
 }
