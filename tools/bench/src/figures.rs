@@ -8,6 +8,58 @@ use crate::report::{self, Metric};
 use crate::{Round, Sizes};
 use crate::{ARM64_TARGET_MIB, PEAK_RSS_TARGET_MIB, READY_TARGET_MS, TARGET_RATIO};
 
+/// What a round's figures are, each taken within the round.
+impl Round {
+    pub(crate) fn p50_ratio(&self) -> f64 {
+        self.function.p50_us / self.durable_floor.p50_us
+    }
+
+    pub(crate) fn p99_ratio(&self) -> f64 {
+        self.function.p99_us / self.durable_floor.p99_us
+    }
+
+    pub(crate) fn p50_ratio_non_durable(&self) -> f64 {
+        self.function_non_durable.p50_us / self.non_durable_floor.p50_us
+    }
+
+    /// What a durable commit waits for: the WAL flush.
+    pub(crate) fn commit_flush_p50_us(&self) -> f64 {
+        self.durable_floor.p50_us - self.non_durable_floor.p50_us
+    }
+
+    pub(crate) fn added_p50_us(&self) -> f64 {
+        self.function.p50_us - self.durable_floor.p50_us
+    }
+
+    pub(crate) fn added_non_durable_p50_us(&self) -> f64 {
+        self.function_non_durable.p50_us - self.non_durable_floor.p50_us
+    }
+
+    pub(crate) fn lambda_http_p50_us(&self) -> f64 {
+        self.lambda_http_noop.p50_us - self.runtime_noop.p50_us
+    }
+
+    pub(crate) fn log_line_p50_us(&self) -> f64 {
+        self.function_non_durable.p50_us - self.function_non_durable_without_log_line.p50_us
+    }
+
+    /// What is left once the plumbing, the log line and the floor are taken away: the
+    /// function's own steps and its driver, HTTP and kernel work around them.
+    pub(crate) fn rest_p50_us(&self) -> f64 {
+        self.function_non_durable_without_log_line.p50_us
+            - self.lambda_http_noop.p50_us
+            - self.non_durable_floor.p50_us
+    }
+
+    pub(crate) fn allowed_p50_us(&self) -> f64 {
+        TARGET_RATIO * self.durable_floor.p50_us
+    }
+
+    pub(crate) fn over_target_p50_us(&self) -> f64 {
+        self.function.p50_us - self.allowed_p50_us()
+    }
+}
+
 pub(crate) fn metrics(cold: &[ColdStart], rounds: &[Round], sizes: &Sizes) -> Vec<Metric> {
     const MIB: f64 = 1024.0 * 1024.0;
     let mib = |bytes: u64| bytes as f64 / MIB;

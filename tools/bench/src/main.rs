@@ -138,57 +138,6 @@ struct Round {
     non_durable_floor: LatencyRun,
 }
 
-impl Round {
-    fn p50_ratio(&self) -> f64 {
-        self.function.p50_us / self.durable_floor.p50_us
-    }
-
-    fn p99_ratio(&self) -> f64 {
-        self.function.p99_us / self.durable_floor.p99_us
-    }
-
-    fn p50_ratio_non_durable(&self) -> f64 {
-        self.function_non_durable.p50_us / self.non_durable_floor.p50_us
-    }
-
-    /// What a durable commit waits for: the WAL flush.
-    fn commit_flush_p50_us(&self) -> f64 {
-        self.durable_floor.p50_us - self.non_durable_floor.p50_us
-    }
-
-    fn added_p50_us(&self) -> f64 {
-        self.function.p50_us - self.durable_floor.p50_us
-    }
-
-    fn added_non_durable_p50_us(&self) -> f64 {
-        self.function_non_durable.p50_us - self.non_durable_floor.p50_us
-    }
-
-    fn lambda_http_p50_us(&self) -> f64 {
-        self.lambda_http_noop.p50_us - self.runtime_noop.p50_us
-    }
-
-    fn log_line_p50_us(&self) -> f64 {
-        self.function_non_durable.p50_us - self.function_non_durable_without_log_line.p50_us
-    }
-
-    /// What is left once the plumbing, the log line and the floor are taken away: the
-    /// function's own steps and its driver, HTTP and kernel work around them.
-    fn rest_p50_us(&self) -> f64 {
-        self.function_non_durable_without_log_line.p50_us
-            - self.lambda_http_noop.p50_us
-            - self.non_durable_floor.p50_us
-    }
-
-    fn allowed_p50_us(&self) -> f64 {
-        TARGET_RATIO * self.durable_floor.p50_us
-    }
-
-    fn over_target_p50_us(&self) -> f64 {
-        self.function.p50_us - self.allowed_p50_us()
-    }
-}
-
 async fn run(args: Args) -> Result<(), Error> {
     let database_url = std::env::var("DATABASE_URL")
         .map_err(|_| "set DATABASE_URL (make bench starts a throwaway database)")?;
