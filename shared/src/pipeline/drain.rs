@@ -22,8 +22,7 @@ use crate::domain::mask;
 use crate::error::{BufferError, ConfigError, SecretError, StoreError};
 use crate::infra::buffer::{self, Buffer, Queued, Unfetched, VisibilityError};
 use crate::infra::config::intake::DrainConfig;
-use crate::infra::graph::GraphError;
-use crate::infra::graph::{FetchError, Meta};
+use crate::infra::graph::{FetchError, GraphError, Meta};
 use crate::infra::parts::Parts;
 use crate::infra::store::{Store, Stored};
 
@@ -295,9 +294,8 @@ impl Drain {
                     .get("ApproximateReceiveCount")
                     .and_then(|count| count.parse::<u32>().ok())
                     .unwrap_or(1);
-                let delay = self.backoff.delay(receives);
-                requests.push((receipt_handle, delay));
-                hidden.push((index, delay));
+                requests.push((receipt_handle, self.backoff.delay(receives)));
+                hidden.push(index);
             }
         }
         let answers: Vec<Result<Duration, Unhidden>> = match &self.buffer {
@@ -305,12 +303,12 @@ impl Drain {
                 .hide(&requests)
                 .await
                 .into_iter()
-                .zip(&hidden)
+                .zip(&requests)
                 .map(|(answer, (_, delay))| answer.map(|()| *delay).map_err(Unhidden::Failed))
                 .collect(),
-            None => hidden.iter().map(|_| Err(Unhidden::NoBuffer)).collect(),
+            None => requests.iter().map(|_| Err(Unhidden::NoBuffer)).collect(),
         };
-        for ((index, _), answer) in hidden.into_iter().zip(answers) {
+        for (index, answer) in hidden.into_iter().zip(answers) {
             if let Outcome::Retried { delay, .. } = &mut settled[index].1 {
                 *delay = answer;
             }
