@@ -1,8 +1,8 @@
 //! What `template.yaml` and the local runs must hold that generation cannot promise,
 //! against the code's own list [`shared::domain::source::ALL`]. Each source's part of the
-//! template (its parameter, condition, WAF exemption, secret, function, alarms and
-//! outputs) is written by `make template` from its declaration, and `tools/template/tests/fresh.rs` fails while the checked-in template
-//! is stale; so what is checked here is what the generator (or a hand-written part) could
+//! template (its secret, function, alarms and outputs) is written by `make template` from
+//! its declaration, and `tools/template/tests/fresh.rs` fails while the checked-in
+//! template is stale; so what is checked here is what the generator (or a hand-written part) could
 //! still get wrong. What differs between sources follows from how each proves itself
 //! (its [`Auth`]), never from its name:
 //!
@@ -1770,17 +1770,14 @@ fn every_function_has_a_log_group_and_an_errors_alarm() {
     let slugs = sources();
     let mut owners = BTreeMap::new();
     for (binary, id) in &template.functions {
+        let source = slugs.contains(binary);
         let function = template.resource(id);
         let group_id = function["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
             .as_str()
             .unwrap_or_else(|| panic!("{id}: LoggingConfig.LogGroup is !Ref <its log group>"));
         let group = template.resource(group_id);
         assert_eq!(group["Type"], "AWS::Logs::LogGroup", "{id}: {group_id}");
-        let name = if slugs.contains(binary) {
-            "sources"
-        } else {
-            binary
-        };
+        let name = if source { "sources" } else { binary };
         assert_eq!(
             group["Properties"]["LogGroupName"],
             json!({ "Fn::Sub": format!("/aws/lambda/${{AWS::StackName}}-{name}") }),
@@ -1791,11 +1788,7 @@ fn every_function_has_a_log_group_and_an_errors_alarm() {
             reference("LogRetentionDays"),
             "{group_id}: RetentionInDays"
         );
-        let owner = if slugs.contains(binary) {
-            "the sources"
-        } else {
-            id
-        };
+        let owner = if source { "the sources" } else { id };
         if let Some(other) = owners.insert(group_id.to_owned(), owner.to_owned()) {
             assert_eq!(
                 other, owner,
